@@ -1,1 +1,14 @@
-"""The anthropic wire format."""
+"""The Anthropic Messages wire format: `AnthropicAdapter` upstream, `AnthropicInbound` for `/v1/messages`."""
+
+from faregate.providers.anthropic.adapter import AnthropicAdapter
+from faregate.providers.anthropic.errors import StreamError
+from faregate.providers.anthropic.inbound import AnthropicInbound
+from faregate.providers.anthropic.stream import AnthropicStreamDecoder, AnthropicStreamEncoder
+
+__all__ = [
+    "AnthropicAdapter",
+    "AnthropicInbound",
+    "AnthropicStreamDecoder",
+    "AnthropicStreamEncoder",
+    "StreamError",
+]

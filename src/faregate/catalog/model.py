@@ -1,0 +1,72 @@
+"""What the catalog knows: providers, offerings and their prices (USD per 1M tokens, `Decimal`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Literal
+
+from faregate.config.model import Api, Listing, Policy
+
+Kind = Literal["chat", "embedding"]
+MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per 1M tokens. Cache prices default to the input price when a provider publishes none."""
+
+    input: Decimal
+    output: Decimal
+    cached_input: Decimal | None = None
+    cache_write: Decimal | None = None
+
+    def is_free(self) -> bool:
+        return self.input == 0 and self.output == 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    name: str
+    api: Api
+    base_url: str
+    api_key_env: tuple[str, ...]  # empty: keyless (a local server)
+    data_collection: Policy
+    listing: Listing | None = None
+    free: bool = False
+    source_url: str | None = None
+    source_taken: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Offering:
+    """One provider's way to serve one model. `price` None: known but not routable (no price anywhere)."""
+
+    model_id: str
+    provider: str
+    upstream_id: str
+    kind: Kind
+    price: Price | None
+    context: int
+    max_output: int | None = None
+    caps: frozenset[str] = frozenset()
+    name: str | None = None
+    retired: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.model_id, self.provider)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    providers: Mapping[str, ProviderInfo] = field(default_factory=lambda: MappingProxyType({}))
+    offerings: tuple[Offering, ...] = ()
+
+    def offering(self, model_id: str, provider: str) -> Offering | None:
+        for o in self.offerings:
+            if o.model_id == model_id and o.provider == provider:
+                return o
+        return None

@@ -1,0 +1,45 @@
+"""Validate a loaded YAML document against its JSON Schema in `schemas/`: the single source of shape rules."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from faregate.config.load import ConfigIssue, YamlDoc, plain
+from faregate.paths import schema_path
+
+
+@cache
+def validator(name: str) -> Draft202012Validator:
+    """The compiled validator for `schemas/<name>.schema.json` (loaded once per process)."""
+    schema = json.loads(schema_path(name).read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def schema_issues(doc: YamlDoc, schema: str) -> tuple[Any, list[ConfigIssue]]:
+    """The document as plain data, and every schema violation located at its line and column."""
+    data = plain(doc.root)
+    issues = [_issue(doc, e) for e in validator(schema).iter_errors(data)]
+    return data, sorted(set(issues))
+
+
+def _issue(doc: YamlDoc, err: ValidationError) -> ConfigIssue:
+    if err.context:  # oneOf / anyOf: say what the closest alternative wanted
+        err = best_match(err.context)
+    path = list(err.absolute_path)
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = set(err.schema.get("properties", {}))
+        extra = sorted(k for k in err.instance if k not in allowed)
+        if extra:
+            hint = f" (allowed: {', '.join(sorted(allowed))})" if allowed else ""
+            return doc.issue([*path, extra[0]], f"unknown field '{extra[0]}'{hint}")
+    if err.validator == "required":
+        where = ".".join(str(p) for p in path) or "the top level"
+        return doc.issue(path, f"{err.message} in {where}")
+    where = ".".join(str(p) for p in path)
+    return doc.issue(path, f"{where}: {err.message}" if where else err.message, at_value=bool(path))

@@ -1,0 +1,111 @@
+"""Anthropic upstream failures: a non-2xx response or an in-stream `error` event, as an `UpstreamError`.
+
+Classification goes by HTTP status and the structured `error.type` of Anthropic's envelope
+(https://docs.anthropic.com/en/api/errors), never by message text; only the (masked, shortened) structured
+message is kept, never the raw body.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+from faregate.errors import UpstreamError
+
+MAX_MESSAGE_CHARS: Final = 300
+
+# Statuses where another channel may well succeed: the channel's own key, model or capacity is at fault
+# (401/403/404), or the upstream is busy or broken (408, 409, 429, 5xx, Anthropic's 529 overloaded_error).
+# Every other 4xx (400, 413, ...) blames the request itself and is returned to the client.
+RETRYABLE_4XX: Final = frozenset({401, 403, 404, 408, 409, 429})
+
+# Anthropic's documented status for each error `type`: gives an in-stream `error` event (sent after a 200)
+# the status it would have had as a response.
+TYPE_STATUS: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "invalid_request_error": 400,
+        "authentication_error": 401,
+        "billing_error": 402,
+        "permission_error": 403,
+        "not_found_error": 404,
+        "request_too_large": 413,
+        "rate_limit_error": 429,
+        "api_error": 500,
+        "timeout_error": 504,
+        "overloaded_error": 529,
+    }
+)
+
+# Key-like tokens an upstream might echo back in a message ("invalid x-api-key sk-ant-api03-...").
+_SECRET = re.compile(r"\b(sk-ant-|sk-)[A-Za-z0-9_\-]{6,}")
+
+
+class StreamError(Exception):
+    """An Anthropic stream failed after it started: an `error` event, a malformed event, or an early end.
+
+    Raised by the stream decoder; the server ends the client's stream with an error event built from `error`.
+    """
+
+    def __init__(self, error: UpstreamError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def is_retryable(status: int) -> bool:
+    return status >= 500 or status in RETRYABLE_4XX
+
+
+def clean_message(message: str) -> str:
+    """Mask key-like tokens, then shorten: what is safe to log and show in a trace."""
+    masked = _SECRET.sub(lambda m: m.group(1) + "***", message)
+    return masked if len(masked) <= MAX_MESSAGE_CHARS else masked[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def error_object(payload: Any) -> tuple[str | None, str | None]:
+    """`(type, message)` from Anthropic's envelope `{"type": "error", "error": {"type", "message"}}`."""
+    if not isinstance(payload, dict):
+        return None, None
+    err = payload.get("error")
+    if not isinstance(err, dict):
+        return None, None
+    etype, message = err.get("type"), err.get("message")
+    return (etype if isinstance(etype, str) else None), (message if isinstance(message, str) else None)
+
+
+def classify_error(status: int, body: bytes) -> UpstreamError:
+    """A non-2xx response from `POST /v1/messages`."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    etype, message = error_object(payload)
+    return UpstreamError(
+        kind="status",
+        message=clean_message(message or f"HTTP {status}"),
+        status=status,
+        retryable=is_retryable(status),
+        error_type=etype,
+    )
+
+
+def stream_error(payload: Any) -> StreamError:
+    """An `event: error` inside a 200 stream, e.g. `overloaded_error` mid-answer."""
+    etype, message = error_object(payload)
+    status = TYPE_STATUS.get(etype or "", 500)
+    return StreamError(
+        UpstreamError(
+            kind="status",
+            message=clean_message(message or "error event in stream"),
+            status=status,
+            retryable=is_retryable(status),
+            error_type=etype,
+        )
+    )
+
+
+def protocol_error(message: str) -> StreamError:
+    """The stream broke Anthropic's event grammar (bad JSON, truncated): another channel may do better."""
+    return StreamError(UpstreamError(kind="protocol", message=message, retryable=True))

@@ -1,0 +1,236 @@
+"""Canonical `ChatRequest` → an Anthropic Messages API body (`POST /v1/messages`).
+
+Structure (system, turns, blocks, tools) is built by small functions; renames, clamps and defaults are the
+`PARAMS` table. What Anthropic cannot carry is returned as `dropped` for the trace, never lost silently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final
+
+from faregate.canonical import (
+    JSON,
+    ChatRequest,
+    ImagePart,
+    JSONObject,
+    Message,
+    Part,
+    TextPart,
+    Tool,
+    ToolChoice,
+)
+from faregate.providers.anthropic.response import parse_arguments
+
+DEFAULT_MAX_TOKENS: Final = 4096  # Anthropic requires max_tokens; used when neither request nor offering says
+EMPTY_SCHEMA: Final[Mapping[str, Any]] = MappingProxyType({"type": "object", "properties": {}})
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    target: str  # dotted path in the upstream body
+    clamp: tuple[float, float] | None = None
+    convert: Callable[[JSON], JSON] | None = None
+
+
+# Canonical sampling fields → Anthropic Messages. `max_tokens` is not here: render_request always sets it.
+PARAMS: Final[Mapping[str, Param]] = MappingProxyType(
+    {
+        "temperature": Param("temperature", clamp=(0.0, 1.0)),  # Anthropic allows 0..1, OpenAI 0..2
+        "top_p": Param("top_p", clamp=(0.0, 1.0)),
+        "stop": Param("stop_sequences", convert=list),
+        "user": Param("metadata.user_id"),
+    }
+)
+
+TOOL_CHOICES: Final[Mapping[str, str]] = MappingProxyType(
+    {"auto": "auto", "required": "any", "tool": "tool", "none": "none"}
+)
+
+# Anthropic has no JSON mode: a JSON `response_format` becomes this instruction at the end of `system`,
+# which is what Anthropic's docs suggest for consistent JSON ("increase output consistency").
+JSON_INSTRUCTION: Final = "Respond only with a single valid JSON object: no prose, no Markdown code fences."
+
+
+def render_request(
+    req: ChatRequest, upstream_id: str, max_output_tokens: int | None
+) -> tuple[JSONObject, list[str]]:
+    """The body for `upstream_id`, and the request fields Anthropic could not carry."""
+    dropped: list[str] = []
+    system, turns = split_system(req.messages)
+    instruction = json_instruction(req.response_format)
+    system = "\n\n".join(s for s in (system, instruction) if s)
+    body: JSONObject = {
+        "model": upstream_id,
+        "messages": merge_turns(render_message(m, dropped) for m in turns),
+        "max_tokens": req.max_tokens or max_output_tokens or DEFAULT_MAX_TOKENS,
+    }
+    if system:
+        body["system"] = system
+    if req.tools:
+        body["tools"] = [render_tool(t) for t in req.tools]
+    choice = render_tool_choice(req.tool_choice, req.extra.get("parallel_tool_calls") is False)
+    if choice and req.tools:
+        body["tool_choice"] = choice
+    elif req.tool_choice:
+        dropped.append("tool_choice")  # Anthropic rejects tool_choice without tools
+    apply_params(body, req, PARAMS)
+    if req.stream:
+        body["stream"] = True
+    dropped.extend(merge_extra(body, req))
+    return body, dropped
+
+
+def split_system(messages: Iterable[Message]) -> tuple[str, list[Message]]:
+    """Anthropic takes system text outside the turns: every system message (wherever it stood), joined."""
+    system: list[str] = []
+    turns: list[Message] = []
+    for m in messages:
+        if m.role == "system":
+            system.extend(p.text for p in m.content if isinstance(p, TextPart) and p.text)
+        else:
+            turns.append(m)
+    return "\n\n".join(system), turns
+
+
+def json_instruction(response_format: Mapping[str, Any] | None) -> str:
+    if not response_format:
+        return ""
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return JSON_INSTRUCTION
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, Mapping) else None
+        if schema:
+            return f"{JSON_INSTRUCTION} It must match this JSON Schema: {json.dumps(schema)}"
+        return JSON_INSTRUCTION
+    return ""
+
+
+def render_message(m: Message, dropped: list[str]) -> JSONObject:
+    """One canonical message as one Anthropic turn (not yet merged with its neighbours)."""
+    if m.role == "tool":
+        return {"role": "user", "content": [render_tool_result(m)]}
+    blocks = [b for p in m.content if (b := render_part(p, dropped))]
+    if m.role == "assistant":
+        blocks.extend(render_tool_use(c.id, c.name, c.arguments, dropped) for c in m.tool_calls)
+    return {"role": "assistant" if m.role == "assistant" else "user", "content": blocks}
+
+
+def render_part(p: Part, dropped: list[str]) -> JSONObject | None:
+    if isinstance(p, TextPart):
+        return {"type": "text", "text": p.text} if p.text else None  # Anthropic rejects empty text blocks
+    if p.detail and "image detail" not in dropped:
+        dropped.append("image detail")
+    return {"type": "image", "source": image_source(p)}
+
+
+def image_source(p: ImagePart) -> JSONObject:
+    if p.data_b64 is not None:
+        return {"type": "base64", "media_type": p.media_type or "image/png", "data": p.data_b64}
+    url = p.url or ""
+    if url.startswith("data:") and ";base64," in url:  # an OpenAI data URL that was not split upstream
+        head, data = url[5:].split(";base64,", 1)
+        return {"type": "base64", "media_type": head or "image/png", "data": data}
+    return {"type": "url", "url": url}
+
+
+def render_tool_use(call_id: str, name: str, arguments: str, dropped: list[str]) -> JSONObject:
+    """Anthropic wants `input` as an object; arguments that are not a JSON object become `{}` (noted)."""
+    parsed = parse_arguments(arguments)
+    if parsed is None:
+        dropped.append(f"tool_calls[{call_id}].arguments (not a JSON object)")
+        parsed = {}
+    return {"type": "tool_use", "id": call_id, "name": name, "input": parsed}
+
+
+def render_tool_result(m: Message) -> JSONObject:
+    """A tool message as a `tool_result` block: plain text as a string, with images as a block list."""
+    content: str | list[JSONObject]
+    if any(isinstance(p, ImagePart) for p in m.content):
+        content = [b for p in m.content if (b := render_part(p, []))]
+    else:
+        content = m.text
+    block: JSONObject = {"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": content}
+    if m.is_error:
+        block["is_error"] = True
+    return block
+
+
+def merge_turns(turns: Iterable[JSONObject]) -> list[JSONObject]:
+    """Anthropic requires user and assistant turns to alternate: consecutive same-role turns become one
+    (so consecutive tool results share one user turn, ahead of any user text that follows them)."""
+    merged: list[JSONObject] = []
+    for turn in turns:
+        if not turn["content"]:
+            continue
+        if merged and merged[-1]["role"] == turn["role"]:
+            merged[-1]["content"].extend(turn["content"])
+        else:
+            merged.append({"role": turn["role"], "content": list(turn["content"])})
+    return merged
+
+
+def render_tool(t: Tool) -> JSONObject:
+    tool: JSONObject = {"name": t.name}
+    if t.description:
+        tool["description"] = t.description
+    tool["input_schema"] = dict(t.parameters) if t.parameters else dict(EMPTY_SCHEMA)
+    return tool
+
+
+def render_tool_choice(choice: ToolChoice | None, serial: bool) -> JSONObject | None:
+    """`serial` (OpenAI's `parallel_tool_calls: false`) is Anthropic's `disable_parallel_tool_use`."""
+    if choice is None and not serial:
+        return None
+    out: JSONObject = {"type": TOOL_CHOICES[choice.mode] if choice else "auto"}
+    if choice and choice.mode == "tool":
+        out["name"] = choice.name or ""
+    if serial and out["type"] != "none":
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def apply_params(body: JSONObject, req: ChatRequest, table: Mapping[str, Param]) -> None:
+    for name, param in table.items():
+        value = getattr(req, name)
+        if value is None or value == ():
+            continue
+        if param.convert is not None:
+            value = param.convert(value)
+        if param.clamp is not None:
+            low, high = param.clamp
+            value = min(max(float(value), low), high)
+        set_path(body, param.target, value)
+
+
+def set_path(body: JSONObject, dotted: str, value: JSON) -> None:
+    *parents, leaf = dotted.split(".")
+    node = body
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+
+
+# Extra keys that have a canonical place here rather than being forwarded as they are.
+HANDLED_EXTRA: Final = frozenset({"parallel_tool_calls"})
+
+
+def merge_extra(body: JSONObject, req: ChatRequest) -> list[str]:
+    """Fields of the client's format with no canonical meaning: forwarded when the client spoke Anthropic
+    (`top_k`, `thinking`, ...), else returned as dropped. Never overrides what the translation set."""
+    keys = [k for k in req.extra if k not in HANDLED_EXTRA]
+    if req.source_api != "anthropic":
+        return sorted(keys)
+    for key in keys:
+        value = req.extra[key]
+        current = body.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            body[key] = {**value, **current}
+        elif key not in body:
+            body[key] = value
+    return []

@@ -1,0 +1,281 @@
+"""Canonical requests → Gemini's wire: `generateContent` / `streamGenerateContent` and `batchEmbedContents`.
+
+Tables for renames and clamps, small functions for structure (system instruction, turns, parts, tools).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final
+from urllib.parse import unquote_to_bytes, urlsplit
+
+from faregate.canonical import (
+    ChatRequest,
+    EmbeddingRequest,
+    ImagePart,
+    JSONObject,
+    Message,
+    Part,
+    TextPart,
+    Tool,
+    ToolChoice,
+)
+from faregate.providers.base import Target, UpstreamCall
+from faregate.providers.gemini.schema import strip_schema
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    target: str  # key in `generationConfig`
+    clamp: tuple[float, float] | None = None
+    convert: Callable[[Any], Any] | None = None
+
+
+# ChatRequest sampling fields -> Gemini `generationConfig`. Fields not listed here and not rendered by a
+# function below are dropped and named in `UpstreamCall.dropped`.
+GENERATION_PARAMS: Final[Mapping[str, Param]] = MappingProxyType(
+    {
+        "max_tokens": Param("maxOutputTokens"),
+        "temperature": Param("temperature", clamp=(0.0, 2.0)),  # Gemini's range, like OpenAI's
+        "top_p": Param("topP", clamp=(0.0, 1.0)),
+        "stop": Param("stopSequences", convert=list),
+    }
+)
+
+ROLES: Final[Mapping[str, str]] = MappingProxyType({"user": "user", "assistant": "model", "tool": "user"})
+
+TOOL_MODES: Final[Mapping[str, str]] = MappingProxyType(
+    {"auto": "AUTO", "none": "NONE", "required": "ANY", "tool": "ANY"}
+)
+
+# `fileData` needs a MIME type and Gemini does not sniff one from a URL: guessed from the extension.
+IMAGE_TYPES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        ".png": "image/png",
+        ".jpg": "image/jpeg",
+        ".jpeg": "image/jpeg",
+        ".webp": "image/webp",
+        ".gif": "image/gif",
+        ".heic": "image/heic",
+        ".heif": "image/heif",
+    }
+)
+DEFAULT_IMAGE_TYPE: Final = "image/jpeg"
+JSON_MIME: Final = "application/json"
+
+
+def chat_call(req: ChatRequest, target: Target) -> UpstreamCall:
+    body, dropped = render_chat(req)
+    method = "streamGenerateContent?alt=sse" if req.stream else "generateContent"
+    return UpstreamCall("POST", model_url(target, method), headers(target), _dump(body), dropped)
+
+
+def embeddings_call(req: EmbeddingRequest, target: Target) -> UpstreamCall:
+    model = f"models/{bare_model_id(target.upstream_id)}"
+    requests: list[JSONObject] = []
+    for text in req.inputs:
+        item: JSONObject = {"model": model, "content": {"parts": [{"text": text}]}}
+        if req.dimensions is not None:
+            item["outputDimensionality"] = req.dimensions
+        requests.append(item)
+    dropped = (("user",) if req.user is not None else ()) + tuple(req.extra)
+    url = model_url(target, "batchEmbedContents")
+    return UpstreamCall("POST", url, headers(target), _dump({"requests": requests}), dropped)
+
+
+def model_url(target: Target, method: str) -> str:
+    return f"{target.base_url.rstrip('/')}/models/{bare_model_id(target.upstream_id)}:{method}"
+
+
+def bare_model_id(upstream_id: str) -> str:
+    """Gemini's listing names models `models/gemini-2.0-flash`; the URL wants the id once."""
+    return upstream_id.removeprefix("models/")
+
+
+def headers(target: Target) -> dict[str, str]:
+    """The key travels in `x-goog-api-key`, never in the URL (where it would end up in logs)."""
+    out = {"Content-Type": JSON_MIME}
+    if target.api_key:
+        out["x-goog-api-key"] = target.api_key
+    return out
+
+
+def render_chat(req: ChatRequest) -> tuple[JSONObject, tuple[str, ...]]:
+    """The `generateContent` body, and the names of the request fields Gemini cannot carry."""
+    system, contents = render_messages(req.messages)
+    body: JSONObject = {"contents": contents}
+    if system:
+        body["systemInstruction"] = {"parts": system}
+    if req.tools:
+        body["tools"] = [{"functionDeclarations": [render_tool(t) for t in req.tools]}]
+        if req.tool_choice is not None:
+            body["toolConfig"] = {"functionCallingConfig": render_tool_choice(req.tool_choice)}
+    config, dropped = render_generation_config(req)
+    if config:
+        body["generationConfig"] = config
+    if req.user is not None:
+        dropped.append("user")  # Gemini has no end-user field
+    if req.source_api == "gemini":
+        merge_missing(body, req.extra)  # a Gemini client's own fields (safetySettings, topK, ...)
+    else:
+        dropped.extend(req.extra)
+    return body, tuple(dropped)
+
+
+def render_messages(messages: Iterable[Message]) -> tuple[list[JSONObject], list[JSONObject]]:
+    """System text for `systemInstruction`, and the turns: consecutive same-role turns merged (Gemini
+    wants a user turn to carry all the function responses of the model turn before it)."""
+    system: list[JSONObject] = []
+    contents: list[JSONObject] = []
+    names: dict[str, str] = {}  # tool call id -> function name: a functionResponse is matched by name
+    for msg in messages:
+        if msg.role == "system":
+            system.extend({"text": p.text} for p in msg.content if isinstance(p, TextPart) and p.text)
+            continue
+        parts = render_turn(msg, names)
+        if not parts:
+            continue  # Gemini rejects a turn without parts
+        role = ROLES[msg.role]
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": role, "parts": parts})
+    return system, contents
+
+
+def render_turn(msg: Message, names: dict[str, str]) -> list[JSONObject]:
+    if msg.role == "tool":
+        images = [p for p in msg.content if isinstance(p, ImagePart)]
+        return [render_function_response(msg, names), *render_parts(images)]
+    parts = render_parts(msg.content)
+    for call in msg.tool_calls:
+        names[call.id] = call.name
+        parts.append({"functionCall": {"name": call.name, "args": parse_arguments(call.arguments)}})
+    return parts
+
+
+def render_parts(content: Iterable[Part]) -> list[JSONObject]:
+    out: list[JSONObject] = []
+    for part in content:
+        if isinstance(part, TextPart):
+            if part.text:  # Gemini rejects an empty text part
+                out.append({"text": part.text})
+        else:
+            out.append(render_image(part))
+    return out
+
+
+def render_image(image: ImagePart) -> JSONObject:
+    if image.data_b64 is not None:
+        return inline_data(image.media_type or DEFAULT_IMAGE_TYPE, image.data_b64)
+    url = image.url or ""
+    if url.startswith("data:"):  # OpenAI clients send inline images as data URLs
+        header, _, payload = url[len("data:") :].partition(",")
+        mime = header.split(";")[0] or DEFAULT_IMAGE_TYPE
+        data = payload if ";base64" in header else base64.b64encode(unquote_to_bytes(payload)).decode()
+        return inline_data(mime, data)
+    return {"fileData": {"mimeType": image.media_type or guess_image_type(url), "fileUri": url}}
+
+
+def inline_data(mime: str, data_b64: str) -> JSONObject:
+    return {"inlineData": {"mimeType": mime, "data": data_b64}}
+
+
+def guess_image_type(url: str) -> str:
+    path = urlsplit(url).path.lower()
+    suffix = path[path.rfind(".") :] if "." in path.rsplit("/", 1)[-1] else ""
+    return IMAGE_TYPES.get(suffix, DEFAULT_IMAGE_TYPE)
+
+
+def render_function_response(msg: Message, names: Mapping[str, str]) -> JSONObject:
+    name = names.get(msg.tool_call_id or "") or msg.name or "unknown"
+    return {"functionResponse": {"name": name, "response": tool_result_object(msg.text)}}
+
+
+def tool_result_object(text: str) -> JSONObject:
+    """`response` must be a JSON object: the result itself when it is one, else `{"content": text}`."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"content": text}
+    return value if isinstance(value, dict) else {"content": text}
+
+
+def parse_arguments(arguments: str) -> JSONObject:
+    """`args` must be a JSON object; arguments that are not one (a model's malformed JSON, replayed)
+    travel as `{"arguments": text}` rather than failing the whole request."""
+    if not arguments.strip():
+        return {}
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return {"arguments": arguments}
+    return value if isinstance(value, dict) else {"arguments": arguments}
+
+
+def render_tool(tool: Tool) -> JSONObject:
+    decl: JSONObject = {"name": tool.name}
+    if tool.description:
+        decl["description"] = tool.description
+    params = strip_schema(tool.parameters)
+    if params.get("properties"):  # Gemini rejects an OBJECT with no properties: omit it (no arguments)
+        decl["parameters"] = params
+    return decl
+
+
+def render_tool_choice(choice: ToolChoice) -> JSONObject:
+    config: JSONObject = {"mode": TOOL_MODES[choice.mode]}
+    if choice.mode == "tool" and choice.name:
+        config["allowedFunctionNames"] = [choice.name]
+    return config
+
+
+def render_generation_config(req: ChatRequest) -> tuple[JSONObject, list[str]]:
+    config: JSONObject = {}
+    for field, param in GENERATION_PARAMS.items():
+        value = getattr(req, field)
+        if value is None or value == ():
+            continue
+        if param.clamp is not None:
+            value = min(max(value, param.clamp[0]), param.clamp[1])
+        config[param.target] = param.convert(value) if param.convert else value
+    dropped: list[str] = []
+    if req.response_format is not None:
+        rendered = render_response_format(req.response_format)
+        if rendered is None:
+            dropped.append("response_format")
+        else:
+            config.update(rendered)
+    return config, dropped
+
+
+def render_response_format(fmt: Mapping[str, Any]) -> JSONObject | None:
+    """OpenAI's `response_format` as Gemini's `responseMimeType` (+ `responseSchema`); None if unknown."""
+    kind = fmt.get("type")
+    if kind == "text":
+        return {}
+    if kind not in ("json_object", "json_schema"):
+        return None
+    out: JSONObject = {"responseMimeType": JSON_MIME}
+    spec = fmt.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, Mapping) else None
+    if kind == "json_schema" and isinstance(schema, Mapping):
+        out["responseSchema"] = strip_schema(schema)
+    return out
+
+
+def merge_missing(body: JSONObject, extra: Mapping[str, Any]) -> None:
+    """Add `extra`'s fields to `body` (objects merged key by key); what faregate rendered wins."""
+    for key, value in extra.items():
+        if key not in body:
+            body[key] = value
+        elif isinstance(body[key], dict) and isinstance(value, Mapping):
+            merge_missing(body[key], value)
+
+
+def _dump(body: JSONObject) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,0 +1,79 @@
+"""Gemini's `streamGenerateContent?alt=sse` → canonical stream events.
+
+Every `data:` is a whole GenerateContentResponse chunk; there is no terminator event, so `close()`
+emits the `Finish` from the last finishReason and usageMetadata seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faregate.canonical import (
+    Finish,
+    JSONObject,
+    Start,
+    StreamEvent,
+    TextDelta,
+    ToolArgsDelta,
+    ToolCallStart,
+    Usage,
+)
+from faregate.providers.gemini.errors import error_message
+from faregate.providers.gemini.response import (
+    finish_reason,
+    first_candidate,
+    is_blocked,
+    load_object,
+    model_version,
+    parse_usage,
+    part_text,
+    part_tool_call,
+    response_id,
+)
+from faregate.providers.sse import SseEvent
+
+
+@dataclass(slots=True)
+class GeminiStreamDecoder:
+    """One per upstream response: `feed()` each SSE event, `close()` at EOF (never Finish before)."""
+
+    started: bool = False
+    calls: int = 0  # function calls seen so far: the next call's index
+    raw_reason: str | None = None  # the latest candidate finishReason
+    blocked: bool = False  # promptFeedback.blockReason: the prompt was refused
+    usage: Usage | None = None  # the latest usageMetadata (each chunk carries the running totals)
+
+    def feed(self, ev: SseEvent) -> list[StreamEvent]:
+        chunk = load_object(ev.data)
+        if "error" in chunk:  # an error after the 200: Google's envelope, as one event
+            raise ValueError(f"Gemini stream error: {error_message(chunk)}")
+        out: list[StreamEvent] = []
+        if not self.started:
+            self.started = True
+            out.append(Start(response_id(chunk), model_version(chunk)))
+        self.usage = parse_usage(chunk.get("usageMetadata")) or self.usage
+        self.blocked = self.blocked or is_blocked(chunk)
+        parts, reason = first_candidate(chunk)
+        self.raw_reason = reason or self.raw_reason
+        for part in parts:
+            out.extend(self._part(part))
+        return out
+
+    def close(self) -> list[StreamEvent]:
+        """The upstream closed the stream. Nothing at all received: an error, not an empty answer."""
+        if not self.started:
+            return [Finish("error")]
+        if self.blocked:
+            return [Finish("content_filter", self.usage)]
+        return [Finish(finish_reason(self.raw_reason, has_calls=self.calls > 0), self.usage)]
+
+    def _part(self, part: JSONObject) -> list[StreamEvent]:
+        text = part_text(part)
+        if text:
+            return [TextDelta(text)]
+        call = part_tool_call(part, self.calls)
+        if call is None:
+            return []  # thoughts, empty text carrying a thoughtSignature, executable code, ...
+        index, self.calls = self.calls, self.calls + 1
+        # A functionCall arrives whole: its start and all of its arguments at once.
+        return [ToolCallStart(index, call.id, call.name), ToolArgsDelta(index, call.arguments)]

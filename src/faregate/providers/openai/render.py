@@ -1,0 +1,185 @@
+"""Canonical response → what an OpenAI client reads: a `chat.completion` object, or `chat.completion.chunk`
+SSE frames written by a per-response encoder (with faregate's `usage.cost` and `x-faregate`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+from faregate.canonical import (
+    ChatResponse,
+    Finish,
+    FinishReason,
+    JSONObject,
+    Start,
+    StreamEvent,
+    TextDelta,
+    ToolArgsDelta,
+    ToolCallStart,
+    Usage,
+)
+from faregate.errors import FaregateError, openai_envelope
+from faregate.providers.openai.request import render_tool_call
+from faregate.providers.wire import dumps
+
+# OpenAI has no "error" finish reason: a stream that fails ends with an error event instead.
+FINISH_REASONS: Final[Mapping[FinishReason, str]] = MappingProxyType(
+    {
+        "stop": "stop",
+        "length": "length",
+        "tool_calls": "tool_calls",
+        "content_filter": "content_filter",
+        "error": "stop",
+    }
+)
+EXTRAS_KEY: Final = "x-faregate"
+DONE: Final = b"data: [DONE]\n\n"
+
+
+def new_id() -> str:
+    return "chatcmpl-" + secrets.token_hex(12)
+
+
+def render_usage(usage: Usage, extras: Mapping[str, Any]) -> JSONObject:
+    out: JSONObject = {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+    if "cost" in extras:
+        out["cost"] = extras["cost"]
+    return out
+
+
+def render_chat(resp: ChatResponse, model: str, usage: Usage, extras: JSONObject) -> JSONObject:
+    message: JSONObject = {
+        "role": "assistant",
+        "content": resp.text if resp.text or not resp.tool_calls else None,
+        "refusal": None,
+    }
+    if resp.tool_calls:
+        message["tool_calls"] = [render_tool_call(c) for c in resp.tool_calls]
+    body: JSONObject = {
+        "id": resp.id or new_id(),
+        "object": "chat.completion",
+        "created": resp.created or int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": FINISH_REASONS[resp.finish_reason],
+            }
+        ],
+        "usage": render_usage(usage, extras),
+        "system_fingerprint": extras.get("system_fingerprint"),
+    }
+    if EXTRAS_KEY in extras:
+        body[EXTRAS_KEY] = extras[EXTRAS_KEY]
+    return body
+
+
+_OPEN_CHOICE: Final = b'{"index":0,"delta":'
+_CLOSE_CHOICE: Final = b',"logprobs":null,"finish_reason":null}'
+_ROLE_DELTA: Final = b'{"role":"assistant","content":"","refusal":null}'
+
+
+@dataclass(slots=True)
+class OpenAIStreamEncoder:
+    """Every chunk shares `id`, `created` and `model`; the constant bytes around each delta are built once."""
+
+    model: str
+    include_usage: bool
+    id: str = field(default_factory=new_id)
+    created: int = field(default_factory=lambda: int(time.time()))
+    started: bool = False
+    _head: bytes = field(default=b"", init=False, repr=False)
+    _tail: bytes = field(default=b"", init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._tail = b'],"usage":null}\n\n' if self.include_usage else b"]}\n\n"
+        self._build_head()
+
+    def _build_head(self) -> None:
+        self._head = b"".join(
+            (
+                b'data: {"id":',
+                dumps(self.id),
+                b',"object":"chat.completion.chunk","created":',
+                str(self.created).encode(),
+                b',"model":',
+                dumps(self.model),
+                b',"choices":[',
+            )
+        )
+
+    def _chunk(self, delta: bytes) -> bytes:
+        return self._head + _OPEN_CHOICE + delta + _CLOSE_CHOICE + self._tail
+
+    def _start(self) -> bytes:
+        """The role chunk OpenAI opens every stream with (sent once, even if `Start` never came)."""
+        if self.started:
+            return b""
+        self.started = True
+        return self._chunk(_ROLE_DELTA)
+
+    def encode(self, ev: StreamEvent) -> bytes:
+        match ev:
+            case Start():
+                if ev.id and not self.started:
+                    self.id = ev.id
+                    self._build_head()
+                return self._start()
+            case TextDelta():
+                return self._start() + self._chunk(dumps({"content": ev.text}))
+            case ToolCallStart():
+                call = {
+                    "index": ev.index,
+                    "id": ev.id,
+                    "type": "function",
+                    "function": {"name": ev.name, "arguments": ""},
+                }
+                return self._start() + self._chunk(dumps({"tool_calls": [call]}))
+            case ToolArgsDelta():
+                call = {"index": ev.index, "function": {"arguments": ev.arguments}}
+                return self._start() + self._chunk(dumps({"tool_calls": [call]}))
+            case Finish():
+                return self.finish(ev, ev.usage or Usage(), {})
+
+    def _frame(self, choices: list[JSONObject], **fields: Any) -> bytes:
+        chunk: JSONObject = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+            **fields,
+        }
+        return b"data: " + dumps(chunk) + b"\n\n"
+
+    def finish(self, finish: Finish, usage: Usage, extras: JSONObject) -> bytes:
+        """The finish-reason chunk, then (with `include_usage`, as OpenAI does) a `choices: []` chunk with the
+        usage; `x-faregate` rides on the last chunk. Without `include_usage` no empty-choices chunk is sent:
+        clients that did not ask for one often read `choices[0]` unguarded."""
+        choice: JSONObject = {
+            "index": 0,
+            "delta": {},
+            "logprobs": None,
+            "finish_reason": FINISH_REASONS[finish.finish_reason],
+        }
+        trailer = {EXTRAS_KEY: extras[EXTRAS_KEY]} if EXTRAS_KEY in extras else {}
+        if not self.include_usage:
+            return self._start() + self._frame([choice], **trailer) + DONE
+        last = self._frame([], usage=render_usage(usage, extras), **trailer)
+        return self._start() + self._frame([choice], usage=None) + last + DONE
+
+    def error(self, err: FaregateError) -> bytes:
+        return b"data: " + dumps(openai_envelope(err)) + b"\n\n" + DONE

@@ -1,0 +1,128 @@
+"""Canonical request → OpenAI chat completions / embeddings body (for OpenAI and every compatible server).
+
+Runs once per upstream attempt, so it builds plain dicts directly; None and empty fields are omitted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from faregate.canonical import (
+    ChatRequest,
+    EmbeddingRequest,
+    ImagePart,
+    JSONObject,
+    Message,
+    Part,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolChoice,
+)
+from faregate.providers.wire import data_url
+
+# Only user messages may carry images on OpenAI's API; elsewhere they are dropped and noted.
+IMAGE_ROLES: Final = frozenset({"user"})
+
+
+def render_part(part: Part) -> JSONObject:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    url = part.url if part.url is not None else data_url(part.media_type, part.data_b64 or "")
+    image: JSONObject = {"url": url}
+    if part.detail is not None:
+        image["detail"] = part.detail
+    return {"type": "image_url", "image_url": image}
+
+
+def render_content(m: Message, dropped: list[str]) -> str | list[JSONObject] | None:
+    """A single text part as a string (what every compatible server accepts), else a list of parts."""
+    parts = m.content
+    if m.role not in IMAGE_ROLES and any(isinstance(p, ImagePart) for p in parts):
+        dropped.append(f"{m.role} message image")
+        parts = tuple(p for p in parts if isinstance(p, TextPart))
+    if len(parts) == 1 and isinstance(parts[0], TextPart):
+        return parts[0].text
+    if not parts:
+        return None if m.tool_calls else ""
+    return [render_part(p) for p in parts]
+
+
+def render_tool_call(call: ToolCall) -> JSONObject:
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+
+
+def render_message(m: Message, dropped: list[str]) -> JSONObject:
+    out: JSONObject = {"role": m.role, "content": render_content(m, dropped)}
+    if m.tool_calls:
+        out["tool_calls"] = [render_tool_call(c) for c in m.tool_calls]
+    if m.tool_call_id is not None:
+        out["tool_call_id"] = m.tool_call_id
+    if m.name is not None and m.role != "tool":
+        out["name"] = m.name
+    return out
+
+
+def render_tool(t: Tool) -> JSONObject:
+    fn: JSONObject = {"name": t.name}
+    if t.description is not None:
+        fn["description"] = t.description
+    if t.parameters:
+        fn["parameters"] = t.parameters
+    return {"type": "function", "function": fn}
+
+
+def render_tool_choice(choice: ToolChoice) -> str | JSONObject:
+    if choice.mode == "tool":
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice.mode
+
+
+def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tuple[str, ...]]:
+    """The chat completions body and the request fields it could not carry."""
+    dropped: list[str] = []
+    body: JSONObject = {"model": upstream_id, "messages": [render_message(m, dropped) for m in req.messages]}
+    if req.tools:
+        body["tools"] = [render_tool(t) for t in req.tools]
+    if req.tool_choice is not None:
+        body["tool_choice"] = render_tool_choice(req.tool_choice)
+    optional: tuple[tuple[str, Any], ...] = (
+        ("response_format", req.response_format),
+        ("max_tokens", req.max_tokens),
+        ("temperature", req.temperature),
+        ("top_p", req.top_p),
+        ("user", req.user),
+    )
+    for key, value in optional:
+        if value is not None:
+            body[key] = value
+    if req.stop:
+        body["stop"] = list(req.stop)
+    if req.stream:
+        # Always ask for the usage chunk, whatever the client asked: cost comes from upstream usage.
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    if req.extra:
+        if req.source_api == "openai":
+            if "max_completion_tokens" in req.extra:
+                body.pop("max_tokens", None)  # the client used the newer name; send only that one
+            body.update(req.extra)
+        else:
+            dropped.extend(req.extra)
+    return body, tuple(dropped)
+
+
+def render_embeddings(req: EmbeddingRequest, upstream_id: str) -> tuple[JSONObject, tuple[str, ...]]:
+    """The embeddings body. Vectors are always asked for as floats (the default): base64 is not decoded."""
+    body: JSONObject = {"model": upstream_id, "input": list(req.inputs)}
+    if req.dimensions is not None:
+        body["dimensions"] = req.dimensions
+    if req.user is not None:
+        body["user"] = req.user
+    dropped: tuple[str, ...] = ()
+    if req.extra:
+        extra = dict(req.extra)
+        if extra.pop("encoding_format", "float") != "float":
+            dropped = ("encoding_format",)
+        body.update(extra)
+    return body, dropped

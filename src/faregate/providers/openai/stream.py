@@ -1,0 +1,114 @@
+"""OpenAI `chat.completion.chunk` SSE stream → canonical `StreamEvent`s: one decoder per upstream response.
+
+OpenAI sends a tool call's id and name on its first fragment (by `index`), then arguments only; usage
+arrives in a last chunk with `choices: []` (we always ask for it); `data: [DONE]` ends the stream.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from faregate.canonical import (
+    Finish,
+    FinishReason,
+    Start,
+    StreamEvent,
+    TextDelta,
+    ToolArgsDelta,
+    ToolCallStart,
+    Usage,
+)
+from faregate.providers.openai.response import arguments_text, parse_finish_reason, parse_usage
+from faregate.providers.sse import SseEvent
+from faregate.providers.wire import mask_secrets
+
+DONE = "[DONE]"
+
+
+@dataclass(slots=True)
+class OpenAIStreamDecoder:
+    """`feed()` is the whole state machine: started → deltas → (finish reason, usage) → finished."""
+
+    started: bool = False
+    finished: bool = False
+    finish_reason: FinishReason = "stop"
+    usage: Usage | None = None
+    slots: dict[int, int] = field(default_factory=dict)  # upstream tool call index → canonical index
+
+    def feed(self, ev: SseEvent) -> list[StreamEvent]:
+        if self.finished:
+            return []
+        if ev.data == DONE:
+            return self.close()
+        data = _load_chunk(ev.data)
+        out: list[StreamEvent] = []
+        if not self.started:
+            self.started = True
+            out.append(Start(str(data.get("id") or ""), str(data.get("model") or "")))
+        usage = parse_usage(_usage_of(data))
+        if usage is not None:
+            self.usage = usage
+        for choice in data.get("choices") or ():  # vLLM sends `choices: null` with usage
+            if isinstance(choice, dict) and choice.get("index", 0) == 0:
+                self._choice(choice, out)
+        return out
+
+    def close(self) -> list[StreamEvent]:
+        if self.finished:
+            return []
+        self.finished = True
+        return [Finish(self.finish_reason, self.usage)]
+
+    def _choice(self, choice: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            text = delta.get("content") or delta.get("refusal")
+            if isinstance(text, str) and text:
+                out.append(TextDelta(text))
+            for position, call in enumerate(delta.get("tool_calls") or ()):
+                if isinstance(call, dict):
+                    self._tool_call(position, call, out)
+        reason = choice.get("finish_reason")
+        if reason is not None:
+            self.finish_reason = parse_finish_reason(reason)
+
+    def _tool_call(self, position: int, call: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        fn = call.get("function")
+        fn = fn if isinstance(fn, dict) else {}
+        index = call.get("index")
+        if not isinstance(index, int):
+            # A few servers omit `index` and send each call whole: a new id means a new call.
+            index = -1 - len(self.slots) if call.get("id") or not self.slots else -len(self.slots)
+        slot = self.slots.get(index)
+        if slot is None:
+            slot = self.slots[index] = len(self.slots)
+            out.append(ToolCallStart(slot, str(call.get("id") or ""), str(fn.get("name") or "")))
+        arguments = arguments_text(fn.get("arguments"))
+        if arguments:
+            out.append(ToolArgsDelta(slot, arguments))
+
+
+def _usage_of(chunk: Mapping[str, Any]) -> object:
+    usage = chunk.get("usage")
+    groq = chunk.get("x_groq")
+    if usage is None and isinstance(groq, dict):
+        return groq.get("usage")  # Groq's place for it
+    return usage
+
+
+def _load_chunk(data: str) -> Mapping[str, Any]:
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        raise ValueError("stream: a chunk is not valid JSON") from None
+    if not isinstance(chunk, dict):
+        raise ValueError("stream: a chunk is not a JSON object")
+    error = chunk.get("error")
+    if error is not None:
+        # OpenAI reports a failure after the 200 as a data event carrying its error envelope.
+        message = error.get("message") if isinstance(error, dict) else error
+        raise ValueError(f"stream: upstream error: {mask_secrets(str(message))}")
+    return chunk

@@ -1,0 +1,26 @@
+"""Which adapter speaks each upstream wire format (`api:` in routes.yaml) and which inbound parses each
+client format. A table, never an if/elif over names: a new format is one import and one list entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+from faregate.canonical import WireApi
+from faregate.providers.base import Adapter, Inbound
+from faregate.providers.openai import OpenAIAdapter, OpenAIInbound
+
+_ADAPTERS: Final[tuple[Adapter, ...]] = (OpenAIAdapter(),)
+_INBOUND: Final[tuple[tuple[str, Inbound], ...]] = (("openai", OpenAIInbound()),)
+
+ADAPTERS: Final[Mapping[WireApi, Adapter]] = MappingProxyType({a.api: a for a in _ADAPTERS})
+INBOUND: Final[Mapping[str, Inbound]] = MappingProxyType(dict(_INBOUND))
+
+
+def adapter_for(api: WireApi) -> Adapter:
+    try:
+        return ADAPTERS[api]
+    except KeyError:
+        raise LookupError(f"no adapter for api {api!r} (known: {', '.join(ADAPTERS)})") from None

@@ -1,0 +1,335 @@
+"""Compile routes.yaml + catalog into the `DecisionTable` (DESIGN "Choosing a channel").
+
+Everything that does not depend on the request is decided here, once: channels from offerings and
+keys, static preferences applied, candidates resolved and sorted by each rule's strategy. Pure: the
+environment comes in as a mapping, problems go out as `Problem`s placed in routes.yaml by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from types import MappingProxyType
+
+from faregate.catalog.merge import Merged, Problem, by_model
+from faregate.catalog.model import MILLION, Offering, ProviderInfo
+from faregate.config.model import Preferences, RoutesSpec, RuleSpec, Selector
+from faregate.routing.table import Baseline, Channel, CompiledRule, DecisionTable
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    table: DecisionTable
+    problems: tuple[Problem, ...]
+
+
+def compile_table(
+    spec: RoutesSpec, merged: Merged, env: Mapping[str, str], *, generation: int = 0
+) -> Compiled:
+    problems: list[Problem] = list(merged.problems)
+    prefs = spec.preferences
+    problems += _check_provider_refs(prefs, merged.providers, spec)
+    every, inactive = _channels(merged, env, spec)
+    channels = [c for c in every if c.provider not in inactive]
+    allowed = [c for c in channels if not static_exclusion(c, prefs)]
+    order = provider_rank(prefs.order)
+    models = {
+        model_id: tuple(sorted(chs, key=lambda c: (order(c.provider), c.expected_cost_usd, c.id)))
+        for model_id, chs in _group(allowed).items()
+    }
+    known = by_model(merged.offerings)
+    aliases, alias_problems = _resolve_aliases(spec)
+    problems += alias_problems
+    for alias in spec.aliases:
+        if alias in known:
+            problems.append(
+                Problem(spec.alias_paths[alias], f"alias '{alias}' hides the model of the same name")
+            )
+    routes = {}
+    for route, rules in spec.routes.items():
+        routes[route] = tuple(
+            _compile_rule(r, known, every, set(inactive), prefs, order, problems) for r in rules
+        )
+        problems += _reachability(rules)
+    baseline = None
+    if spec.baseline:
+        priced = [o.price for o in known.get(spec.baseline, []) if o.price is not None]
+        if not priced:
+            problems.append(
+                Problem(
+                    ("savings", "baseline"), f"unknown or unpriced baseline model '{spec.baseline}'", True
+                )
+            )
+        else:
+            baseline = Baseline(spec.baseline, min(priced, key=lambda p: (p.input, p.output)))
+    upstream: dict[str, set[str]] = {}
+    for o in merged.offerings:
+        upstream.setdefault(o.upstream_id, set()).add(o.model_id)
+    table = DecisionTable(
+        routes=MappingProxyType(routes),
+        aliases=MappingProxyType(aliases),
+        models=MappingProxyType(models),
+        upstream_ids=MappingProxyType(
+            {u: next(iter(m)) for u, m in upstream.items() if len(m) == 1 and u not in known}
+        ),
+        channels=MappingProxyType({c.id: c for c in channels}),
+        preferences=prefs,
+        baseline=baseline,
+        inactive=MappingProxyType(inactive),
+        unpriced=tuple(sorted(o.key for o in merged.offerings if o.price is None)),
+        model_names=MappingProxyType({o.model_id: o.name for o in merged.offerings if o.name}),
+        known=frozenset(known),
+        generation=generation,
+    )
+    return Compiled(table, tuple(problems))
+
+
+def provider_rank(order: Sequence[str]) -> Callable[[str], int]:
+    """Position in a provider order; providers not listed come after, in their existing order."""
+    rank = {p: i for i, p in enumerate(order)}
+    last = len(order)
+    return lambda provider: rank.get(provider, last)
+
+
+def static_exclusion(c: Channel, prefs: Preferences) -> str | None:
+    """Why `prefs` forbids channel `c`, or None. Shared by compile (routes.yaml) and plan (requests)."""
+    if prefs.data_collection == "deny" and c.data_collection == "allow":
+        return f"{c.provider} may collect data (data_collection: deny)"
+    if prefs.only is not None and c.provider not in prefs.only:
+        return f"{c.provider} not in only"
+    if c.provider in prefs.ignore:
+        return f"{c.provider} ignored"
+    if prefs.max_price_prompt is not None and c.price.input > prefs.max_price_prompt:
+        return f"input price {c.price.input} > max_price.prompt {prefs.max_price_prompt}"
+    if prefs.max_price_completion is not None and c.price.output > prefs.max_price_completion:
+        return f"output price {c.price.output} > max_price.completion {prefs.max_price_completion}"
+    return None
+
+
+def _channels(
+    merged: Merged, env: Mapping[str, str], spec: RoutesSpec
+) -> tuple[list[Channel], dict[str, str]]:
+    channels: list[Channel] = []
+    inactive: dict[str, str] = {}
+    keys: dict[str, list[tuple[str | None, str | None]]] = {}
+    for name, info in merged.providers.items():
+        present = [(var, env[var]) for var in info.api_key_env if env.get(var)]
+        if info.api_key_env and not present:
+            inactive[name] = f"no key: set {' or '.join(info.api_key_env)}"
+        keys[name] = present or [(None, None)]  # an inactive provider still gets keyless channels for checks
+    for o in merged.offerings:
+        if o.price is None or o.retired:
+            continue
+        info = merged.providers[o.provider]
+        for n, (var, key) in enumerate(keys[o.provider], start=1):
+            channels.append(_channel(o, info, var, key, n, spec))
+    return channels, inactive
+
+
+def _channel(
+    o: Offering, info: ProviderInfo, var: str | None, key: str | None, n: int, spec: RoutesSpec
+) -> Channel:
+    assert o.price is not None
+    expected = (
+        o.price.input * spec.estimate_input_tokens + o.price.output * spec.estimate_output_tokens
+    ) / MILLION
+    return Channel(
+        id=f"{o.provider}:{o.upstream_id}" + (f"#{n}" if n > 1 else ""),
+        provider=o.provider,
+        model_id=o.model_id,
+        upstream_id=o.upstream_id,
+        api=info.api,
+        base_url=info.base_url.rstrip("/"),
+        kind=o.kind,
+        price=o.price,
+        context=o.context,
+        max_output=o.max_output,
+        caps=o.caps,
+        data_collection=info.data_collection,
+        expected_cost_usd=expected,
+        key_env=var,
+        api_key=key,
+    )
+
+
+def _group(channels: Iterable[Channel]) -> dict[str, list[Channel]]:
+    out: dict[str, list[Channel]] = {}
+    for c in channels:
+        out.setdefault(c.model_id, []).append(c)
+    return out
+
+
+def _check_provider_refs(
+    prefs: Preferences, providers: Mapping[str, ProviderInfo], spec: RoutesSpec
+) -> list[Problem]:
+    declared = set(spec.providers) or set(providers)
+    out = []
+    for field in ("order", "only", "ignore"):
+        for i, p in enumerate(getattr(prefs, field) or ()):
+            if p not in declared:
+                out.append(
+                    Problem(("preferences", field, i), f"unknown provider '{p}' in preferences.{field}")
+                )
+    return out
+
+
+def _resolve_aliases(spec: RoutesSpec) -> tuple[dict[str, str], list[Problem]]:
+    resolved: dict[str, str] = {}
+    problems = []
+    for alias in spec.aliases:
+        seen = [alias]
+        target = spec.aliases[alias]
+        while target in spec.aliases and target not in spec.routes:
+            if target in seen:
+                cycle = " -> ".join([*seen, target])
+                problems.append(Problem(spec.alias_paths[alias], f"alias cycle: {cycle}", True))
+                break
+            seen.append(target)
+            target = spec.aliases[target]
+        else:
+            if target in spec.routes:
+                resolved[alias] = target
+            else:
+                problems.append(
+                    Problem(
+                        spec.alias_paths[alias],
+                        f"alias '{alias}' names unknown route or alias '{target}'",
+                        True,
+                    )
+                )
+    return resolved, problems
+
+
+def _reachability(rules: Sequence[RuleSpec]) -> list[Problem]:
+    out = []
+    catch_all = None
+    for r in rules:
+        if catch_all is not None:
+            out.append(
+                Problem(
+                    r.path,
+                    f"rule '{r.name}' can never match: rule '{catch_all}' before it matches every request",
+                )
+            )
+        elif r.when.unconditional:
+            catch_all = r.name
+        gt, lt = r.when.prompt_tokens_gt, r.when.prompt_tokens_lt
+        if gt is not None and lt is not None and lt <= gt + 1:
+            out.append(
+                Problem(
+                    (*r.path, "when"),
+                    f"rule '{r.name}' can never match: prompt_tokens_gt {gt} and prompt_tokens_lt {lt}",
+                )
+            )
+    return out
+
+
+def _compile_rule(
+    r: RuleSpec,
+    known: Mapping[str, list[Offering]],
+    channels: Sequence[Channel],
+    inactive: set[str],
+    prefs: Preferences,
+    order: Callable[[str], int],
+    problems: list[Problem],
+) -> CompiledRule:
+    """`channels` includes those of inactive providers, so checks do not depend on which keys are set."""
+    if isinstance(r.use, Selector):
+        models = tuple(sorted({c.model_id for c in channels if c.kind == "chat" and _selects(r.use, c)}))
+        pool = [c for c in channels if c.kind == "chat" and _selects(r.use, c)]
+        if not models and not any(_selects_offering(r.use, o) for offs in known.values() for o in offs):
+            problems.append(
+                Problem((*r.path, "use"), f"rule '{r.name}': no model in the catalog matches this filter")
+            )
+    else:
+        models = r.use
+        for i, m in enumerate(r.use):
+            if m not in known:
+                problems.append(Problem((*r.path, "use", i), f"unknown model '{m}'"))
+        wanted = set(models)
+        pool = [c for c in channels if c.model_id in wanted]
+    excluded = []
+    kept = []
+    for c in pool:
+        why = static_exclusion(c, prefs)
+        if why:
+            excluded.append((c.id, why))
+        elif c.provider in inactive:
+            excluded.append((c.id, f"{c.provider} inactive"))
+        else:
+            kept.append(c)
+    if pool and all(static_exclusion(c, prefs) for c in pool):
+        reasons = "; ".join(sorted({why for _, why in excluded}))
+        problems.append(
+            Problem(
+                (*r.path, "use"), f"rule '{r.name}': every candidate is excluded by preferences ({reasons})"
+            )
+        )
+    weights = dict(r.weights)
+    for m in weights:
+        if m not in models:
+            problems.append(
+                Problem(
+                    (*r.path, "weights", m), f"weight for '{m}', which is not a candidate of rule '{r.name}'"
+                )
+            )
+    if r.strategy == "weighted":
+        weights = {m: weights.get(m, Decimal(1)) for m in models}
+    return CompiledRule(
+        route=r.route,
+        index=r.index,
+        name=r.name,
+        when=r.when,
+        strategy=r.strategy,
+        models=tuple(models),
+        channels=sort_channels(kept, r.strategy, models, weights, order),
+        weights=MappingProxyType(weights),
+        excluded=tuple(excluded),
+    )
+
+
+def sort_channels(
+    channels: Iterable[Channel],
+    strategy: str,
+    models: Sequence[str],
+    weights: Mapping[str, Decimal],
+    order: Callable[[str], int],
+) -> tuple[Channel, ...]:
+    """Model groups ordered by strategy; within a model, provider order then expected cost."""
+    groups = _group(channels)
+    for chs in groups.values():
+        chs.sort(key=lambda c: (order(c.provider), c.expected_cost_usd, c.id))
+    position = {m: i for i, m in enumerate(models)}
+    keys: dict[str, Callable[[str], tuple[object, ...]]] = {
+        "cheapest": lambda m: (min(c.expected_cost_usd for c in groups[m]), m),
+        "fastest": lambda m: (min(c.expected_cost_usd for c in groups[m]), m),
+        "ordered": lambda m: (position.get(m, len(position)), m),
+        "weighted": lambda m: (-weights.get(m, Decimal(0)), min(c.expected_cost_usd for c in groups[m]), m),
+    }
+    return tuple(c for m in sorted(groups, key=keys[strategy]) for c in groups[m])
+
+
+def _selects(s: Selector, c: Channel) -> bool:
+    return _matches(s, c.model_id, c.provider, c.context, c.caps, c.price.input, c.price.output)
+
+
+def _selects_offering(s: Selector, o: Offering) -> bool:
+    if o.price is None or o.kind != "chat":
+        return False
+    return _matches(s, o.model_id, o.provider, o.context, o.caps, o.price.input, o.price.output)
+
+
+def _matches(
+    s: Selector, model_id: str, provider: str, context: int, caps: frozenset[str], inp: Decimal, out: Decimal
+) -> bool:
+    return (
+        (s.min_context is None or context >= s.min_context)
+        and all(
+            getattr(s, cap) is None or (cap in caps) == getattr(s, cap) for cap in ("tools", "vision", "json")
+        )
+        and (s.providers is None or provider in s.providers)
+        and (s.authors is None or model_id.split("/", 1)[0] in s.authors)
+        and (s.max_input_price is None or inp <= s.max_input_price)
+        and (s.max_output_price is None or out <= s.max_output_price)
+    )

@@ -1,0 +1,48 @@
+"""From files to a decision table: routes.yaml + catalog → spec → merged offerings → compiled table.
+
+Every problem, wherever it is found (YAML syntax, schema, merge, compile), comes back as a located
+`ConfigIssue`; the caller keeps the old table when there is any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from faregate.catalog.merge import merge
+from faregate.catalog.model import Catalog
+from faregate.config.build import load_routes
+from faregate.config.load import ConfigIssue
+from faregate.config.model import RoutesSpec
+from faregate.routing.compile import compile_table
+from faregate.routing.table import DecisionTable
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    spec: RoutesSpec
+    table: DecisionTable
+
+
+def load_table(
+    routes: Path, catalog: Catalog, env: Mapping[str, str], *, generation: int = 0
+) -> tuple[Loaded | None, list[ConfigIssue]]:
+    spec, doc, issues = load_routes(routes)
+    if spec is None or doc is None:
+        return None, issues
+    compiled = compile_table(spec, merge(spec, catalog), env, generation=generation)
+    issues = sorted({doc.issue(p.path, p.message, at_value=p.at_value) for p in compiled.problems})
+    if issues:
+        return None, issues
+    return Loaded(spec, compiled.table), []
+
+
+def summary(loaded: Loaded) -> str:
+    t = loaded.table
+    providers = {c.provider for c in t.channels.values()} | set(t.inactive)
+    offerings = {(c.model_id, c.provider) for c in t.channels.values()}
+    return (
+        f"{len(providers)} providers ({len(t.inactive)} inactive), {len(t.models)} routable models, "
+        f"{len(offerings)} offerings, {len(t.routes)} routes, {len(t.aliases)} aliases"
+    )

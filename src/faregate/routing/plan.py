@@ -1,0 +1,236 @@
+"""Build the plan for one request: the ordered channels it will try, each with the reason it is there.
+
+Precedence (DESIGN "Choosing a channel"): `Faregate-Model` / `Faregate-Provider` headers over the body;
+an explicit model pins it (no rules, still fallback across its channels); an alias (or no model: `auto`)
+walks its route and the first rule whose `when` holds gives the candidates. The request's preferences
+then narrow the plan, never widen it. Pure: health and randomness come in as arguments.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+from faregate.config.model import Preferences
+from faregate.errors import InvalidRequest, ModelNotFound
+from faregate.routing.compile import provider_rank, static_exclusion
+from faregate.routing.features import Features, matches
+from faregate.routing.health import HealthView, NoHealth
+from faregate.routing.preferences import NO_PREFERENCES, RequestPreferences, narrow
+from faregate.routing.table import Channel, CompiledRule, DecisionTable
+
+Kind = Literal["chat", "embedding"]
+NO_HEALTH = NoHealth()
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEntry:
+    channel: Channel
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    requested: str  # what the request named ("auto" when it named nothing)
+    pinned: bool  # an explicit model, not an alias
+    route: str | None
+    rule: str | None
+    entries: tuple[PlanEntry, ...]
+    skipped: tuple[tuple[str, str], ...]  # (channel id, why) removed for this request
+    generation: int = 0
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        return tuple(e.channel for e in self.entries)
+
+    def unavailable_only(self) -> bool:
+        """True when every removed channel was cooling down: 503, not the request's fault."""
+        return all(why.startswith("cooling down") for _, why in self.skipped)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    route: str | None
+    rule: str | None
+    channels: tuple[Channel, ...]
+    reason: str
+    strategy: str = "cheapest"
+    weights: dict[str, Decimal] | None = None
+
+
+def resolve(table: DecisionTable, model: str, f: Features) -> Candidates:
+    """An alias walks its route; a model id (canonical or an unambiguous upstream id) is pinned."""
+    rules = table.route_for(model)
+    if rules is not None:
+        rule = first_match(rules, f)
+        if rule is None:
+            raise InvalidRequest(
+                f"no rule of route '{table.aliases[model]}' matches this request", param="model"
+            )
+        return Candidates(
+            rule.route,
+            rule.name,
+            rule.channels,
+            f"rule '{rule.name}' ({rule.strategy})",
+            rule.strategy,
+            dict(rule.weights),
+        )
+    model_id = model if model in table.known else table.upstream_ids.get(model)
+    if model_id is None:
+        raise ModelNotFound(
+            f"The model '{model}' does not exist or is not an alias of this gateway", param="model"
+        )
+    return Candidates(None, None, table.models.get(model_id, ()), "pinned model")
+
+
+def first_match(rules: Sequence[CompiledRule], f: Features) -> CompiledRule | None:
+    for rule in rules:
+        if matches(rule.when, f):
+            return rule
+    return None
+
+
+def build_plan(
+    table: DecisionTable,
+    model: str | None,
+    f: Features,
+    prefs: RequestPreferences = NO_PREFERENCES,
+    *,
+    kind: Kind = "chat",
+    header_model: str | None = None,
+    header_provider: str | None = None,
+    health: HealthView = NO_HEALTH,
+    now: float = 0.0,
+    rng: random.Random | None = None,
+    max_tokens: int | None = None,
+) -> Plan:
+    requested = header_model or model or "auto"
+    if header_provider:
+        prefs = _with_only(prefs, header_provider)
+    effective = narrow(table.preferences, prefs)
+    first = resolve(table, requested, f)
+    sources = [(first, "")]
+    for i, extra in enumerate(prefs.models):
+        if extra == requested:
+            continue
+        try:
+            sources.append((resolve(table, extra, f), f"models[{i}] fallback: "))
+        except (ModelNotFound, InvalidRequest) as e:
+            raise type(e)(f"models[{i}]: {e.message}", param=f"models[{i}]") from None
+    entries: list[PlanEntry] = []
+    skipped: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for cands, prefix in sources:
+        kept = []
+        for c in cands.channels:
+            if c.id in seen:
+                continue
+            seen.add(c.id)
+            why = _unusable(c, kind, f, effective, prefs.require_parameters, health, now, max_tokens)
+            if why:
+                skipped.append((c.id, why))
+            else:
+                kept.append(c)
+        ordered = _order(kept, cands, prefs, effective, health, rng)
+        entries += [PlanEntry(c, f"{prefix}{cands.reason} #{i + 1}") for i, c in enumerate(ordered)]
+    if not effective.allow_fallbacks:
+        entries = entries[:1]
+    return Plan(
+        requested,
+        first.route is None,
+        first.route,
+        first.rule,
+        tuple(entries),
+        tuple(skipped),
+        table.generation,
+    )
+
+
+def _with_only(prefs: RequestPreferences, provider: str) -> RequestPreferences:
+    only = (provider,) if prefs.only is None else tuple(p for p in prefs.only if p == provider)
+    return RequestPreferences(
+        order=prefs.order,
+        only=only,
+        ignore=prefs.ignore,
+        allow_fallbacks=prefs.allow_fallbacks,
+        require_parameters=prefs.require_parameters,
+        data_collection=prefs.data_collection,
+        sort=prefs.sort,
+        max_price_prompt=prefs.max_price_prompt,
+        max_price_completion=prefs.max_price_completion,
+        models=prefs.models,
+    )
+
+
+def _unusable(
+    c: Channel,
+    kind: Kind,
+    f: Features,
+    prefs: Preferences,
+    require_parameters: bool,
+    health: HealthView,
+    now: float,
+    max_tokens: int | None,
+) -> str | None:
+    """Why `c` cannot serve this request, or None. Tools and images are hard requirements (an upstream
+    without them fails the request); JSON mode only under `require_parameters` (OpenRouter's meaning)."""
+    if c.kind != kind:
+        return f"a {c.kind} model, not {kind}"
+    why = static_exclusion(c, prefs)
+    if why:
+        return why
+    if f.has_tools and "tools" not in c.caps:
+        return "no tool support"
+    if f.has_images and "vision" not in c.caps:
+        return "no image input"
+    if require_parameters and f.json_mode and "json" not in c.caps:
+        return "no JSON mode (require_parameters)"
+    if f.prompt_tokens + (max_tokens or 0) > c.context:
+        return f"context {c.context} < {f.prompt_tokens} prompt tokens" + (
+            f" + {max_tokens} max_tokens" if max_tokens else ""
+        )
+    if health.cooling(c.id, now):
+        return "cooling down after a failure"
+    return None
+
+
+def _order(
+    kept: list[Channel],
+    cands: Candidates,
+    req: RequestPreferences,
+    effective: Preferences,
+    health: HealthView,
+    rng: random.Random | None,
+) -> Iterable[Channel]:
+    if req.sort == "price":
+        return sorted(kept, key=lambda c: c.expected_cost_usd)
+    if req.sort in ("latency", "throughput") or cands.strategy == "fastest":
+        return _by_latency(kept, health)
+    if req.order is not None:
+        rank = provider_rank(effective.order)
+        groups: dict[str, list[Channel]] = {}
+        for c in kept:
+            groups.setdefault(c.model_id, []).append(c)
+        return [c for chs in groups.values() for c in sorted(chs, key=lambda c: rank(c.provider))]
+    if cands.strategy == "weighted" and cands.weights and kept:
+        return _weighted_first(kept, cands.weights, rng or random.Random())
+    return kept
+
+
+def _by_latency(kept: list[Channel], health: HealthView) -> list[Channel]:
+    """Observed latency first (moving average); channels never measured keep their order after them."""
+    measured = [(lat, i, c) for i, c in enumerate(kept) if (lat := health.latency_ms(c.id)) is not None]
+    unmeasured = [c for c in kept if health.latency_ms(c.id) is None]
+    return [c for _, _, c in sorted(measured, key=lambda t: (t[0], t[1]))] + unmeasured
+
+
+def _weighted_first(kept: list[Channel], weights: dict[str, Decimal], rng: random.Random) -> list[Channel]:
+    models = list(dict.fromkeys(c.model_id for c in kept))
+    w = [float(weights.get(m, 0)) for m in models]
+    if sum(w) <= 0:
+        return kept
+    pick = rng.choices(models, weights=w, k=1)[0]
+    return [c for c in kept if c.model_id == pick] + [c for c in kept if c.model_id != pick]

@@ -1,0 +1,89 @@
+"""The decision table: routes.yaml + catalog compiled once into immutable data that a request walks.
+
+`TableHolder` is the one mutable cell: a reload compiles a new table off to the side and swaps it in
+with one assignment; a request reads `holder.current` once and finishes on that table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import MappingProxyType
+
+from faregate.catalog.model import MILLION, Kind, Price
+from faregate.config.model import Api, Policy, Preferences, Strategy, When
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """An offering plus the credential used to call it: what routing selects, fails and cools down."""
+
+    id: str  # "groq:llama-3.1-8b-instant", "#2" appended for a provider's second key
+    provider: str
+    model_id: str
+    upstream_id: str
+    api: Api
+    base_url: str
+    kind: Kind
+    price: Price
+    context: int
+    max_output: int | None
+    caps: frozenset[str]
+    data_collection: Policy
+    expected_cost_usd: Decimal  # at the table's estimate shape, for strategy `cheapest`
+    key_env: str | None = None
+    api_key: str | None = field(default=None, repr=False, compare=False)
+
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        return (self.price.input * prompt_tokens + self.price.output * completion_tokens) / MILLION
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    route: str
+    index: int
+    name: str
+    when: When
+    strategy: Strategy
+    models: tuple[str, ...]  # candidate models in `use` order (after filtering)
+    channels: tuple[Channel, ...]  # pre-filtered by static preferences, pre-sorted by strategy
+    weights: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
+    excluded: tuple[tuple[str, str], ...] = ()  # (model or channel, why) left out at compile time
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    model_id: str
+    price: Price
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionTable:
+    routes: Mapping[str, tuple[CompiledRule, ...]]
+    aliases: Mapping[str, str]  # alias -> route, chains resolved
+    models: Mapping[
+        str, tuple[Channel, ...]
+    ]  # pinned model -> channels, cheapest first (order preference first)
+    upstream_ids: Mapping[str, str]  # bare upstream id -> model id, only where unambiguous
+    channels: Mapping[str, Channel]
+    preferences: Preferences
+    baseline: Baseline | None
+    inactive: Mapping[str, str]  # provider -> why it has no channels
+    unpriced: tuple[tuple[str, str], ...]  # (model, provider): known, not routable
+    model_names: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    known: frozenset[str] = frozenset()  # every model id in the catalog, routable or not
+    generation: int = 0
+
+    def route_for(self, alias: str) -> tuple[CompiledRule, ...] | None:
+        route = self.aliases.get(alias)
+        return None if route is None else self.routes[route]
+
+
+class TableHolder:
+    """The app is frozen after startup, so reloads swap the table here, not in `app[...]`."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, table: DecisionTable) -> None:
+        self.current = table

@@ -1,0 +1,242 @@
+"""Deterministic answers: the same prompt always gets the same text, tool call and token counts.
+
+Wire modules parse their request into a `Prompt`; `answer()` decides what the model says and counts
+usage; each wire module renders the `Answer` in its own format, streamed or not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import struct
+from dataclasses import dataclass
+from typing import Literal
+
+from faregate.simulator.model import JSON, CountTokens, JSONObject
+
+ToolMode = Literal["auto", "none", "any", "tool"]
+Finish = Literal["stop", "length", "stop_sequence", "tool_call"]
+
+# Counting rules (documented in DESIGN's simulator section): per message, per reply, per image.
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_REPLY = 3
+TOKENS_PER_IMAGE = 85
+MAX_REPLY_TOKENS = 100_000
+SAID_WORDS = 12
+TOOL_RESULT_CHARS = 80
+
+FILLER = ["river", "stone", "light", "garden", "window", "morning", "quiet", "paper", "signal", "harbor", "bridge", "market", "forest", "orange", "silver", "simple", "steady", "gentle", "careful", "bright", "open", "clear", "north", "south", "table", "letter", "answer", "number", "music", "winter", "summer", "valley", "mountain", "station", "engine", "pattern", "little", "people", "story", "water", "cloud", "field", "road", "city", "house", "green", "yellow", "blue", "round", "small", "early", "later"]
+_REPLY_TOKENS = re.compile(r"REPLY_TOKENS=(\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    parameters: JSONObject
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """What any wire format's request says, as far as the simulated model cares."""
+
+    texts: tuple[str, ...]  # every text in the conversation, system included, for counting
+    message_count: int
+    last_user_text: str = ""
+    image_count: int = 0
+    tools: tuple[ToolSpec, ...] = ()
+    tools_json: str = ""  # the tool definitions as sent, for counting
+    tool_mode: ToolMode = "auto"
+    forced_tool: str | None = None
+    tool_result: str | None = None  # the last message is a tool result with this text
+    json_mode: bool = False
+    json_schema: JSONObject | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    name: str
+    arguments: JSONObject
+
+    @property
+    def arguments_json(self) -> str:
+        return json.dumps(self.arguments, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    tool_call: ToolCall | None
+    finish: Finish
+    stop_sequence: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    digest: str  # hex; seeds ids so that the same prompt gets the same ids
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def answer(prompt: Prompt, label: str, count_tokens: CountTokens) -> Answer:
+    """The simulated model's reply to `prompt`; `label` is e.g. `openai/gpt-4o-mini`."""
+    digest = _digest(label, prompt)
+    prompt_tokens = count_prompt(prompt, count_tokens)
+    tool = pick_tool(prompt)
+    if tool is not None:
+        call = ToolCall(tool.name, synthesize(tool.parameters))
+        tokens = count_tokens(call.arguments_json)
+        return Answer("", call, "tool_call", None, prompt_tokens, tokens, digest)
+    text = reply_text(prompt, label, digest, count_tokens)
+    finish: Finish = "stop"
+    stop_sequence = None
+    hits = [(text.find(s), s) for s in prompt.stop if s and s in text]
+    if hits:
+        cut, stop_sequence = min(hits)
+        text, finish = text[:cut], "stop_sequence"
+    if prompt.max_tokens is not None and count_tokens(text) > prompt.max_tokens:
+        text, finish, stop_sequence = truncate(text, prompt.max_tokens, count_tokens), "length", None
+    return Answer(text, None, finish, stop_sequence, prompt_tokens, count_tokens(text), digest)
+
+
+def count_prompt(prompt: Prompt, count_tokens: CountTokens) -> int:
+    tools = count_tokens(prompt.tools_json) if prompt.tools_json else 0
+    texts = sum(count_tokens(t) for t in prompt.texts if t)
+    images = TOKENS_PER_IMAGE * prompt.image_count
+    return texts + tools + images + TOKENS_PER_MESSAGE * prompt.message_count + TOKENS_PER_REPLY
+
+
+def pick_tool(prompt: Prompt) -> ToolSpec | None:
+    """Forced tool choice wins; otherwise a tool named in the last user text, unless a tool just answered."""
+    if not prompt.tools or prompt.tool_mode == "none":
+        return None
+    mentioned = next((t for t in prompt.tools if t.name in prompt.last_user_text), None)
+    match prompt.tool_mode:
+        case "tool":
+            return next((t for t in prompt.tools if t.name == prompt.forced_tool), prompt.tools[0])
+        case "any":
+            return mentioned or prompt.tools[0]
+        case _:
+            return None if prompt.tool_result is not None else mentioned
+
+
+def reply_text(prompt: Prompt, label: str, digest: str, count_tokens: CountTokens) -> str:
+    head = f"[simulated {label}] "
+    if prompt.json_schema is not None:
+        return json.dumps(synthesize(prompt.json_schema, text=head.strip()))
+    if prompt.tool_result is not None:
+        body = head + f"Tool result received: {prompt.tool_result[:TOOL_RESULT_CHARS]}"
+    else:
+        words = prompt.last_user_text.split()
+        said = " ".join(words[:SAID_WORDS]) if words else "(no text)"
+        body = head + f"You said: {said}."
+        wanted = _REPLY_TOKENS.search(prompt.last_user_text)
+        seed = int(digest[:8], 16)
+        if wanted:
+            target = min(int(wanted.group(1)), MAX_REPLY_TOKENS)
+            filler = _filler(seed, max(target, 1))  # every filler word is at least one token
+            body = truncate(f"{body} {filler}", max(target, 1), count_tokens)
+        else:
+            body = f"{body} {_filler(seed, 6 + seed % 11)}"
+    return json.dumps({"answer": body}) if prompt.json_mode else body
+
+
+def truncate(text: str, max_tokens: int, count_tokens: CountTokens) -> str:
+    """The longest prefix of whole words within `max_tokens` (whole characters if no word fits)."""
+    words = re.findall(r"\s*\S+", text)
+    lo, hi = 0, len(words)
+    while lo < hi:  # the largest k with count(words[:k]) <= max_tokens
+        mid = (lo + hi + 1) // 2
+        if count_tokens("".join(words[:mid])) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo > 0:
+        return "".join(words[:lo])
+    first = words[0] if words else ""
+    lo, hi = 0, len(first)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count_tokens(first[:mid]) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return first[:lo]
+
+
+def synthesize(schema: JSON, *, text: str = "sample", depth: int = 0) -> JSON:
+    """A value that fits a JSON schema: required properties only, filled by type (Gemini's upper-case too)."""
+    if not isinstance(schema, dict) or depth > 8:
+        return {}
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if isinstance(schema.get(key), list) and schema[key]:
+            return synthesize(schema[key][0], text=text, depth=depth + 1)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if str(k).lower() != "null"), "null")
+    match str(kind).lower():
+        case "object":
+            props = schema.get("properties") or {}
+            required = [r for r in schema.get("required") or () if r in props]
+            return {name: synthesize(props[name], text=text, depth=depth + 1) for name in required}
+        case "array":
+            return [synthesize(schema.get("items") or {}, text=text, depth=depth + 1)]
+        case "number" | "integer":
+            return 1
+        case "boolean":
+            return True
+        case "null":
+            return None
+        case _:
+            return text
+
+
+def embed(text: str, dimensions: int) -> list[float]:
+    """A deterministic unit vector for `text`: components drawn from a hash stream."""
+    values: list[float] = []
+    block = 0
+    while len(values) < dimensions:
+        raw = hashlib.sha256(f"{block}:{text}".encode()).digest()
+        values.extend(v / 2**31 - 1.0 for v in struct.unpack("<8I", raw))
+        block += 1
+    values = values[:dimensions]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]
+
+
+def default_dimensions(upstream_id: str) -> int:
+    """Each embedding model has its own fixed size, 8..64."""
+    return 8 + int(hashlib.sha256(upstream_id.encode()).hexdigest()[:8], 16) % 57
+
+
+def word_deltas(text: str) -> list[str]:
+    """Word-sized stream deltas, each word with the whitespace before it; joined they give `text` back."""
+    parts = re.findall(r"\s*\S+", text)
+    rest = text[len("".join(parts)) :]
+    return [*parts[:-1], parts[-1] + rest] if parts else ([text] if text else [])
+
+
+def json_fragments(text: str, pieces: int = 3) -> list[str]:
+    """Tool arguments split in a few fragments, as providers stream partial JSON."""
+    size = max(1, math.ceil(len(text) / pieces))
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def stable_hash(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _digest(label: str, prompt: Prompt) -> str:
+    return stable_hash(label, *prompt.texts, prompt.tools_json, str(prompt.image_count))
+
+
+def _filler(seed: int, count: int) -> str:
+    words = [FILLER[(seed + i * 7 + (seed >> (i % 13))) % len(FILLER)] for i in range(count)]
+    return " ".join(words) + "."

@@ -1,0 +1,366 @@
+"""The shipped catalog: every catalog/*.yaml validates against schemas/catalog.schema.json and holds
+the offerings that routes.yaml and the docs rely on."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOG_DIR = ROOT / "catalog"
+SCHEMA_PATH = ROOT / "schemas" / "catalog.schema.json"
+
+PROVIDERS = (
+    "openai",
+    "anthropic",
+    "google",
+    "xai",
+    "groq",
+    "deepseek",
+    "mistral",
+    "together",
+    "openrouter",
+    "ollama",
+)
+
+# Models the shipped routes.yaml names: each must be offered somewhere.
+ROUTED_MODELS = (
+    "openai/gpt-4o-mini",
+    "openai/gpt-4o",
+    "anthropic/claude-3-5-haiku",
+    "google/gemini-2.0-flash",
+    "meta-llama/llama-3.1-8b-instruct",
+    "meta-llama/llama-3.3-70b-instruct",
+    "deepseek/deepseek-chat",
+    "mistralai/mistral-small",
+    "openai/text-embedding-3-small",
+)
+
+# (provider, model) -> upstream id that other parts of the project (routes, docs, tests) rely on.
+PINNED_UPSTREAM_IDS = {
+    ("openai", "openai/gpt-4o-mini"): "gpt-4o-mini",
+    ("anthropic", "anthropic/claude-3-5-haiku"): "claude-3-5-haiku-20241022",
+    ("google", "google/gemini-2.0-flash"): "gemini-2.0-flash",
+    ("groq", "meta-llama/llama-3.1-8b-instruct"): "llama-3.1-8b-instant",
+    ("together", "meta-llama/llama-3.1-8b-instruct"): "meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo",
+}
+
+REQUIRED_BY_PROVIDER = {
+    "openai": (
+        "openai/gpt-4o",
+        "openai/gpt-4o-mini",
+        "openai/gpt-4.1",
+        "openai/gpt-4.1-mini",
+        "openai/gpt-4.1-nano",
+        "openai/o4-mini",
+        "openai/text-embedding-3-small",
+        "openai/text-embedding-3-large",
+    ),
+    "google": ("google/gemini-2.0-flash", "google/gemini-2.5-flash", "google/gemini-2.5-pro"),
+    "mistral": ("mistralai/mistral-small",),
+}
+
+EMBEDDINGS = (
+    ("openai", "openai/text-embedding-3-small"),
+    ("openai", "openai/text-embedding-3-large"),
+    ("mistral", "mistralai/mistral-embed"),
+)
+
+PRICE_FIELDS = ("input", "output", "cached_input", "cache_write")
+
+
+@cache
+def schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return loaded
+
+
+def validator() -> Draft202012Validator:
+    return Draft202012Validator(schema())
+
+
+@cache
+def load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    return data
+
+
+def catalog_paths() -> list[Path]:
+    return sorted(CATALOG_DIR.glob("*.yaml"))
+
+
+def catalog() -> dict[str, dict[str, Any]]:
+    return {path.stem: load(path) for path in catalog_paths()}
+
+
+def offerings() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for provider, doc in catalog().items():
+        for model_id, offering in doc["offerings"].items():
+            yield provider, model_id, offering
+
+
+def errors(doc: object) -> list[str]:
+    return [error.message for error in validator().iter_errors(doc)]
+
+
+def test_schema_is_valid_draft_2020_12():
+    Draft202012Validator.check_schema(schema())
+    assert schema()["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def _walk_objects(node: object, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(node, dict):
+        if node.get("type") == "object":
+            yield path, node
+        for key, value in node.items():
+            yield from _walk_objects(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _walk_objects(value, f"{path}/{index}")
+
+
+def test_schema_closes_every_object_and_describes_every_property():
+    for path, node in _walk_objects(schema(), "#"):
+        assert node.get("additionalProperties") is False, f"{path} allows unknown properties"
+        for name, prop in node.get("properties", {}).items():
+            assert prop.get("description"), f"{path}/properties/{name} has no description"
+
+
+def test_every_provider_has_a_file():
+    assert sorted(path.stem for path in catalog_paths()) == sorted(PROVIDERS)
+
+
+@pytest.mark.parametrize("path", catalog_paths(), ids=lambda p: p.name)
+def test_file_validates_against_schema(path: Path):
+    assert errors(load(path)) == []
+
+
+@pytest.mark.parametrize("path", catalog_paths(), ids=lambda p: p.name)
+def test_file_name_is_the_provider(path: Path):
+    assert load(path)["provider"] == path.stem
+
+
+@pytest.mark.parametrize("path", catalog_paths(), ids=lambda p: p.name)
+def test_file_opens_with_a_comment_naming_its_source(path: Path):
+    first_line = path.read_text(encoding="utf-8").splitlines()[0]
+    assert first_line.startswith("# ")
+    doc = load(path)
+    taken = dt.date.fromisoformat(doc["source"]["taken"])
+    assert taken <= dt.date.today()
+    header = path.read_text(encoding="utf-8").split("\nprovider:")[0]
+    assert doc["source"]["taken"] in header
+    assert doc["source"]["url"] in header
+
+
+@pytest.mark.parametrize("path", catalog_paths(), ids=lambda p: p.name)
+def test_no_duplicate_upstream_ids(path: Path):
+    counts = Counter(offering["id"] for offering in load(path)["offerings"].values())
+    assert [upstream_id for upstream_id, n in counts.items() if n > 1] == []
+
+
+@pytest.mark.parametrize("model_id", ROUTED_MODELS)
+def test_routed_model_is_offered(model_id: str):
+    assert any(model == model_id for _, model, _ in offerings())
+
+
+def test_routed_open_models_have_several_offerings():
+    providers = Counter(model for _, model, _ in offerings())
+    for model_id in ("meta-llama/llama-3.1-8b-instruct", "meta-llama/llama-3.3-70b-instruct"):
+        assert providers[model_id] >= 3, model_id
+
+
+@pytest.mark.parametrize(("provider", "model_id"), sorted(PINNED_UPSTREAM_IDS))
+def test_pinned_upstream_ids(provider: str, model_id: str):
+    offering = catalog()[provider]["offerings"][model_id]
+    assert offering["id"] == PINNED_UPSTREAM_IDS[(provider, model_id)]
+
+
+@pytest.mark.parametrize("provider", sorted(REQUIRED_BY_PROVIDER))
+def test_provider_offers_required_models(provider: str):
+    offered = catalog()[provider]["offerings"]
+    assert [m for m in REQUIRED_BY_PROVIDER[provider] if m not in offered] == []
+
+
+@pytest.mark.parametrize(("provider", "model_id"), EMBEDDINGS)
+def test_embeddings_have_kind_embedding(provider: str, model_id: str):
+    offering = catalog()[provider]["offerings"][model_id]
+    assert offering["kind"] == "embedding"
+    assert offering["output"] == 0
+
+
+def test_embedding_named_models_are_embeddings():
+    for provider, model_id, offering in offerings():
+        if "embed" in model_id:
+            assert offering.get("kind") == "embedding", (provider, model_id)
+
+
+def test_ollama_is_free_and_keyless():
+    ollama = catalog()["ollama"]
+    assert ollama["free"] is True
+    assert "api_key_env" not in ollama
+    assert ollama["base_url"] == "http://localhost:11434/v1"
+    assert ollama["listing"] == "ollama"
+    for offering in ollama["offerings"].values():
+        assert all(offering.get(field, 0) == 0 for field in PRICE_FIELDS), offering["id"]
+
+
+def test_paid_providers_have_keys_and_charge():
+    for provider, doc in catalog().items():
+        if doc.get("free"):
+            continue
+        assert doc["api_key_env"].endswith("_API_KEY"), provider
+        assert all(o["input"] > 0 for o in doc["offerings"].values()), provider
+
+
+def test_provider_settings():
+    docs = catalog()
+    assert docs["google"]["api"] == "gemini"
+    assert docs["google"]["base_url"] == "https://generativelanguage.googleapis.com/v1beta"
+    assert docs["google"]["api_key_env"] == "GEMINI_API_KEY"
+    assert docs["anthropic"]["api"] == "anthropic"
+    assert docs["anthropic"]["base_url"] == "https://api.anthropic.com"
+    assert docs["openrouter"]["listing"] == "openrouter"
+    assert docs["together"]["listing"] == "together"
+    policy = {provider: doc["data_collection"] for provider, doc in docs.items()}
+    assert policy == {provider: "allow" if provider == "deepseek" else "deny" for provider in PROVIDERS}
+
+
+def test_prices_are_sane():
+    for provider, model_id, offering in offerings():
+        where = (provider, model_id)
+        if "cached_input" in offering:
+            assert offering["cached_input"] <= offering["input"], where
+        if "max_output" in offering:
+            assert offering["max_output"] <= offering["context"], where
+
+
+# --- the schema rejects broken documents -------------------------------------------------------
+
+VALID_DOC: dict[str, Any] = {
+    "provider": "example",
+    "api": "openai",
+    "base_url": "https://api.example.com/v1",
+    "api_key_env": "EXAMPLE_API_KEY",
+    "data_collection": "deny",
+    "listing": "openai",
+    "source": {"url": "https://example.com/pricing", "taken": "2026-11-20"},
+    "offerings": {
+        "example/chat-1": {"id": "chat-1", "input": 0.15, "output": 0.6, "context": 128000, "tools": True},
+        "example/embed-1": {
+            "id": "embed-1",
+            "kind": "embedding",
+            "input": 0.02,
+            "output": 0,
+            "context": 8191,
+        },
+    },
+}
+
+
+def broken(**changes: Any) -> dict[str, Any]:
+    """VALID_DOC with dotted paths set (value) or removed (None)."""
+    doc = copy.deepcopy(VALID_DOC)
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split(".")
+        node = doc
+        for key in parents:
+            node = node[key]
+        if value is None:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    return doc
+
+
+def test_valid_document_is_accepted():
+    assert errors(VALID_DOC) == []
+
+
+def _offering(**fields: Any) -> dict[str, Any]:
+    return {"id": "x", "input": 1, "output": 2, "context": 1000} | fields
+
+
+def only(model_id: str, offering: dict[str, Any]) -> dict[str, Any]:
+    """VALID_DOC with its offerings replaced by this one."""
+    return broken(offerings={model_id: offering})
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        pytest.param(
+            only("example/chat-1", {"id": "c", "output": 1, "context": 9}),
+            id="missing-input",
+        ),
+        pytest.param(
+            only("example/chat-1", {"id": "c", "input": 1, "context": 9}),
+            id="chat-missing-output",
+        ),
+        pytest.param(
+            only("example/chat-1", {"input": 1, "output": 1, "context": 9}),
+            id="missing-id",
+        ),
+        pytest.param(
+            only("example/chat-1", {"id": "c", "input": 1, "output": 1}),
+            id="missing-context",
+        ),
+        pytest.param(only("example/chat-1", _offering(price=3)), id="unknown-offering-field"),
+        pytest.param(broken(homepage="https://example.com"), id="unknown-top-level-field"),
+        pytest.param(
+            broken(**{"source": {"url": "https://example.com", "taken": "2026-11-20", "by": "me"}}),
+            id="unknown-source-field",
+        ),
+        pytest.param(only("gpt-4o-mini", _offering()), id="model-id-without-author"),
+        pytest.param(only("OpenAI/gpt-4o", _offering()), id="model-id-uppercase-author"),
+        pytest.param(only("openai/gpt 4o", _offering()), id="model-id-with-space"),
+        pytest.param(only("example/chat-1", _offering(input=-0.1)), id="negative-input"),
+        pytest.param(
+            only("example/chat-1", _offering(cached_input=-1)),
+            id="negative-cached-input",
+        ),
+        pytest.param(only("example/chat-1", _offering(input="0.15")), id="price-as-string"),
+        pytest.param(only("example/chat-1", _offering(context=0)), id="zero-context"),
+        pytest.param(only("example/chat-1", _offering(tools="yes")), id="capability-not-bool"),
+        pytest.param(only("example/chat-1", _offering(kind="image")), id="unknown-kind"),
+        pytest.param(
+            only("example/e", _offering(kind="embedding", output=1)),
+            id="embedding-with-output-price",
+        ),
+        pytest.param(broken(offerings={}), id="no-offerings"),
+        pytest.param(broken(provider="Open AI"), id="bad-provider-name"),
+        pytest.param(broken(api="cohere"), id="unknown-api"),
+        pytest.param(broken(listing="huggingface"), id="unknown-listing"),
+        pytest.param(broken(data_collection="maybe"), id="bad-data-collection"),
+        pytest.param(broken(base_url="api.example.com/v1"), id="base-url-without-scheme"),
+        pytest.param(broken(api_key_env="example-key"), id="bad-env-var-name"),
+        pytest.param(broken(api_key_env=[]), id="empty-env-var-list"),
+        pytest.param(broken(**{"source.taken": dt.date(2026, 11, 20)}), id="taken-unquoted-date"),
+        pytest.param(broken(**{"source.taken": "20-11-2026"}), id="taken-wrong-format"),
+        pytest.param(broken(source=None), id="missing-source"),
+        pytest.param(broken(free=True), id="free-provider-with-prices"),
+    ],
+)
+def test_schema_rejects(doc: dict[str, Any]):
+    assert errors(doc) != []
+
+
+def test_several_key_variables_are_accepted():
+    assert errors(broken(api_key_env=["EXAMPLE_API_KEY", "EXAMPLE_API_KEY_2"])) == []
+
+
+def test_free_provider_with_zero_prices_is_accepted():
+    doc = broken(free=True, api_key_env=None)
+    for offering in doc["offerings"].values():
+        offering["input"] = 0
+        offering["output"] = 0
+    assert errors(doc) == []
