@@ -33,7 +33,7 @@ from faregate.canonical import (
     collect_stream,
 )
 from faregate.providers.base import Adapter, Target
-from faregate.providers.gemini import GeminiAdapter, GeminiStreamDecoder
+from faregate.providers.gemini import GeminiAdapter, GeminiStreamDecoder, StreamError
 from faregate.providers.gemini.schema import strip_schema
 from faregate.providers.sse import SseDecoder, SseEvent
 
@@ -145,11 +145,23 @@ def test_feed_never_finishes_and_empty_stream_is_an_error() -> None:
     assert GeminiStreamDecoder().close() == [Finish("error")]
 
 
-def test_stream_error_event_raises_masked() -> None:
-    chunk = {"error": {"code": 500, "message": f"boom {KEY}", "status": "INTERNAL"}}
-    with pytest.raises(ValueError, match="INTERNAL: boom AIza\\*\\*\\*") as info:
+def test_stream_error_chunk_raises_classified_and_masked() -> None:
+    chunk = {"error": {"code": 503, "message": f"overloaded {KEY}", "status": "UNAVAILABLE"}}
+    with pytest.raises(StreamError) as info:
         GeminiStreamDecoder().feed(SseEvent(json.dumps(chunk)))
-    assert KEY not in str(info.value)
+    err = info.value.error
+    assert (err.status, err.retryable, err.error_type) == (503, True, "UNAVAILABLE")
+    assert err.message.startswith("UNAVAILABLE: overloaded ") and KEY not in err.message
+    with pytest.raises(StreamError) as bad:
+        GeminiStreamDecoder().feed(SseEvent('{"candidates": [{"content": {"parts": "x"}}]}'))
+    assert (bad.value.error.kind, bad.value.error.retryable) == ("protocol", True)
+
+
+def test_stream_cut_short_finishes_in_error() -> None:
+    decoder = GeminiStreamDecoder()
+    first = golden("text_stream.sse").split(b"\r\n\r\n")[0]
+    decoder.feed(SseEvent(first[len(b"data: ") :].decode()))
+    assert decoder.close() == [Finish("error", Usage(7, 12))]
 
 
 def test_stream_blocked_prompt_finishes_content_filter() -> None:
@@ -314,6 +326,19 @@ def test_function_response_object(result: str, response: dict[str, Any]) -> None
     )
     part = body_of(chat(HI, *msgs))["contents"][2]["parts"][0]
     assert part == {"functionResponse": {"name": "lookup", "response": response}}
+
+
+def test_tool_result_images_follow_the_function_response() -> None:
+    msgs = (
+        Message("assistant", tool_calls=(ToolCall("s", "screenshot", "{}"),)),
+        Message(
+            "tool", (TextPart("done"), ImagePart(data_b64="AAAA", media_type="image/png")), tool_call_id="s"
+        ),
+    )
+    assert body_of(chat(HI, *msgs))["contents"][2]["parts"] == [
+        {"functionResponse": {"name": "screenshot", "response": {"content": "done"}}},
+        {"inlineData": {"mimeType": "image/png", "data": "AAAA"}},
+    ]
 
 
 def test_images_inline_url_and_data_url() -> None:
@@ -512,7 +537,7 @@ def test_error_messages_are_short_masked_and_never_the_body() -> None:
     key_err = ADAPTER.classify_error(400, golden("error_400_api_key.json"))
     assert key_err.message == "INVALID_ARGUMENT: API key not valid. Please pass a valid API key."
     leaky = ADAPTER.classify_error(400, envelope(400, "INVALID_ARGUMENT", f"bad key {KEY} " + "x" * 400))
-    assert KEY not in leaky.message and "AIza***" in leaky.message and len(leaky.message) == 300
+    assert KEY not in leaky.message and "[redacted]" in leaky.message and len(leaky.message) == 300
     html = ADAPTER.classify_error(502, b"<html>secret upstream page</html>")
     assert html.message == "HTTP 502 Bad Gateway"
     wrapped = ADAPTER.classify_error(503, b"[" + envelope(503, "UNAVAILABLE", "overloaded") + b"]")

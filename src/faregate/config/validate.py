@@ -30,10 +30,16 @@ def schema_issues(doc: YamlDoc, schema: str) -> tuple[Any, list[ConfigIssue]]:
 
 def _issue(doc: YamlDoc, err: ValidationError) -> ConfigIssue:
     if err.context:  # oneOf / anyOf: say what the closest alternative wanted
-        err = best_match(err.context)
+        err = _closest(err.context)
     path = list(err.absolute_path)
+    message = err.message
+    if err.validator == "pattern" and isinstance(err.schema, dict) and "description" in err.schema:
+        message += f" ({err.schema['description'].rstrip('.')})"  # say what the pattern means
+    if "propertyNames" in err.absolute_schema_path:  # a bad key: point at it, not at its mapping
+        return doc.issue([*path, err.instance], f"{'.'.join(map(str, path))}: {message}")
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-        allowed = set(err.schema.get("properties", {}))
+        schema = err.schema if isinstance(err.schema, dict) else {}
+        allowed = set(schema.get("properties", {}))
         extra = sorted(k for k in err.instance if k not in allowed)
         if extra:
             hint = f" (allowed: {', '.join(sorted(allowed))})" if allowed else ""
@@ -42,4 +48,11 @@ def _issue(doc: YamlDoc, err: ValidationError) -> ConfigIssue:
         where = ".".join(str(p) for p in path) or "the top level"
         return doc.issue(path, f"{err.message} in {where}")
     where = ".".join(str(p) for p in path)
-    return doc.issue(path, f"{where}: {err.message}" if where else err.message, at_value=bool(path))
+    return doc.issue(path, f"{where}: {message}" if where else message, at_value=bool(path))
+
+
+def _closest(alternatives: list[ValidationError]) -> ValidationError:
+    """The error of the alternative the user meant: one whose type matched (its errors are inside it),
+    e.g. a `use:` list with a bad model id is about the id, not about not being a selector object."""
+    inside = [e for e in alternatives if not (e.validator == "type" and not e.relative_path)]
+    return best_match(inside or alternatives)

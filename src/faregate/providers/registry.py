@@ -10,9 +10,10 @@ from typing import Final
 
 from faregate.canonical import WireApi
 from faregate.providers.base import Adapter, Inbound
+from faregate.providers.gemini import GeminiAdapter
 from faregate.providers.openai import OpenAIAdapter, OpenAIInbound
 
-_ADAPTERS: Final[tuple[Adapter, ...]] = (OpenAIAdapter(),)
+_ADAPTERS: Final[tuple[Adapter, ...]] = (OpenAIAdapter(), GeminiAdapter())
 _INBOUND: Final[tuple[tuple[str, Inbound], ...]] = (("openai", OpenAIInbound()),)
 
 ADAPTERS: Final[Mapping[WireApi, Adapter]] = MappingProxyType({a.api: a for a in _ADAPTERS})

@@ -114,7 +114,7 @@ def _channels(
     inactive: dict[str, str] = {}
     keys: dict[str, list[tuple[str | None, str | None]]] = {}
     for name, info in merged.providers.items():
-        present = [(var, env[var]) for var in info.api_key_env if env.get(var)]
+        present: list[tuple[str | None, str | None]] = [(var, env[var]) for var in info.api_key_env if env.get(var)]
         if info.api_key_env and not present:
             inactive[name] = f"no key: set {' or '.join(info.api_key_env)}"
         keys[name] = present or [(None, None)]  # an inactive provider still gets keyless channels for checks

@@ -7,10 +7,11 @@ Every problem, wherever it is found (YAML syntax, schema, merge, compile), comes
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 
-from faregate.catalog.merge import merge
+from faregate.catalog.merge import Merged, merge
 from faregate.catalog.model import Catalog
 from faregate.config.build import load_routes
 from faregate.config.load import ConfigIssue
@@ -23,19 +24,30 @@ from faregate.routing.table import DecisionTable
 class Loaded:
     spec: RoutesSpec
     table: DecisionTable
+    merged: Merged
 
 
 def load_table(
-    routes: Path, catalog: Catalog, env: Mapping[str, str], *, generation: int = 0
+    routes: Path,
+    catalog: Catalog,
+    env: Mapping[str, str],
+    *,
+    generation: int = 0,
+    base_urls: Mapping[str, str] | None = None,
 ) -> tuple[Loaded | None, list[ConfigIssue]]:
+    """`base_urls` replaces providers' base URLs after merging (the demo points them at the simulator)."""
     spec, doc, issues = load_routes(routes)
     if spec is None or doc is None:
         return None, issues
-    compiled = compile_table(spec, merge(spec, catalog), env, generation=generation)
+    merged = merge(spec, catalog)
+    if base_urls:
+        providers = {n: replace(p, base_url=base_urls.get(n, p.base_url)) for n, p in merged.providers.items()}
+        merged = replace(merged, providers=MappingProxyType(providers))
+    compiled = compile_table(spec, merged, env, generation=generation)
     issues = sorted({doc.issue(p.path, p.message, at_value=p.at_value) for p in compiled.problems})
     if issues:
         return None, issues
-    return Loaded(spec, compiled.table), []
+    return Loaded(spec, compiled.table, merged), []
 
 
 def summary(loaded: Loaded) -> str:

@@ -37,7 +37,15 @@ from faregate.simulator.streaming import Event, send_events
 STRICT_LISTINGS: Final = frozenset({"openai"})
 NO_AUTH_LISTINGS: Final = frozenset({"ollama"})  # a local Ollama takes no key
 CHAT_FIELDS: Final = frozenset(
-    ["messages", "model", "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key", "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity", "web_search_options"]
+    {
+        *("messages", "model", "audio", "frequency_penalty", "function_call", "functions", "logit_bias"),
+        *("logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities", "n"),
+        *("parallel_tool_calls",),
+        *("prediction", "presence_penalty", "prompt_cache_key", "reasoning_effort", "response_format"),
+        *("safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options"),
+        *("temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity"),
+        *("web_search_options",),
+    }
 )
 ROLES: Final = ("system", "developer", "user", "assistant", "tool", "function")
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -133,7 +141,8 @@ def parse_chat(body: JSONObject, provider: SimProvider) -> Prompt:
     fmt_type = fmt.get("type", "text") if isinstance(fmt, dict) else "text"
     if fmt_type == "json_object" and not any("json" in t.lower() for t in texts):
         raise invalid(
-            "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
+            "'messages' must contain the word 'json' in some form, to use 'response_format' of type "
+            "'json_object'.",
             "messages",
         )
     schema = fmt.get("json_schema", {}).get("schema") if fmt_type == "json_schema" else None
@@ -176,7 +185,8 @@ def _read_messages(messages: list[JSON]) -> tuple[tuple[str, ...], int, str, str
         elif pending:
             raise invalid(
                 "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
-                f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(sorted(pending))}",
+                "'tool_call_id'. The following tool_call_ids did not have response messages: "
+                + ", ".join(sorted(pending)),
                 "messages",
             )
         content = m.get("content")

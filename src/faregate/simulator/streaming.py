@@ -31,14 +31,12 @@ async def send_events(call: Call, events: Iterable[Event]) -> web.StreamResponse
         headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
     )
     await response.prepare(call.request)
-    sent = 0
-    for event in events:
+    for sent, event in enumerate(events):
         if call.drop_after is not None and sent >= call.drop_after:
             _drop(call, response)
         if sent and call.stream_delay_s > 0:
             await asyncio.sleep(call.stream_delay_s)
         await response.write(event.frame())
-        sent += 1
     await response.write_eof()
     return response
 

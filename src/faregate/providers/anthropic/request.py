@@ -149,12 +149,12 @@ def render_tool_use(call_id: str, name: str, arguments: str, dropped: list[str])
 
 
 def render_tool_result(m: Message) -> JSONObject:
-    """A tool message as a `tool_result` block: plain text as a string, with images as a block list."""
+    """A tool message as a `tool_result` block: one text as a string, several parts or images as blocks."""
     content: str | list[JSONObject]
-    if any(isinstance(p, ImagePart) for p in m.content):
-        content = [b for p in m.content if (b := render_part(p, []))]
-    else:
+    if not m.content or (len(m.content) == 1 and isinstance(m.content[0], TextPart)):
         content = m.text
+    else:
+        content = [b for p in m.content if (b := render_part(p, []))]
     block: JSONObject = {"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": content}
     if m.is_error:
         block["is_error"] = True

@@ -6,12 +6,12 @@ Classified by HTTP status, the structured `status` and `details[].reason`, never
 from __future__ import annotations
 
 import json
-import re
 from http import HTTPStatus
 from typing import Any, Final
 
 from faregate.canonical import JSONObject
 from faregate.errors import UpstreamError
+from faregate.providers.wire import mask_secrets
 
 # The channel's fault (its key, its access to this model, its quota), or a transient one: another
 # channel may well succeed. 400 and the other 4xx blame the request itself and are returned as is.
@@ -22,13 +22,20 @@ RETRYABLE_STATUSES: Final = frozenset({401, 403, 404, 408, 429})
 CHANNEL_REASONS: Final = frozenset({"API_KEY_INVALID"})
 CHANNEL_STATUSES: Final = frozenset({"FAILED_PRECONDITION"})
 
-MAX_MESSAGE_CHARS: Final = 300
-# Google API keys (AIza...), OpenAI-style keys (sk-...), OAuth access tokens (ya29....).
-SECRET_PATTERN: Final = re.compile(r"(AIza|sk-|ya29\.)[0-9A-Za-z_\-.]{8,}")
+
+class StreamError(ValueError):
+    """A Gemini stream failed after its 200: an `error` chunk, or a chunk that is not a response."""
+
+    def __init__(self, error: UpstreamError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 def classify_error(status: int, body: bytes) -> UpstreamError:
-    envelope = parse_envelope(body)
+    return classify_envelope(status, parse_envelope(body))
+
+
+def classify_envelope(status: int, envelope: JSONObject) -> UpstreamError:
     google_status = _str(envelope.get("status"))
     retryable = (
         status >= 500
@@ -36,14 +43,24 @@ def classify_error(status: int, body: bytes) -> UpstreamError:
         or google_status in CHANNEL_STATUSES
         or bool(reasons(envelope) & CHANNEL_REASONS)
     )
-    message = error_message({"error": envelope}) if envelope else ""
     return UpstreamError(
         kind="status",
-        message=message or f"HTTP {status} {_phrase(status)}".rstrip(),
+        message=error_message(envelope) or f"HTTP {status} {_phrase(status)}".rstrip(),
         status=status,
         retryable=retryable,
         error_type=google_status,
     )
+
+
+def stream_error(envelope: JSONObject) -> StreamError:
+    """An `{"error": ...}` chunk: classified by the HTTP status it carries in `code`."""
+    code = envelope.get("code")
+    status = code if isinstance(code, int) and 400 <= code <= 599 else 500
+    return StreamError(classify_envelope(status, envelope))
+
+
+def protocol_error(message: str) -> StreamError:
+    return StreamError(UpstreamError(kind="protocol", message=message, retryable=True))
 
 
 def parse_envelope(body: bytes | str) -> JSONObject:
@@ -51,7 +68,7 @@ def parse_envelope(body: bytes | str) -> JSONObject:
     Streaming endpoints may wrap it in a one-element array."""
     try:
         data: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, UnicodeDecodeError):
         return {}
     if isinstance(data, list) and data:
         data = data[0]
@@ -59,15 +76,10 @@ def parse_envelope(body: bytes | str) -> JSONObject:
     return error if isinstance(error, dict) else {}
 
 
-def error_message(chunk: JSONObject) -> str:
-    """`STATUS: message`, at most 300 characters, with anything key-like masked. Never the raw body."""
-    error = chunk.get("error")
-    if not isinstance(error, dict):
-        return ""
-    status, message = _str(error.get("status")), _str(error.get("message"))
-    text = ": ".join(s for s in (status, message) if s)
-    text = SECRET_PATTERN.sub(r"\1***", text)
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
+def error_message(envelope: JSONObject) -> str:
+    """`STATUS: message`, at most 300 characters, anything key-like masked. Never the raw body."""
+    text = ": ".join(s for s in (_str(envelope.get("status")), _str(envelope.get("message"))) if s)
+    return mask_secrets(text)
 
 
 def reasons(envelope: JSONObject) -> frozenset[str]:

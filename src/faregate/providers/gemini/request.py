@@ -26,6 +26,7 @@ from faregate.canonical import (
 )
 from faregate.providers.base import Target, UpstreamCall
 from faregate.providers.gemini.schema import strip_schema
+from faregate.providers.wire import dumps, join_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ JSON_MIME: Final = "application/json"
 def chat_call(req: ChatRequest, target: Target) -> UpstreamCall:
     body, dropped = render_chat(req)
     method = "streamGenerateContent?alt=sse" if req.stream else "generateContent"
-    return UpstreamCall("POST", model_url(target, method), headers(target), _dump(body), dropped)
+    return UpstreamCall("POST", model_url(target, method), headers(target), dumps(body), dropped)
 
 
 def embeddings_call(req: EmbeddingRequest, target: Target) -> UpstreamCall:
@@ -84,11 +85,11 @@ def embeddings_call(req: EmbeddingRequest, target: Target) -> UpstreamCall:
         requests.append(item)
     dropped = (("user",) if req.user is not None else ()) + tuple(req.extra)
     url = model_url(target, "batchEmbedContents")
-    return UpstreamCall("POST", url, headers(target), _dump({"requests": requests}), dropped)
+    return UpstreamCall("POST", url, headers(target), dumps({"requests": requests}), dropped)
 
 
 def model_url(target: Target, method: str) -> str:
-    return f"{target.base_url.rstrip('/')}/models/{bare_model_id(target.upstream_id)}:{method}"
+    return join_url(target.base_url, f"/models/{bare_model_id(target.upstream_id)}:{method}")
 
 
 def bare_model_id(upstream_id: str) -> str:
@@ -275,7 +276,3 @@ def merge_missing(body: JSONObject, extra: Mapping[str, Any]) -> None:
             body[key] = value
         elif isinstance(body[key], dict) and isinstance(value, Mapping):
             merge_missing(body[key], value)
-
-
-def _dump(body: JSONObject) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

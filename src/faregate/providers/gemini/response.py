@@ -19,6 +19,7 @@ from faregate.canonical import (
     ToolCall,
     Usage,
 )
+from faregate.providers.wire import load_object
 
 # Candidate.finishReason -> canonical. Unlisted (OTHER, LANGUAGE, MALFORMED_FUNCTION_CALL, ...) -> stop.
 FINISH_REASONS: Final[Mapping[str, FinishReason]] = MappingProxyType(
@@ -38,7 +39,7 @@ FINISH_REASONS: Final[Mapping[str, FinishReason]] = MappingProxyType(
 
 def parse_chat_response(body: bytes | str) -> ChatResponse:
     """A non-streaming response. Raises ValueError when it is not a GenerateContentResponse."""
-    data = load_object(body)
+    data = load_object(body, "Gemini response")
     usage = parse_usage(data.get("usageMetadata"))
     rid, model = response_id(data), model_version(data)
     if not data.get("candidates"):
@@ -59,16 +60,9 @@ def parse_chat_response(body: bytes | str) -> ChatResponse:
 
 def parse_embeddings_response(body: bytes | str) -> EmbeddingResponse:
     """Gemini reports no usage for embeddings: zero, marked estimated (the caller counts the prompt)."""
-    data = load_object(body)
+    data = load_object(body, "Gemini embeddings")
     vectors = tuple(_vector(item) for item in _list(data.get("embeddings"), "embeddings"))
     return EmbeddingResponse(model="", vectors=vectors, usage=Usage(0, 0, estimated=True))
-
-
-def load_object(body: bytes | str) -> JSONObject:
-    data = json.loads(body)  # json.JSONDecodeError is a ValueError
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-    return data
 
 
 def response_id(data: JSONObject) -> str:

@@ -18,12 +18,11 @@ from faregate.canonical import (
     ToolCallStart,
     Usage,
 )
-from faregate.providers.gemini.errors import error_message
+from faregate.providers.gemini.errors import protocol_error, stream_error
 from faregate.providers.gemini.response import (
     finish_reason,
     first_candidate,
     is_blocked,
-    load_object,
     model_version,
     parse_usage,
     part_text,
@@ -31,6 +30,7 @@ from faregate.providers.gemini.response import (
     response_id,
 )
 from faregate.providers.sse import SseEvent
+from faregate.providers.wire import load_object
 
 
 @dataclass(slots=True)
@@ -44,9 +44,29 @@ class GeminiStreamDecoder:
     usage: Usage | None = None  # the latest usageMetadata (each chunk carries the running totals)
 
     def feed(self, ev: SseEvent) -> list[StreamEvent]:
-        chunk = load_object(ev.data)
-        if "error" in chunk:  # an error after the 200: Google's envelope, as one event
-            raise ValueError(f"Gemini stream error: {error_message(chunk)}")
+        """Events for one chunk. Raises `StreamError` (a ValueError) for an `error` chunk (Google's
+        envelope, sent after the 200) or a chunk that is not a GenerateContentResponse."""
+        try:
+            chunk = load_object(ev.data, "Gemini stream chunk")
+        except ValueError as e:
+            raise protocol_error(str(e)) from None
+        if isinstance(chunk.get("error"), dict):
+            raise stream_error(chunk["error"])
+        try:
+            return self._chunk(chunk)
+        except ValueError as e:
+            raise protocol_error(f"Gemini stream chunk: {e}") from None
+
+    def close(self) -> list[StreamEvent]:
+        """The upstream closed the stream. Gemini's last chunk carries a finishReason: without one
+        (nothing received, or cut short) the stream ended in error, not in an answer."""
+        if self.blocked:
+            return [Finish("content_filter", self.usage)]
+        if not self.started or self.raw_reason is None:
+            return [Finish("error", self.usage)]
+        return [Finish(finish_reason(self.raw_reason, has_calls=self.calls > 0), self.usage)]
+
+    def _chunk(self, chunk: JSONObject) -> list[StreamEvent]:
         out: list[StreamEvent] = []
         if not self.started:
             self.started = True
@@ -58,14 +78,6 @@ class GeminiStreamDecoder:
         for part in parts:
             out.extend(self._part(part))
         return out
-
-    def close(self) -> list[StreamEvent]:
-        """The upstream closed the stream. Nothing at all received: an error, not an empty answer."""
-        if not self.started:
-            return [Finish("error")]
-        if self.blocked:
-            return [Finish("content_filter", self.usage)]
-        return [Finish(finish_reason(self.raw_reason, has_calls=self.calls > 0), self.usage)]
 
     def _part(self, part: JSONObject) -> list[StreamEvent]:
         text = part_text(part)

@@ -154,15 +154,15 @@ class OpenAIStreamEncoder:
             case Finish():
                 return self.finish(ev, ev.usage or Usage(), {})
 
-    def _frame(self, choices: list[JSONObject], **fields: Any) -> bytes:
+    def _frame(self, choices: list[JSONObject], fields: JSONObject) -> bytes:
         chunk: JSONObject = {
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
             "choices": choices,
-            **fields,
         }
+        chunk.update(fields)
         return b"data: " + dumps(chunk) + b"\n\n"
 
     def finish(self, finish: Finish, usage: Usage, extras: JSONObject) -> bytes:
@@ -175,11 +175,11 @@ class OpenAIStreamEncoder:
             "logprobs": None,
             "finish_reason": FINISH_REASONS[finish.finish_reason],
         }
-        trailer = {EXTRAS_KEY: extras[EXTRAS_KEY]} if EXTRAS_KEY in extras else {}
+        trailer: JSONObject = {EXTRAS_KEY: extras[EXTRAS_KEY]} if EXTRAS_KEY in extras else {}
         if not self.include_usage:
-            return self._start() + self._frame([choice], **trailer) + DONE
-        last = self._frame([], usage=render_usage(usage, extras), **trailer)
-        return self._start() + self._frame([choice], usage=None) + last + DONE
+            return self._start() + self._frame([choice], trailer) + DONE
+        last = self._frame([], {"usage": render_usage(usage, extras), **trailer})
+        return self._start() + self._frame([choice], {"usage": None}) + last + DONE
 
     def error(self, err: FaregateError) -> bytes:
         return b"data: " + dumps(openai_envelope(err)) + b"\n\n" + DONE

@@ -91,8 +91,10 @@ def parse_chat_response(body: bytes) -> ChatResponse:
     refusal = message.get("refusal")
     if not text and isinstance(refusal, str):
         text = refusal  # the model declined: its words are the answer
-    calls = message.get("tool_calls") or ()
-    if not isinstance(calls, list | tuple):
+    calls = message.get("tool_calls")
+    if calls is None:
+        calls = []
+    if not isinstance(calls, list):
         raise ValueError("chat completion: 'tool_calls' is not a list")
     return ChatResponse(
         id=str(data.get("id") or ""),

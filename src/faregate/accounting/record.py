@@ -1,0 +1,88 @@
+"""The finished record of one request: what the usage log stores and `/v1/requests/{id}` shows."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from faregate.canonical import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    channel: str
+    provider: str
+    status: int | None  # upstream HTTP status; None for connect errors and timeouts
+    outcome: str  # "ok" | "connect" | "timeout" | "status" | "protocol" | "dropped"
+    latency_ms: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    id: str
+    created: float  # unix time
+    endpoint: str  # "chat" | "messages" | "embeddings"
+    requested: str
+    status: int  # HTTP status returned to the client
+    key_id: str | None = None
+    route: str | None = None
+    rule: str | None = None
+    model_id: str | None = None
+    provider: str | None = None
+    channel: str | None = None
+    stream: bool = False
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: Decimal = Decimal(0)
+    baseline_cost_usd: Decimal = Decimal(0)
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    attempts: tuple[Attempt, ...] = ()
+    plan: tuple[str, ...] = ()
+    features: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["cost_usd"] = str(self.cost_usd)
+        d["baseline_cost_usd"] = str(self.baseline_cost_usd)
+        d["usage"] = {
+            "prompt_tokens": self.usage.prompt_tokens,
+            "completion_tokens": self.usage.completion_tokens,
+            "total_tokens": self.usage.total_tokens,
+            "cached_tokens": self.usage.cache_read_tokens,
+            "cache_write_tokens": self.usage.cache_write_tokens,
+            "estimated": self.usage.estimated,
+        }
+        d["features"] = dict(self.features)
+        return d
+
+
+class Recorder(Protocol):
+    """Where finished records go (the usage log). `record` must not block the event loop."""
+
+    def record(self, rec: RequestRecord) -> None: ...
+
+    def get(self, request_id: str) -> RequestRecord | None: ...
+
+
+class MemoryRecorder:
+    """Keeps the last `capacity` records in memory: traces without a store."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.capacity = capacity
+        self._records: OrderedDict[str, RequestRecord] = OrderedDict()
+
+    def record(self, rec: RequestRecord) -> None:
+        self._records[rec.id] = rec
+        while len(self._records) > self.capacity:
+            self._records.popitem(last=False)
+
+    def get(self, request_id: str) -> RequestRecord | None:
+        return self._records.get(request_id)
+
+    def all(self) -> list[RequestRecord]:
+        return list(self._records.values())

@@ -1,0 +1,79 @@
+"""`create_app`: the one place that wires the layers into an aiohttp application.
+
+Order is written out once: middlewares outermost first; cleanup contexts start in order and stop in
+reverse, after the handlers in flight have finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from faregate.server import admin, models
+from faregate.server.chat import chat_handler
+from faregate.server.keys import HTTP, OPTIONS, RUNTIME
+from faregate.server.middleware import admin_guard, error_envelope
+from faregate.server.options import ServeOptions
+from faregate.server.runtime import Runtime
+
+log = logging.getLogger("faregate.server")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    return web.json_response({"status": "ok", "generation": rt.holder.current.generation, "simulated": rt.simulated})
+
+
+def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.Application:
+    opts = options or ServeOptions()
+    app = web.Application(middlewares=[error_envelope, admin_guard], client_max_size=opts.max_body_bytes)
+    app[RUNTIME] = runtime
+    app[OPTIONS] = opts
+    app.cleanup_ctx.append(http_session)
+    if opts.watch_interval_s > 0:
+        app.cleanup_ctx.append(watch_files)
+    app.router.add_post("/v1/chat/completions", chat_handler("openai", "chat"))
+    app.router.add_post("/chat/completions", chat_handler("openai", "chat"))
+    app.router.add_get("/v1/models", models.handle_list)
+    app.router.add_get("/v1/models/{model_id:.+}", models.handle_get)
+    app.router.add_post("/admin/reload", admin.handle_reload)
+    app.router.add_get("/admin/routes", admin.handle_routes)
+    app.router.add_post("/admin/explain", admin.handle_explain)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def http_session(app: web.Application) -> AsyncIterator[None]:
+    """One pooled client session for every upstream call."""
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False) as session:
+        app[HTTP] = session
+        yield
+
+
+async def watch_files(app: web.Application) -> AsyncIterator[None]:
+    """Reload when routes.yaml or a catalog file changes (polling mtimes: no extra dependency, any OS)."""
+    rt, interval = app[RUNTIME], app[OPTIONS].watch_interval_s
+
+    async def loop() -> None:
+        seen = await asyncio.to_thread(rt.sources.mtimes)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                now = await asyncio.to_thread(rt.sources.mtimes)
+            except OSError:
+                continue
+            if now != seen:
+                seen = now
+                await rt.reload()
+
+    task = asyncio.create_task(loop(), name="faregate-watch")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,158 @@
+"""Chat handlers: `POST /v1/chat/completions` (OpenAI in) and `POST /v1/messages` (Anthropic in).
+
+Parse (wire → canonical), plan, walk the plan, render (canonical → the client's wire format), record.
+The same handler serves both formats; only the `Inbound` differs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from faregate.canonical import ChatRequest, Finish, TextDelta, ToolArgsDelta, Usage
+from faregate.errors import FaregateError
+from faregate.providers.base import Inbound
+from faregate.providers.registry import INBOUND
+from faregate.routing.features import Features, extract_features
+from faregate.routing.plan import build_plan
+from faregate.routing.preferences import parse_request_preferences
+from faregate.routing.table import Channel, DecisionTable
+from faregate.server.context import Exchange, no_channel_error, read_json
+from faregate.server.execute import Walk, call_chat, open_stream
+from faregate.server.keys import HTTP, RUNTIME
+from faregate.server.runtime import Runtime
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def chat_handler(inbound_name: str, endpoint: str) -> Handler:
+    inbound = INBOUND[inbound_name]
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        rt = request.app[RUNTIME]
+        table = rt.holder.current  # read once: this request finishes on this table
+        ex = Exchange.begin(request, endpoint)
+        try:
+            body = await read_json(request)
+            req, routing = inbound.parse_chat(body)
+            ex.requested = request.headers.get("Faregate-Model") or req.model or "auto"
+            ex.stream = req.stream
+            prefs = parse_request_preferences(routing)
+            f = extract_features(req, rt.counter.count_request, request.headers, ex.key_group)
+            ex.features = f
+            plan = build_plan(
+                table,
+                req.model,
+                f,
+                prefs,
+                header_model=request.headers.get("Faregate-Model"),
+                header_provider=request.headers.get("Faregate-Provider"),
+                health=rt.health,
+                now=time.monotonic(),
+                max_tokens=req.max_tokens,
+            )
+            ex.plan = plan
+            if not plan.entries:
+                raise no_channel_error(plan, table, rt)
+            walk = Walk(plan)
+            ex.walk = walk
+            if req.stream:
+                return await _stream(request, rt, table, inbound, req, f, walk, ex)
+            ch, resp = await call_chat(request.app[HTTP], walk, req, rt.timeout, rt.health)
+            usage = resp.usage or _estimate(rt, ch, f, resp.text + "".join(c.arguments for c in resp.tool_calls))
+            extras = ex.settle(ch, usage, table, rt)
+            out = inbound.render_chat(resp, ch.model_id, usage, extras)
+            return web.json_response(out, headers=ex.response_headers(ch), dumps=_dumps)
+        except FaregateError as e:
+            ex.fail(e)
+            raise
+        finally:
+            rt.recorder.record(ex.record())
+
+    return handle
+
+
+async def _stream(
+    request: web.Request,
+    rt: Runtime,
+    table: DecisionTable,
+    inbound: Inbound,
+    req: ChatRequest,
+    f: Features,
+    walk: Walk,
+    ex: Exchange,
+) -> web.StreamResponse:
+    upstream = await open_stream(request.app[HTTP], walk, req, rt.timeout, rt.health)
+    ch = upstream.channel
+    ex.ttft_ms = upstream.ttft_ms
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            **ex.response_headers(ch, with_cost=False),
+        }
+    )
+    await response.prepare(request)  # from here the status is fixed: failures end the stream instead
+    encoder = inbound.stream_encoder(ch.model_id, req.include_usage)
+    text: list[str] = []
+    try:
+        async for ev in upstream.events():
+            if isinstance(ev, Finish):
+                usage = ev.usage or _estimate(rt, ch, f, "".join(text))
+                extras = ex.settle(ch, usage, table, rt)
+                await response.write(encoder.finish(ev, usage, extras))
+                break
+            if isinstance(ev, TextDelta | ToolArgsDelta):
+                text.append(ev.text if isinstance(ev, TextDelta) else ev.arguments)
+            chunk = encoder.encode(ev)
+            if chunk:
+                await response.write(chunk)
+        else:
+            raise _dropped("the upstream closed the stream early")
+    except FaregateError as e:
+        ex.fail(e, status=502)
+        await _write_quietly(response, encoder.error(e))
+    except (ConnectionResetError, ConnectionError):
+        ex.fail(FaregateError("the client closed the connection"), status=499)
+        return response
+    except Exception as e:  # an upstream drop or a decoder error after the first byte
+        err = getattr(e, "error", None)
+        msg = getattr(err, "message", None) or f"upstream stream failed ({type(e).__name__})"
+        ex.fail(_dropped(f"{ch.provider}: {msg}"), status=502)
+        await _write_quietly(response, encoder.error(_dropped(f"{ch.provider}: {msg}")))
+    await _write_eof_quietly(response)
+    return response
+
+
+def _dropped(message: str) -> FaregateError:
+    e = FaregateError(message, code="upstream_stream_error")
+    e.status, e.error_type = 502, "upstream_error"
+    return e
+
+
+async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:
+    try:
+        await response.write(data)
+    except (ConnectionError, RuntimeError):
+        pass
+
+
+async def _write_eof_quietly(response: web.StreamResponse) -> None:
+    try:
+        await response.write_eof()
+    except (ConnectionError, RuntimeError):
+        pass
+
+
+def _estimate(rt: Runtime, ch: Channel, f: Features, completion_text: str) -> Usage:
+    """The upstream reported no usage: count with tiktoken and say so."""
+    return Usage(f.prompt_tokens, rt.counter.count_text(completion_text, ch.model_id), estimated=True)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+

@@ -1,0 +1,178 @@
+"""One request's bookkeeping on its way through a handler: identity, plan, attempts, cost, the record."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from faregate.accounting.pricing import cost_usd, savings, usd_number, usd_text
+from faregate.accounting.record import RequestRecord
+from faregate.canonical import Usage
+from faregate.errors import AllChannelsFailed, FaregateError, InvalidRequest, PayloadTooLarge
+from faregate.routing.features import Features
+from faregate.routing.plan import Plan
+from faregate.routing.table import Channel, DecisionTable
+from faregate.server.execute import Walk
+from faregate.server.runtime import Runtime
+
+REQUEST_ID = "faregate.request_id"  # request-scoped values set by middleware
+KEY_ID = "faregate.key_id"
+KEY_GROUP = "faregate.key_group"
+
+
+def request_id(request: web.Request) -> str:
+    rid = request.get(REQUEST_ID)
+    if not isinstance(rid, str):
+        rid = uuid.uuid4().hex
+        request[REQUEST_ID] = rid
+    return rid
+
+
+async def read_json(request: web.Request) -> Any:
+    """The body as JSON. Too large → 413 (aiohttp enforces `client_max_size`), malformed → 400."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as e:
+        raise PayloadTooLarge(f"request body too large: the limit is {e.max_size} bytes") from None
+    if not raw:
+        raise InvalidRequest("the request body is empty: send a JSON object")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InvalidRequest(f"the request body is not valid JSON: {e}") from None
+
+
+def no_channel_error(plan: Plan, table: DecisionTable, rt: Runtime) -> FaregateError:
+    """An empty plan: 503 when channels are cooling down or providers inactive, 400 when no channel can
+    serve this particular request (capabilities, context, the request's own preferences)."""
+    if plan.skipped and plan.unavailable_only():
+        left = [rt.health.cooldown_left_s(cid, time.monotonic()) for cid, _ in plan.skipped]
+        err = AllChannelsFailed([], skipped=len(plan.skipped))
+        err.headers["Retry-After"] = str(max(1, int(min(left) + 0.999)))
+        return err
+    if not plan.skipped:
+        inactive = "; ".join(f"{p}: {why}" for p, why in table.inactive.items())
+        err = AllChannelsFailed([], skipped=0)
+        err.message = f"no active channel for '{plan.requested}'" + (f" (inactive providers: {inactive})" if inactive else "")
+        return err
+    reasons = "; ".join(f"{cid}: {why}" for cid, why in plan.skipped[:8])
+    return InvalidRequest(f"no channel can serve this request ({reasons})", param="model", code="no_capable_channel")
+
+
+@dataclass(slots=True)
+class Exchange:
+    id: str
+    endpoint: str
+    created: float
+    started: float
+    key_id: str | None = None
+    key_group: str | None = None
+    requested: str = "auto"
+    stream: bool = False
+    features: Features | None = None
+    plan: Plan | None = None
+    walk: Walk | None = None
+    channel: Channel | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost: Decimal = Decimal(0)
+    baseline_cost: Decimal = Decimal(0)
+    status: int = 200
+    error: str | None = None
+    ttft_ms: float | None = None
+
+    @classmethod
+    def begin(cls, request: web.Request, endpoint: str) -> Exchange:
+        kid, group = request.get(KEY_ID), request.get(KEY_GROUP)
+        return cls(
+            id=request_id(request),
+            endpoint=endpoint,
+            created=time.time(),
+            started=time.perf_counter(),
+            key_id=kid if isinstance(kid, str) else None,
+            key_group=group if isinstance(group, str) else None,
+        )
+
+    def settle(self, ch: Channel, usage: Usage, table: DecisionTable, rt: Runtime) -> dict[str, Any]:
+        """Cost and savings of the answer, and the `x-faregate` object that reports them."""
+        self.channel, self.usage = ch, usage
+        self.cost = cost_usd(ch.price, usage)
+        saved = savings(self.cost, table.baseline.price if table.baseline else None, usage)
+        self.baseline_cost = saved.alternative_cost
+        plan = self.plan
+        reason = next((e.reason for e in plan.entries if e.channel.id == ch.id), "") if plan else ""
+        return {
+            "cost": usd_number(self.cost),
+            "x-faregate": {
+                "request_id": self.id,
+                "routing": {
+                    "provider": ch.provider,
+                    "model": ch.model_id,
+                    "channel": ch.id,
+                    "route": plan.route if plan else None,
+                    "rule": plan.rule if plan else None,
+                    "reason": reason,
+                    "attempts": [
+                        {"channel": a.channel, "provider": a.provider, "status": a.status, "outcome": a.outcome,
+                         "latency_ms": a.latency_ms, "error": a.error}
+                        for a in (self.walk.attempts if self.walk else ())
+                    ],
+                    "dropped_params": list(self.walk.dropped) if self.walk else [],
+                },
+                "savings": {**saved.as_json(), "baseline": table.baseline.model_id if table.baseline else None},
+                "usage_estimated": usage.estimated,
+                "simulated": rt.simulated,
+            },
+        }
+
+    def response_headers(self, ch: Channel, *, with_cost: bool = True) -> dict[str, str]:
+        h = {"X-Faregate-Provider": ch.provider, "X-Faregate-Model": ch.model_id, "X-Faregate-Channel": ch.id}
+        if self.plan and self.plan.rule:
+            h["X-Faregate-Rule"] = self.plan.rule
+        if with_cost:
+            h["X-Faregate-Cost"] = usd_text(self.cost)
+        return h
+
+    def fail(self, e: FaregateError, *, status: int | None = None) -> None:
+        self.status = status or e.status
+        self.error = e.message
+
+    def record(self) -> RequestRecord:
+        plan, f = self.plan, self.features
+        return RequestRecord(
+            id=self.id,
+            created=self.created,
+            endpoint=self.endpoint,
+            requested=self.requested,
+            status=self.status,
+            key_id=self.key_id,
+            route=plan.route if plan else None,
+            rule=plan.rule if plan else None,
+            model_id=self.channel.model_id if self.channel else None,
+            provider=self.channel.provider if self.channel else None,
+            channel=self.channel.id if self.channel else None,
+            stream=self.stream,
+            usage=self.usage,
+            cost_usd=self.cost,
+            baseline_cost_usd=self.baseline_cost,
+            latency_ms=round((time.perf_counter() - self.started) * 1000, 2),
+            ttft_ms=None if self.ttft_ms is None else round(self.ttft_ms, 2),
+            attempts=tuple(self.walk.attempts) if self.walk else (),
+            plan=tuple(e.channel.id for e in plan.entries) if plan else (),
+            features={}
+            if f is None
+            else {
+                "prompt_tokens": f.prompt_tokens,
+                "has_images": f.has_images,
+                "has_tools": f.has_tools,
+                "json_mode": f.json_mode,
+                "stream": f.stream,
+                "key_group": f.key_group,
+            },
+            error=self.error,
+        )

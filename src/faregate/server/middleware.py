@@ -1,0 +1,81 @@
+"""The middlewares, outermost first: request id, error envelope, authentication.
+
+Errors are rendered at this one edge: OpenAI's envelope everywhere, Anthropic's on `/v1/messages`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from faregate.errors import (
+    AuthenticationError,
+    FaregateError,
+    PermissionDenied,
+    anthropic_envelope,
+    from_http_status,
+    openai_envelope,
+)
+from faregate.server.context import request_id
+from faregate.server.keys import OPTIONS
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = logging.getLogger("faregate.server")
+
+
+def render_error(request: web.Request, e: FaregateError) -> web.Response:
+    body = anthropic_envelope(e) if request.path.startswith("/v1/messages") else openai_envelope(e)
+    headers = {**e.headers, "X-Faregate-Request-Id": request_id(request)}
+    return web.json_response(body, status=e.status, headers=headers)
+
+
+@web.middleware
+async def error_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except FaregateError as e:
+        return render_error(request, e)
+    except web.HTTPException as e:  # aiohttp's own 404/405/413 get our envelope too
+        if e.status < 400:
+            raise
+        return render_error(request, from_http_status(e.status, e.reason))
+    except Exception:
+        log.exception("request %s failed", request_id(request))
+        return render_error(request, FaregateError("internal error: see the server log for this request id"))
+    if not response.prepared:
+        response.headers["X-Faregate-Request-Id"] = request_id(request)
+    return response
+
+
+def bearer_or_api_key(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return request.headers.get("X-API-Key") or None
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@web.middleware
+async def admin_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """`/admin/*` needs the admin key when one is set; without one, only a loopback server allows it."""
+    if request.path.startswith("/admin/"):
+        opts = request.app[OPTIONS]
+        given = bearer_or_api_key(request)
+        if opts.admin_key:
+            if given is None or not hmac.compare_digest(given.encode(), opts.admin_key.encode()):
+                raise AuthenticationError("admin endpoints need the admin key (FAREGATE_ADMIN_KEY)")
+        elif not is_loopback(opts.host):
+            raise PermissionDenied("set FAREGATE_ADMIN_KEY to use admin endpoints on a non-loopback address")
+    return await handler(request)

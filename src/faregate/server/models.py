@@ -1,0 +1,99 @@
+"""`GET /v1/models` and `GET /v1/models/{id}`: OpenAI's list shape plus OpenRouter's fields.
+
+Only routable models are listed (an active provider, a price); aliases are listed too, as `faregate`
+models. Prices are USD per token as decimal strings, as OpenRouter gives them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from faregate.catalog.model import MILLION
+from faregate.errors import ModelNotFound
+from faregate.routing.table import Channel, DecisionTable
+from faregate.server.keys import RUNTIME
+
+CREATED = 1_700_000_000  # catalog entries carry no creation date; a fixed one keeps the listing stable
+
+
+def per_token(price_per_million: Decimal) -> str:
+    return format((price_per_million / MILLION).normalize(), "f")
+
+
+def model_entry(table: DecisionTable, model_id: str, channels: tuple[Channel, ...]) -> dict[str, Any]:
+    best = min(channels, key=lambda c: (c.price.input, c.price.output))
+    params = ["max_tokens", "temperature", "top_p", "stop", "stream"]
+    caps = set().union(*(c.caps for c in channels))
+    if "tools" in caps:
+        params += ["tools", "tool_choice"]
+    if "json" in caps:
+        params.append("response_format")
+    return {
+        "id": model_id,
+        "object": "model",
+        "created": CREATED,
+        "owned_by": model_id.split("/", 1)[0],
+        "name": table.model_names.get(model_id, model_id),
+        "kind": best.kind,
+        "context_length": max(c.context for c in channels),
+        "pricing": {
+            "prompt": per_token(best.price.input),
+            "completion": per_token(best.price.output),
+            "request": "0",
+            "input_cache_read": per_token(best.price.cached_input if best.price.cached_input is not None else best.price.input),
+        },
+        "architecture": {"input_modalities": ["text", "image"] if "vision" in caps else ["text"], "output_modalities": ["text"]},
+        "supported_parameters": params,
+        "offerings": [
+            {
+                "provider": c.provider,
+                "channel": c.id,
+                "upstream_id": c.upstream_id,
+                "context_length": c.context,
+                "max_output": c.max_output,
+                "pricing": {"prompt": per_token(c.price.input), "completion": per_token(c.price.output)},
+                "capabilities": sorted(c.caps),
+                "data_collection": c.data_collection,
+            }
+            for c in channels
+        ],
+    }
+
+
+def alias_entry(table: DecisionTable, alias: str) -> dict[str, Any]:
+    route = table.aliases[alias]
+    return {
+        "id": alias,
+        "object": "model",
+        "created": CREATED,
+        "owned_by": "faregate",
+        "name": f"faregate alias: route '{route}'",
+        "alias": True,
+        "route": route,
+        "rules": [{"name": r.name, "strategy": r.strategy, "models": list(r.models)} for r in table.routes[route]],
+    }
+
+
+def list_models(table: DecisionTable) -> list[dict[str, Any]]:
+    models = [model_entry(table, m, chs) for m, chs in sorted(table.models.items()) if chs]
+    return [*(alias_entry(table, a) for a in sorted(table.aliases)), *models]
+
+
+async def handle_list(request: web.Request) -> web.Response:
+    table = request.app[RUNTIME].holder.current
+    return web.json_response({"object": "list", "data": list_models(table)})
+
+
+async def handle_get(request: web.Request) -> web.Response:
+    table = request.app[RUNTIME].holder.current
+    model_id = request.match_info["model_id"]
+    if model_id in table.aliases:
+        return web.json_response(alias_entry(table, model_id))
+    resolved = model_id if model_id in table.models else table.upstream_ids.get(model_id)
+    channels = table.models.get(resolved or "", ())
+    if not channels or resolved is None:
+        raise ModelNotFound(f"The model '{model_id}' does not exist or is not routable here", param="model")
+    return web.json_response(model_entry(table, resolved, channels))

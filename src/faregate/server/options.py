@@ -1,0 +1,18 @@
+"""How this process serves: what comes from the command line and settings rather than routes.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    auth: str = "open"  # "open" | "keys"
+    admin_key: str | None = field(default=None, repr=False)
+    max_body_bytes: int = 4 * 1024 * 1024
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 60.0
+    watch_interval_s: float = 1.0  # 0 turns the file watch off
+    simulated: bool = False

@@ -1,0 +1,100 @@
+"""The gateway's runtime state: the current decision table and what a reload needs to make the next one.
+
+Mutable on purpose and in one place: the table swap (`TableHolder`), channel health, the reload lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from faregate.accounting.record import MemoryRecorder, Recorder
+from faregate.accounting.tokens import TokenCounter
+from faregate.catalog.files import load_catalog_dir
+from faregate.config.load import ConfigIssue
+from faregate.config.model import RoutesSpec
+from faregate.routing.health import Health
+from faregate.routing.load import Loaded, load_table
+from faregate.routing.table import TableHolder
+
+log = logging.getLogger("faregate.reload")
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """Where a table comes from: re-read on every reload."""
+
+    routes: Path
+    catalog_dir: Path
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    base_urls: Mapping[str, str] | None = None  # demo: every provider pointed at the simulator
+
+    def load(self, generation: int) -> tuple[Loaded | None, list[ConfigIssue]]:
+        catalog, issues = load_catalog_dir(self.catalog_dir)
+        if issues:
+            return None, issues
+        return load_table(self.routes, catalog, self.env, generation=generation, base_urls=self.base_urls)
+
+    def mtimes(self) -> tuple[float, ...]:
+        paths = [self.routes, *sorted(self.catalog_dir.glob("*.yaml"))]
+        return tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in paths)
+
+
+class Runtime:
+    def __init__(
+        self,
+        sources: Sources,
+        loaded: Loaded,
+        *,
+        counter: TokenCounter | None = None,
+        recorder: Recorder | None = None,
+        simulated: bool = False,
+    ) -> None:
+        self.sources = sources
+        self.holder = TableHolder(loaded.table)
+        self.spec: RoutesSpec = loaded.spec
+        self.loaded = loaded
+        self.health = Health(cooldown_s=loaded.spec.server.cooldown_s)
+        self.timeout = upstream_timeout(loaded.spec)
+        self.counter = counter or TokenCounter()
+        self.recorder: Recorder = recorder or MemoryRecorder()
+        self.simulated = simulated
+        self.reload_lock = asyncio.Lock()
+        self.reloads = 0
+        self.last_issues: list[ConfigIssue] = []
+
+    @classmethod
+    def from_sources(cls, sources: Sources, **kw: object) -> tuple[Runtime | None, list[ConfigIssue]]:
+        loaded, issues = sources.load(0)
+        if loaded is None:
+            return None, issues
+        return cls(sources, loaded, **kw), []  # type: ignore[arg-type]
+
+    async def reload(self) -> list[ConfigIssue]:
+        """Compile off to the side, swap with one assignment. A bad file keeps the old table serving."""
+        async with self.reload_lock:
+            generation = self.holder.current.generation + 1
+            loaded, issues = await asyncio.to_thread(self.sources.load, generation)
+            self.last_issues = issues
+            if loaded is None:
+                log.warning("reload rejected, old table keeps serving: %s", "; ".join(map(str, issues)))
+                return issues
+            self.loaded, self.spec = loaded, loaded.spec
+            self.health.cooldown_s = loaded.spec.server.cooldown_s
+            self.timeout = upstream_timeout(loaded.spec)
+            self.holder.current = loaded.table
+            self.reloads += 1
+            log.info("reloaded routes: generation %d", generation)
+            return []
+
+
+def upstream_timeout(spec: RoutesSpec) -> aiohttp.ClientTimeout:
+    """Connect timeout, and a read timeout between chunks (for a non-streamed answer: until it arrives)."""
+    s = spec.server
+    return aiohttp.ClientTimeout(total=None, connect=s.connect_timeout_s, sock_connect=s.connect_timeout_s, sock_read=s.read_timeout_s)

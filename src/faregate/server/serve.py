@@ -1,0 +1,131 @@
+"""Run the gateway: load, bind, serve until SIGTERM/SIGINT, reload on SIGHUP, shut down gracefully.
+
+`--demo` first starts the built-in provider simulator on a loopback port and points every provider's
+base_url at it, with a stand-in key per provider, so the shipped routes.yaml works with no real keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from aiohttp import web
+
+from faregate.accounting.tokens import TokenCounter
+from faregate.catalog.files import load_catalog_dir
+from faregate.config.load import ConfigIssue
+from faregate.routing.load import load_table
+from faregate.server.app import create_app
+from faregate.server.middleware import is_loopback
+from faregate.server.options import ServeOptions
+from faregate.server.runtime import Runtime, Sources
+from faregate.simulator import SimModel, SimProvider, Simulator, run_simulator
+
+log = logging.getLogger("faregate")
+SHUTDOWN_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class StartError(Exception):
+    issues: tuple[ConfigIssue, ...] = ()
+    message: str = ""
+
+    def __str__(self) -> str:
+        return self.message or "\n".join(map(str, self.issues))
+
+
+def demo_simulator(sources: Sources, counter: TokenCounter) -> tuple[Simulator, tuple[str, ...]]:
+    """A simulator serving every provider of the table, with the table's offerings and prices."""
+    catalog, issues = load_catalog_dir(sources.catalog_dir)
+    assume = {var: "demo" for p in catalog.providers.values() for var in p.api_key_env}
+    loaded, more = load_table(sources.routes, catalog, {**sources.env, **assume})
+    if loaded is None:
+        raise StartError(tuple(issues + more))
+    providers = []
+    for name, info in loaded.merged.providers.items():
+        models = tuple(
+            SimModel(o.upstream_id, o.name or o.model_id, o.kind, o.context, o.price.input, o.price.output)
+            for o in loaded.merged.offerings
+            if o.provider == name and o.price is not None and not o.retired
+        )
+        providers.append(SimProvider(name, info.api, info.listing or "openai", models))
+    return Simulator(providers, counter.count_text), tuple(p.name for p in providers)
+
+
+def demo_env(
+    sources: Sources, sim: Simulator, names: tuple[str, ...], origin: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Stand-in keys for every provider (the simulator checks they are sent) and simulator base URLs."""
+    catalog, _ = load_catalog_dir(sources.catalog_dir)
+    env = {var: f"sim-key-{p.name}" for p in catalog.providers.values() for var in p.api_key_env}
+    base_urls = {name: sim.base_url(origin, name) for name in names}
+    return env, base_urls
+
+
+async def serve(
+    config: Path,
+    catalog_dir: Path,
+    options: ServeOptions,
+    env: Mapping[str, str],
+    *,
+    demo: bool = False,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    if options.auth == "open" and not is_loopback(options.host):
+        raise StartError(message=f"auth: open is allowed only on a loopback address, not {options.host}: use auth: keys")
+    counter = TokenCounter()
+    sources = Sources(config, catalog_dir, dict(env))
+    sim_runner = None
+    if demo:
+        sim, names = demo_simulator(sources, counter)
+        sim_runner, origin = await run_simulator(sim, "127.0.0.1", 0)
+        keys, base_urls = demo_env(sources, sim, names, origin)
+        sources = replace(sources, env={**sources.env, **keys}, base_urls=base_urls)
+        log.info("demo: provider simulator on %s (every answer is simulated)", origin)
+    runtime, issues = Runtime.from_sources(sources, counter=counter, simulated=demo)
+    if runtime is None:
+        raise StartError(tuple(issues))
+    for provider, why in runtime.holder.current.inactive.items():
+        log.warning("provider %s inactive: %s", provider, why)
+    app = create_app(runtime, replace(options, simulated=demo))
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, options.host, options.port, reuse_address=True)
+    await site.start()
+    bound = runner.addresses[0] if runner.addresses else (options.host, options.port)
+    log.info("faregate serving on http://%s:%s (%s)", bound[0], bound[1], "demo" if demo else config)
+    print(f"faregate: serving on http://{bound[0]}:{bound[1]}" + (" (demo: simulated providers)" if demo else ""), flush=True)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(runtime.reload()))
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down: finishing requests in flight")
+        await runner.cleanup()  # stops accepting, waits for handlers, then runs cleanup contexts
+        if sim_runner is not None:
+            await sim_runner.cleanup()
+
+
+def run(config: Path, catalog_dir: Path, options: ServeOptions, env: Mapping[str, str], *, demo: bool) -> int:
+    try:
+        asyncio.run(serve(config, catalog_dir, options, env, demo=demo))
+    except StartError as e:
+        print(f"faregate: cannot start:\n{e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"faregate: cannot start: {e}", file=sys.stderr)
+        return 1
+    return 0
