@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import anthropic
@@ -527,7 +529,7 @@ def test_error_message_masks_keys_and_never_keeps_a_raw_body() -> None:
     leaked = ADAPTER.classify_error(
         401, envelope("authentication_error", "invalid x-api-key sk-ant-api03-abcDEF123_-xyz")
     )
-    assert "abcDEF" not in leaked.message and "sk-ant-***" in leaked.message
+    assert "abcDEF" not in leaked.message and "[redacted]" in leaked.message
     html = ADAPTER.classify_error(502, b"<html>Bad gateway sk-ant-api03-secretsecret</html>")
     assert html == UpstreamError(kind="status", message="HTTP 502", status=502, retryable=True)
     long = ADAPTER.classify_error(400, envelope("invalid_request_error", "x" * 1000))
@@ -893,6 +895,25 @@ def test_encoder_writes_anthropics_event_sequence() -> None:
         },
         "x-faregate": EXTRAS["x-faregate"],
     }
+
+
+def test_encoder_copes_with_decimal_cost_frozen_extras_and_lone_surrogates() -> None:
+    encoder = INBOUND.stream_encoder("m", include_usage=True)
+    out = encoder.encode(TextDelta("bad \ud800 text"))
+    out += encoder.finish(
+        Finish("stop"), Usage(1, 1), {"cost": Decimal("0.000012"), "x-faregate": MappingProxyType({})}
+    )
+    check_sdk_events(out)
+    assert encoded_events(out)[3][1]["delta"]["text"] == "bad \ud800 text"
+    assert encoded_events(out)[5][1]["usage"]["cost"] == 0.000012
+
+
+def test_request_body_serializes_frozen_schemas_and_extra() -> None:
+    schema = MappingProxyType({"type": "object", "properties": MappingProxyType({"a": MappingProxyType({})})})
+    extra = MappingProxyType({"thinking": MappingProxyType({"type": "enabled", "budget_tokens": 1024})})
+    body = body_of(chat(user("hi"), tools=(Tool("f", None, schema),), source_api="anthropic", extra=extra))
+    assert body["tools"][0]["input_schema"] == {"type": "object", "properties": {"a": {}}}
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
 
 
 def test_encoder_error_event_and_start_without_upstream_start() -> None:

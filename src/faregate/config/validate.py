@@ -36,7 +36,7 @@ def _issue(doc: YamlDoc, err: ValidationError) -> ConfigIssue:
     if err.validator == "pattern" and isinstance(err.schema, dict) and "description" in err.schema:
         message += f" ({err.schema['description'].rstrip('.')})"  # say what the pattern means
     if "propertyNames" in err.absolute_schema_path:  # a bad key: point at it, not at its mapping
-        return doc.issue([*path, err.instance], f"{'.'.join(map(str, path))}: {message}")
+        return doc.issue([*path, str(err.instance)], f"{'.'.join(map(str, path))}: {message}")
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
         schema = err.schema if isinstance(err.schema, dict) else {}
         allowed = set(schema.get("properties", {}))
@@ -55,4 +55,5 @@ def _closest(alternatives: list[ValidationError]) -> ValidationError:
     """The error of the alternative the user meant: one whose type matched (its errors are inside it),
     e.g. a `use:` list with a bad model id is about the id, not about not being a selector object."""
     inside = [e for e in alternatives if not (e.validator == "type" and not e.relative_path)]
-    return best_match(inside or alternatives)
+    closest: ValidationError = best_match(inside or alternatives)
+    return closest

@@ -7,7 +7,7 @@ environment comes in as a mapping, problems go out as `Problem`s placed in route
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
@@ -25,12 +25,21 @@ class Compiled:
 
 
 def compile_table(
-    spec: RoutesSpec, merged: Merged, env: Mapping[str, str], *, generation: int = 0
+    spec: RoutesSpec,
+    merged: Merged,
+    env: Mapping[str, str],
+    *,
+    generation: int = 0,
+    base_urls: Mapping[str, str] | None = None,
+    assume_keys: bool = False,
 ) -> Compiled:
+    """`base_urls` points providers elsewhere (the demo's simulator); `assume_keys` plans as if every
+    provider had a key (explain, benchmarks): its channels then carry no key."""
     problems: list[Problem] = list(merged.problems)
     prefs = spec.preferences
-    problems += _check_provider_refs(prefs, merged.providers, spec)
-    every, inactive = _channels(merged, env, spec)
+    problems += _check_provider_refs(spec, merged.providers)
+    declared_providers = _declared_providers(spec, merged.providers)
+    every, inactive = _channels(merged, env, spec, base_urls or {}, assume_keys)
     channels = [c for c in every if c.provider not in inactive]
     allowed = [c for c in channels if not static_exclusion(c, prefs)]
     order = provider_rank(prefs.order)
@@ -39,39 +48,51 @@ def compile_table(
         for model_id, chs in _group(allowed).items()
     }
     known = by_model(merged.offerings)
+    # Models whose declaration under `models:` was rejected by the merge: that problem is reported
+    # there, so references to them are not reported again (as unknown, unroutable, bad baseline).
+    rejected = {str(p.path[1]) for p in merged.problems if len(p.path) > 1 and p.path[0] == "models"}
+    upstream: dict[str, set[str]] = {}
+    for o in merged.offerings:
+        upstream.setdefault(o.upstream_id, set()).add(o.model_id)
     aliases, alias_problems = _resolve_aliases(spec)
     problems += alias_problems
     for alias in spec.aliases:
-        if alias in known:
+        if alias in known or alias in upstream:  # aliases are resolved first: the model would be unreachable
+            hidden = ", ".join(sorted(upstream.get(alias, ()))) or alias
             problems.append(
-                Problem(spec.alias_paths[alias], f"alias '{alias}' hides the model of the same name")
+                Problem(
+                    spec.alias_paths[alias], f"alias '{alias}' hides the model of the same name ({hidden})"
+                )
             )
     routes = {}
     for route, rules in spec.routes.items():
         routes[route] = tuple(
-            _compile_rule(r, known, every, set(inactive), prefs, order, problems) for r in rules
+            _compile_rule(
+                r, known, rejected, declared_providers, every, set(inactive), prefs, order, problems
+            )
+            for r in rules
         )
         problems += _reachability(rules)
     baseline = None
     if spec.baseline:
         priced = [o.price for o in known.get(spec.baseline, []) if o.price is not None]
-        if not priced:
+        if priced:
+            baseline = Baseline(spec.baseline, min(priced, key=lambda p: (p.input, p.output)))
+        elif spec.baseline not in rejected:
             problems.append(
                 Problem(
                     ("savings", "baseline"), f"unknown or unpriced baseline model '{spec.baseline}'", True
                 )
             )
-        else:
-            baseline = Baseline(spec.baseline, min(priced, key=lambda p: (p.input, p.output)))
-    upstream: dict[str, set[str]] = {}
-    for o in merged.offerings:
-        upstream.setdefault(o.upstream_id, set()).add(o.model_id)
     table = DecisionTable(
         routes=MappingProxyType(routes),
         aliases=MappingProxyType(aliases),
         models=MappingProxyType(models),
         upstream_ids=MappingProxyType(
             {u: next(iter(m)) for u, m in upstream.items() if len(m) == 1 and u not in known}
+        ),
+        ambiguous_ids=MappingProxyType(
+            {u: tuple(sorted(m)) for u, m in upstream.items() if len(m) > 1 and u not in known}
         ),
         channels=MappingProxyType({c.id: c for c in channels}),
         preferences=prefs,
@@ -80,6 +101,7 @@ def compile_table(
         unpriced=tuple(sorted(o.key for o in merged.offerings if o.price is None)),
         model_names=MappingProxyType({o.model_id: o.name for o in merged.offerings if o.name}),
         known=frozenset(known),
+        offerings=len(merged.offerings),
         generation=generation,
     )
     return Compiled(table, tuple(problems))
@@ -108,27 +130,41 @@ def static_exclusion(c: Channel, prefs: Preferences) -> str | None:
 
 
 def _channels(
-    merged: Merged, env: Mapping[str, str], spec: RoutesSpec
+    merged: Merged, env: Mapping[str, str], spec: RoutesSpec, base_urls: Mapping[str, str], assume_keys: bool
 ) -> tuple[list[Channel], dict[str, str]]:
+    """One channel per offering and key present (`#2` for a provider's second key), of every provider:
+    those of inactive ones (no key) too, so checks do not depend on which keys are set here."""
     channels: list[Channel] = []
     inactive: dict[str, str] = {}
     keys: dict[str, list[tuple[str | None, str | None]]] = {}
     for name, info in merged.providers.items():
-        present: list[tuple[str | None, str | None]] = [(var, env[var]) for var in info.api_key_env if env.get(var)]
+        present: list[tuple[str | None, str | None]] = [
+            (var, env[var]) for var in info.api_key_env if env.get(var)
+        ]
         if info.api_key_env and not present:
-            inactive[name] = f"no key: set {' or '.join(info.api_key_env)}"
-        keys[name] = present or [(None, None)]  # an inactive provider still gets keyless channels for checks
+            if assume_keys:
+                present = [(info.api_key_env[0], None)]
+            else:
+                inactive[name] = f"no key: set {' or '.join(info.api_key_env)}"
+        keys[name] = present or [(None, None)]
     for o in merged.offerings:
         if o.price is None or o.retired:
             continue
         info = merged.providers[o.provider]
+        base_url = base_urls.get(o.provider, info.base_url)
         for n, (var, key) in enumerate(keys[o.provider], start=1):
-            channels.append(_channel(o, info, var, key, n, spec))
+            channels.append(_channel(o, info, base_url, var, key, n, spec))
     return channels, inactive
 
 
 def _channel(
-    o: Offering, info: ProviderInfo, var: str | None, key: str | None, n: int, spec: RoutesSpec
+    o: Offering,
+    info: ProviderInfo,
+    base_url: str,
+    var: str | None,
+    key: str | None,
+    n: int,
+    spec: RoutesSpec,
 ) -> Channel:
     assert o.price is not None
     expected = (
@@ -140,7 +176,7 @@ def _channel(
         model_id=o.model_id,
         upstream_id=o.upstream_id,
         api=info.api,
-        base_url=info.base_url.rstrip("/"),
+        base_url=base_url.rstrip("/"),
         kind=o.kind,
         price=o.price,
         context=o.context,
@@ -160,17 +196,25 @@ def _group(channels: Iterable[Channel]) -> dict[str, list[Channel]]:
     return out
 
 
-def _check_provider_refs(
-    prefs: Preferences, providers: Mapping[str, ProviderInfo], spec: RoutesSpec
-) -> list[Problem]:
-    declared = set(spec.providers) or set(providers)
+def _declared_providers(spec: RoutesSpec, providers: Mapping[str, ProviderInfo]) -> set[str]:
+    """Names a reference may use: those under `providers:` (disabled ones too), else the catalog's."""
+    return set(spec.providers) or set(providers)
+
+
+def _check_provider_refs(spec: RoutesSpec, providers: Mapping[str, ProviderInfo]) -> list[Problem]:
+    declared = _declared_providers(spec, providers)
     out = []
     for field in ("order", "only", "ignore"):
-        for i, p in enumerate(getattr(prefs, field) or ()):
+        for i, p in enumerate(getattr(spec.preferences, field) or ()):
             if p not in declared:
                 out.append(
                     Problem(("preferences", field, i), f"unknown provider '{p}' in preferences.{field}")
                 )
+    for i, p in enumerate(spec.sync_providers or ()):
+        if p not in declared:
+            out.append(
+                Problem(("catalog", "sync_providers", i), f"unknown provider '{p}' in catalog.sync_providers")
+            )
     return out
 
 
@@ -202,14 +246,24 @@ def _resolve_aliases(spec: RoutesSpec) -> tuple[dict[str, str], list[Problem]]:
 
 
 def _reachability(rules: Sequence[RuleSpec]) -> list[Problem]:
+    """Rules that can never be the first to match: after a catch-all, after a rule with the very same
+    conditions, or with a token range that no count satisfies."""
     out = []
     catch_all = None
-    for r in rules:
+    for i, r in enumerate(rules):
+        twin = next((e for e in rules[:i] if e.when == r.when), None)
         if catch_all is not None:
             out.append(
                 Problem(
                     r.path,
                     f"rule '{r.name}' can never match: rule '{catch_all}' before it matches every request",
+                )
+            )
+        elif twin is not None:
+            out.append(
+                Problem(
+                    r.path,
+                    f"rule '{r.name}' can never match: rule '{twin.name}' before it has the same conditions",
                 )
             )
         elif r.when.unconditional:
@@ -228,27 +282,46 @@ def _reachability(rules: Sequence[RuleSpec]) -> list[Problem]:
 def _compile_rule(
     r: RuleSpec,
     known: Mapping[str, list[Offering]],
+    rejected: Set[str],
+    providers: Set[str],
     channels: Sequence[Channel],
     inactive: set[str],
     prefs: Preferences,
     order: Callable[[str], int],
     problems: list[Problem],
 ) -> CompiledRule:
-    """`channels` includes those of inactive providers, so checks do not depend on which keys are set."""
+    """`channels` includes those of inactive providers, so checks do not depend on which keys are set.
+    `rejected`: models whose declaration was rejected (already reported); `providers`: the provider
+    names a selector may use."""
+    unknown = 0
     if isinstance(r.use, Selector):
-        models = tuple(sorted({c.model_id for c in channels if c.kind == "chat" and _selects(r.use, c)}))
+        for i, p in enumerate(r.use.providers or ()):
+            if p not in providers:
+                unknown += 1
+                problems.append(Problem((*r.path, "use", "providers", i), f"unknown provider '{p}'"))
         pool = [c for c in channels if c.kind == "chat" and _selects(r.use, c)]
-        if not models and not any(_selects_offering(r.use, o) for offs in known.values() for o in offs):
+        models = tuple(sorted({c.model_id for c in pool}))
+        if not unknown and not models:
             problems.append(
                 Problem((*r.path, "use"), f"rule '{r.name}': no model in the catalog matches this filter")
             )
+            unknown += 1
     else:
         models = r.use
         for i, m in enumerate(r.use):
             if m not in known:
-                problems.append(Problem((*r.path, "use", i), f"unknown model '{m}'"))
+                unknown += 1
+                if m not in rejected:
+                    problems.append(Problem((*r.path, "use", i), f"unknown model '{m}'"))
         wanted = set(models)
         pool = [c for c in channels if c.model_id in wanted]
+        if not pool and not unknown and rejected.isdisjoint(models):
+            problems.append(
+                Problem(
+                    (*r.path, "use"),
+                    f"rule '{r.name}': no routable offering of {', '.join(models)} (retired or unpriced)",
+                )
+            )
     excluded = []
     kept = []
     for c in pool:
@@ -312,12 +385,6 @@ def sort_channels(
 
 def _selects(s: Selector, c: Channel) -> bool:
     return _matches(s, c.model_id, c.provider, c.context, c.caps, c.price.input, c.price.output)
-
-
-def _selects_offering(s: Selector, o: Offering) -> bool:
-    if o.price is None or o.kind != "chat":
-        return False
-    return _matches(s, o.model_id, o.provider, o.context, o.caps, o.price.input, o.price.output)
 
 
 def _matches(

@@ -95,8 +95,9 @@ def render_text(doc: dict[str, Any]) -> str:
         lines.append(f"pinned model '{doc['requested']}': no rules, its channels cheapest first")
     lines.append("plan:")
     for i, e in enumerate(doc["plan"], start=1):
+        price = e["price_per_1m"]
         lines.append(
-            f"  {i}. {e['channel']}  ({e['model']}, ${e['price_per_1m']['input']}/${e['price_per_1m']['output']} per 1M,"
+            f"  {i}. {e['channel']}  ({e['model']}, ${price['input']}/${price['output']} per 1M,"
             f" expected ${e['expected_cost_usd']})  {e['reason']}"
         )
     if not doc["plan"]:

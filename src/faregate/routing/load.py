@@ -41,7 +41,9 @@ def load_table(
         return None, issues
     merged = merge(spec, catalog)
     if base_urls:
-        providers = {n: replace(p, base_url=base_urls.get(n, p.base_url)) for n, p in merged.providers.items()}
+        providers = {
+            n: replace(p, base_url=base_urls.get(n, p.base_url)) for n, p in merged.providers.items()
+        }
         merged = replace(merged, providers=MappingProxyType(providers))
     compiled = compile_table(spec, merged, env, generation=generation)
     issues = sorted({doc.issue(p.path, p.message, at_value=p.at_value) for p in compiled.problems})
@@ -51,10 +53,16 @@ def load_table(
 
 
 def summary(loaded: Loaded) -> str:
+    """One line for `faregate check`: what the file and the catalog add up to, and what is live here."""
     t = loaded.table
     providers = {c.provider for c in t.channels.values()} | set(t.inactive)
-    offerings = {(c.model_id, c.provider) for c in t.channels.values()}
+    live = {(c.model_id, c.provider) for c in t.channels.values()}
     return (
-        f"{len(providers)} providers ({len(t.inactive)} inactive), {len(t.models)} routable models, "
-        f"{len(offerings)} offerings, {len(t.routes)} routes, {len(t.aliases)} aliases"
+        f"{_n(len(providers), 'provider')} ({len(t.inactive)} without a key), {_n(len(t.known), 'model')}, "
+        f"{_n(t.offerings, 'offering')} ({len(live)} routable with the keys set here), "
+        f"{_n(len(t.routes), 'route')}, {_n(len(t.aliases), 'alias', 'aliases')}"
     )
+
+
+def _n(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"

@@ -9,14 +9,15 @@ then narrow the plan, never widen it. Pure: health and randomness come in as arg
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Literal
 
-from faregate.config.model import Preferences
+from faregate.config.model import Preferences, Strategy
 from faregate.errors import InvalidRequest, ModelNotFound
-from faregate.routing.compile import provider_rank, static_exclusion
+from faregate.routing.compile import provider_rank, sort_channels, static_exclusion
 from faregate.routing.features import Features, matches
 from faregate.routing.health import HealthView, NoHealth
 from faregate.routing.preferences import NO_PREFERENCES, RequestPreferences, narrow
@@ -24,6 +25,7 @@ from faregate.routing.table import Channel, CompiledRule, DecisionTable
 
 Kind = Literal["chat", "embedding"]
 NO_HEALTH = NoHealth()
+EMPTY_WEIGHTS: Mapping[str, Decimal] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +59,9 @@ class Candidates:
     rule: str | None
     channels: tuple[Channel, ...]
     reason: str
-    strategy: str = "cheapest"
-    weights: dict[str, Decimal] | None = None
+    strategy: Strategy = "cheapest"
+    models: tuple[str, ...] = ()
+    weights: Mapping[str, Decimal] = field(default_factory=lambda: EMPTY_WEIGHTS)
 
 
 def resolve(table: DecisionTable, model: str, f: Features) -> Candidates:
@@ -76,14 +79,22 @@ def resolve(table: DecisionTable, model: str, f: Features) -> Candidates:
             rule.channels,
             f"rule '{rule.name}' ({rule.strategy})",
             rule.strategy,
-            dict(rule.weights),
+            rule.models,
+            rule.weights,
         )
     model_id = model if model in table.known else table.upstream_ids.get(model)
     if model_id is None:
+        among = table.ambiguous_ids.get(model)
+        if among:
+            raise ModelNotFound(
+                f"The model '{model}' is ambiguous: it is the upstream id of {', '.join(among)}; "
+                "name one of them",
+                param="model",
+            )
         raise ModelNotFound(
             f"The model '{model}' does not exist or is not an alias of this gateway", param="model"
         )
-    return Candidates(None, None, table.models.get(model_id, ()), "pinned model")
+    return Candidates(None, None, table.models.get(model_id, ()), "pinned model", models=(model_id,))
 
 
 def first_match(rules: Sequence[CompiledRule], f: Features) -> CompiledRule | None:
@@ -134,7 +145,7 @@ def build_plan(
                 skipped.append((c.id, why))
             else:
                 kept.append(c)
-        ordered = _order(kept, cands, prefs, effective, health, rng)
+        ordered = _order(kept, len(kept) < len(cands.channels), cands, prefs, effective, health, rng)
         entries += [PlanEntry(c, f"{prefix}{cands.reason} #{i + 1}") for i, c in enumerate(ordered)]
     if not effective.allow_fallbacks:
         entries = entries[:1]
@@ -178,7 +189,7 @@ def _unusable(
     """Why `c` cannot serve this request, or None. Tools and images are hard requirements (an upstream
     without them fails the request); JSON mode only under `require_parameters` (OpenRouter's meaning)."""
     if c.kind != kind:
-        return f"a {c.kind} model, not {kind}"
+        return f"{c.kind} model, not {kind}"
     why = static_exclusion(c, prefs)
     if why:
         return why
@@ -199,22 +210,22 @@ def _unusable(
 
 def _order(
     kept: list[Channel],
+    filtered: bool,
     cands: Candidates,
     req: RequestPreferences,
     effective: Preferences,
     health: HealthView,
     rng: random.Random | None,
 ) -> Iterable[Channel]:
+    """The compiled order is right as long as nothing was removed and the provider order is routes.yaml's;
+    otherwise sort again the same way (removing a model's cheapest channel can move the model back)."""
     if req.sort == "price":
         return sorted(kept, key=lambda c: c.expected_cost_usd)
     if req.sort in ("latency", "throughput") or cands.strategy == "fastest":
         return _by_latency(kept, health)
-    if req.order is not None:
+    if req.order is not None or filtered:
         rank = provider_rank(effective.order)
-        groups: dict[str, list[Channel]] = {}
-        for c in kept:
-            groups.setdefault(c.model_id, []).append(c)
-        return [c for chs in groups.values() for c in sorted(chs, key=lambda c: rank(c.provider))]
+        kept = list(sort_channels(kept, cands.strategy, cands.models, cands.weights, rank))
     if cands.strategy == "weighted" and cands.weights and kept:
         return _weighted_first(kept, cands.weights, rng or random.Random())
     return kept
@@ -227,7 +238,7 @@ def _by_latency(kept: list[Channel], health: HealthView) -> list[Channel]:
     return [c for _, _, c in sorted(measured, key=lambda t: (t[0], t[1]))] + unmeasured
 
 
-def _weighted_first(kept: list[Channel], weights: dict[str, Decimal], rng: random.Random) -> list[Channel]:
+def _weighted_first(kept: list[Channel], weights: Mapping[str, Decimal], rng: random.Random) -> list[Channel]:
     models = list(dict.fromkeys(c.model_id for c in kept))
     w = [float(weights.get(m, 0)) for m in models]
     if sum(w) <= 0:

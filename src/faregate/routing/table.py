@@ -73,6 +73,8 @@ class DecisionTable:
     unpriced: tuple[tuple[str, str], ...]  # (model, provider): known, not routable
     model_names: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     known: frozenset[str] = frozenset()  # every model id in the catalog, routable or not
+    ambiguous_ids: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    offerings: int = 0  # offerings known (of enabled providers), routable or not
     generation: int = 0
 
     def route_for(self, alias: str) -> tuple[CompiledRule, ...] | None:

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from faregate.server import admin, models
 from faregate.server.chat import chat_handler
+from faregate.server.embeddings import handle_embeddings
 from faregate.server.keys import HTTP, OPTIONS, RUNTIME
 from faregate.server.middleware import admin_guard, error_envelope
 from faregate.server.options import ServeOptions
@@ -39,6 +40,7 @@ def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.App
         app.cleanup_ctx.append(watch_files)
     app.router.add_post("/v1/chat/completions", chat_handler("openai", "chat"))
     app.router.add_post("/chat/completions", chat_handler("openai", "chat"))
+    app.router.add_post("/v1/embeddings", handle_embeddings)
     app.router.add_get("/v1/models", models.handle_list)
     app.router.add_get("/v1/models/{model_id:.+}", models.handle_get)
     app.router.add_post("/admin/reload", admin.handle_reload)

@@ -102,7 +102,9 @@ class Exchange:
         """Cost and savings of the answer, and the `x-faregate` object that reports them."""
         self.channel, self.usage = ch, usage
         self.cost = cost_usd(ch.price, usage)
-        saved = savings(self.cost, table.baseline.price if table.baseline else None, usage)
+        # The baseline is a chat model: embeddings are measured against nothing rather than against it.
+        baseline = table.baseline if self.endpoint != "embeddings" else None
+        saved = savings(self.cost, baseline.price if baseline else None, usage)
         self.baseline_cost = saved.alternative_cost
         plan = self.plan
         reason = next((e.reason for e in plan.entries if e.channel.id == ch.id), "") if plan else ""
@@ -124,7 +126,7 @@ class Exchange:
                     ],
                     "dropped_params": list(self.walk.dropped) if self.walk else [],
                 },
-                "savings": {**saved.as_json(), "baseline": table.baseline.model_id if table.baseline else None},
+                "savings": {**saved.as_json(), "baseline": baseline.model_id if baseline else None},
                 "usage_estimated": usage.estimated,
                 "simulated": rt.simulated,
             },

@@ -48,6 +48,10 @@ CONTROL = "_sim"
 MAX_BODY_BYTES = 64 * 1024 * 1024  # base64 images are large
 
 
+class UnknownProvider(KeyError):
+    """No simulated provider has that name."""
+
+
 def base_path(provider: SimProvider) -> str:
     return BASE_PATH_OVERRIDES.get(provider.listing, WIRES[provider.api].base_path)
 
@@ -160,7 +164,7 @@ class Simulator:
         try:
             return self._providers[name]
         except KeyError:
-            raise KeyError(f"no simulated provider named {name!r}") from None
+            raise UnknownProvider(f"no simulated provider named {name!r}") from None
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["provider"]
@@ -261,9 +265,11 @@ async def _controlled(action: Callable[[JSONObject], None], request: web.Request
         raw = await request.json() if request.can_read_body else {}
         body: JSONObject = {"models": raw} if isinstance(raw, list) else raw
         action(body)
+    except UnknownProvider as e:
+        return json_response({"error": {"message": str(e).strip("'\"")}}, status=404)
     except KeyError as e:
         return json_response(
-            {"error": {"message": str(e).strip("'\"")}}, status=404 if "provider" in str(e) else 400
+            {"error": {"message": f"bad control request: missing or unknown {e}"}}, status=400
         )
     except (ValueError, TypeError, AttributeError) as e:
         return json_response({"error": {"message": f"bad control request: {e}"}}, status=400)
@@ -279,11 +285,8 @@ def _record(name: str, request: web.Request, body: bytes | None) -> Received:
 
 
 async def _label(request: web.Request, response: web.StreamResponse) -> None:
-    """Every answer says it is simulated, and by which provider."""
-    path = request.path.split("/")
-    response.headers[SIMULATOR_HEADER] = (
-        CONTROL if path[1:2] == [CONTROL] else path[1] if len(path) > 1 else ""
-    )
+    """Every answer says it is simulated, and by which provider (`_sim` for the control API)."""
+    response.headers[SIMULATOR_HEADER] = request.path.split("/")[1]
 
 
 async def run_simulator(sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:

@@ -184,7 +184,7 @@ def reply_text(prompt: Prompt, label: str, digest: str, count_tokens: CountToken
         body = head + f"Tool result received: {prompt.tool_result[:TOOL_RESULT_CHARS]}"
     else:
         words = prompt.last_user_text.split()
-        said = " ".join(words[:SAID_WORDS]) if words else "(no text)"
+        said = " ".join(words[:SAID_WORDS]).rstrip(".!?") if words else "(no text)"
         body = head + f"You said: {said}."
         wanted = _REPLY_TOKENS.search(prompt.last_user_text)
         seed = int(digest[:8], 16)

@@ -6,7 +6,6 @@ embeddings API, so the embeddings methods refuse (the router never sends embeddi
 
 from __future__ import annotations
 
-import json
 from typing import Final
 
 from faregate.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, WireApi
@@ -16,6 +15,7 @@ from faregate.providers.anthropic.request import render_request
 from faregate.providers.anthropic.response import parse_response
 from faregate.providers.anthropic.stream import AnthropicStreamDecoder
 from faregate.providers.base import Target, UpstreamCall
+from faregate.providers.wire import dumps
 
 ANTHROPIC_VERSION: Final = "2023-06-01"
 
@@ -40,7 +40,7 @@ class AnthropicAdapter:
             method="POST",
             url=messages_url(target.base_url),
             headers=headers,
-            body=json.dumps(body, ensure_ascii=False).encode(),
+            body=dumps(body),
             dropped=tuple(dropped),
         )
 

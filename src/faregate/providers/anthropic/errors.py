@@ -8,14 +8,12 @@ message is kept, never the raw body.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
 from faregate.errors import UpstreamError
-
-MAX_MESSAGE_CHARS: Final = 300
+from faregate.providers.wire import mask_secrets
 
 # Statuses where another channel may well succeed: the channel's own key, model or capacity is at fault
 # (401/403/404), or the upstream is busy or broken (408, 409, 429, 5xx, Anthropic's 529 overloaded_error).
@@ -39,9 +37,6 @@ TYPE_STATUS: Final[Mapping[str, int]] = MappingProxyType(
     }
 )
 
-# Key-like tokens an upstream might echo back in a message ("invalid x-api-key sk-ant-api03-...").
-_SECRET = re.compile(r"\b(sk-ant-|sk-)[A-Za-z0-9_\-]{6,}")
-
 
 class StreamError(Exception):
     """An Anthropic stream failed after it started: an `error` event, a malformed event, or an early end.
@@ -56,12 +51,6 @@ class StreamError(Exception):
 
 def is_retryable(status: int) -> bool:
     return status >= 500 or status in RETRYABLE_4XX
-
-
-def clean_message(message: str) -> str:
-    """Mask key-like tokens, then shorten: what is safe to log and show in a trace."""
-    masked = _SECRET.sub(lambda m: m.group(1) + "***", message)
-    return masked if len(masked) <= MAX_MESSAGE_CHARS else masked[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
 def error_object(payload: Any) -> tuple[str | None, str | None]:
@@ -84,7 +73,7 @@ def classify_error(status: int, body: bytes) -> UpstreamError:
     etype, message = error_object(payload)
     return UpstreamError(
         kind="status",
-        message=clean_message(message or f"HTTP {status}"),
+        message=mask_secrets(message or f"HTTP {status}"),
         status=status,
         retryable=is_retryable(status),
         error_type=etype,
@@ -98,7 +87,7 @@ def stream_error(payload: Any) -> StreamError:
     return StreamError(
         UpstreamError(
             kind="status",
-            message=clean_message(message or "error event in stream"),
+            message=mask_secrets(message or "error event in stream"),
             status=status,
             retryable=is_retryable(status),
             error_type=etype,

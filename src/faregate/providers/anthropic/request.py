@@ -24,6 +24,7 @@ from faregate.canonical import (
     ToolChoice,
 )
 from faregate.providers.anthropic.response import parse_arguments
+from faregate.providers.wire import split_data_url
 
 DEFAULT_MAX_TOKENS: Final = 4096  # Anthropic requires max_tokens; used when neither request nor offering says
 EMPTY_SCHEMA: Final[Mapping[str, Any]] = MappingProxyType({"type": "object", "properties": {}})
@@ -51,7 +52,7 @@ TOOL_CHOICES: Final[Mapping[str, str]] = MappingProxyType(
 )
 
 # Anthropic has no JSON mode: a JSON `response_format` becomes this instruction at the end of `system`,
-# which is what Anthropic's docs suggest for consistent JSON ("increase output consistency").
+# as Anthropic's guide to consistent output suggests (state the exact format). Rather that than dropping it.
 JSON_INSTRUCTION: Final = "Respond only with a single valid JSON object: no prose, no Markdown code fences."
 
 
@@ -133,9 +134,9 @@ def image_source(p: ImagePart) -> JSONObject:
     if p.data_b64 is not None:
         return {"type": "base64", "media_type": p.media_type or "image/png", "data": p.data_b64}
     url = p.url or ""
-    if url.startswith("data:") and ";base64," in url:  # an OpenAI data URL that was not split upstream
-        head, data = url[5:].split(";base64,", 1)
-        return {"type": "base64", "media_type": head or "image/png", "data": data}
+    inline = split_data_url(url)  # an OpenAI data URL that was not split into data_b64 upstream
+    if inline is not None:
+        return {"type": "base64", "media_type": inline[0] or "image/png", "data": inline[1]}
     return {"type": "url", "url": url}
 
 

@@ -28,7 +28,6 @@ from faregate.canonical import (
 from faregate.errors import FaregateError, anthropic_envelope
 from faregate.providers.anthropic.errors import protocol_error, stream_error
 from faregate.providers.anthropic.response import (
-    compact_json,
     finish_reason,
     message_id,
     parse_usage,
@@ -36,6 +35,7 @@ from faregate.providers.anthropic.response import (
     stop_reason,
 )
 from faregate.providers.sse import SseEvent, encode_event
+from faregate.providers.wire import dumps
 
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
@@ -64,7 +64,7 @@ class AnthropicStreamDecoder:
         try:
             return self._dispatch(kind, data)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise protocol_error(f"malformed {kind} event ({type(e).__name__})") from None
+            raise protocol_error(f"malformed {str(kind)[:40]} event ({type(e).__name__})") from None
 
     def close(self) -> list[StreamEvent]:
         """EOF. Without `message_stop` the answer may be cut anywhere, so it is a protocol error, not a
@@ -218,5 +218,6 @@ class AnthropicStreamEncoder:
 
 
 def event(kind: str, data: JSONObject) -> bytes:
-    """One event as Anthropic writes it: the `event:` name repeated as the data's `type`."""
-    return encode_event(compact_json({"type": kind, **data}), kind)
+    """One event as Anthropic writes it: the `event:` name repeated as the data's `type`. `dumps` copes with
+    Decimal costs, frozen mappings and lone surrogates a client smuggled in as JSON escapes."""
+    return encode_event(dumps({"type": kind, **data}).decode(), kind)

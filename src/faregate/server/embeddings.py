@@ -1,0 +1,58 @@
+"""`POST /v1/embeddings`: routed like chat (explicit model or alias), OpenAI shape in and out, cost accounted."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from aiohttp import web
+
+from faregate.canonical import Usage
+from faregate.errors import FaregateError
+from faregate.providers.openai.embeddings import parse_embeddings, render_embeddings
+from faregate.routing.features import Features
+from faregate.routing.plan import build_plan
+from faregate.routing.preferences import parse_request_preferences
+from faregate.server.context import Exchange, no_channel_error, read_json
+from faregate.server.execute import Walk, call_embeddings
+from faregate.server.keys import HTTP, RUNTIME
+
+
+async def handle_embeddings(request: web.Request) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    table = rt.holder.current
+    ex = Exchange.begin(request, "embeddings")
+    try:
+        req, fmt, routing = parse_embeddings(await read_json(request))
+        ex.requested = request.headers.get("Faregate-Model") or req.model or "auto"
+        prompt_tokens = sum(rt.counter.count_text(s, req.model or "") for s in req.inputs)
+        f = Features(
+            prompt_tokens=prompt_tokens, user_text="\n".join(req.inputs), headers=request.headers, key_group=ex.key_group
+        )
+        ex.features = f
+        plan = build_plan(
+            table,
+            req.model,
+            f,
+            parse_request_preferences(routing),
+            kind="embedding",
+            header_model=request.headers.get("Faregate-Model"),
+            header_provider=request.headers.get("Faregate-Provider"),
+            health=rt.health,
+            now=time.monotonic(),
+        )
+        ex.plan = plan
+        if not plan.entries:
+            raise no_channel_error(plan, table, rt)
+        walk = Walk(plan)
+        ex.walk = walk
+        ch, resp = await call_embeddings(request.app[HTTP], walk, req, rt.timeout, rt.health)
+        usage = resp.usage if resp.usage.prompt_tokens else Usage(prompt_tokens, 0, estimated=True)
+        extras = ex.settle(ch, usage, table, rt)
+        out = render_embeddings(resp, ch.model_id, usage, fmt, extras)
+        return web.json_response(out, headers=ex.response_headers(ch), dumps=lambda o: json.dumps(o, separators=(",", ":")))
+    except FaregateError as e:
+        ex.fail(e)
+        raise
+    finally:
+        rt.recorder.record(ex.record())

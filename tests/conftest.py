@@ -1,0 +1,89 @@
+"""Shared fixtures: the provider simulator and a gateway in front of it, both on 127.0.0.1.
+
+`demo` builds what `faregate serve --demo` builds, in-process: a copy of the shipped routes.yaml in a
+temp folder (tests may edit it to test reloads), the simulator serving every provider, and the gateway.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from faregate.accounting.tokens import TokenCounter
+from faregate.paths import catalog_dir, default_routes
+from faregate.server.app import create_app
+from faregate.server.options import ServeOptions
+from faregate.server.runtime import Runtime, Sources
+from faregate.server.serve import demo_env, demo_simulator
+from faregate.simulator import Simulator, run_simulator
+
+
+@pytest.fixture(scope="session")
+def counter() -> TokenCounter:
+    return TokenCounter()
+
+
+@dataclass
+class Demo:
+    sim: Simulator
+    sim_origin: str
+    runtime: Runtime
+    server: TestServer
+    routes_path: Path
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """For the openai SDK: the gateway's /v1."""
+        return f"{self.url}/v1"
+
+
+DemoFactory = Callable[..., "AsyncIterator[Demo]"]
+
+
+@pytest.fixture
+def routes_copy(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "routes.yaml"
+    shutil.copy(default_routes(), path)
+    yield path
+
+
+async def start_demo(
+    routes_path: Path, counter: TokenCounter, *, options: ServeOptions | None = None, cooldown_s: float | None = None
+) -> tuple[Demo, Callable[[], object]]:
+    sources = Sources(routes_path, catalog_dir(), {})
+    sim, names = demo_simulator(sources, counter)
+    sim_runner, origin = await run_simulator(sim, "127.0.0.1", 0)
+    keys, base_urls = demo_env(sources, sim, names, origin)
+    sources = replace(sources, env=keys, base_urls=base_urls)
+    runtime, issues = Runtime.from_sources(sources, counter=counter, simulated=True)
+    assert runtime is not None, issues
+    if cooldown_s is not None:
+        runtime.health.cooldown_s = cooldown_s
+    app: web.Application = create_app(runtime, options or ServeOptions(watch_interval_s=0.2))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+
+    async def stop() -> None:
+        await server.close()
+        await sim_runner.cleanup()
+
+    return Demo(sim, origin, runtime, server, routes_path), stop
+
+
+@pytest.fixture
+async def demo(routes_copy: Path, counter: TokenCounter) -> AsyncIterator[Demo]:
+    d, stop = await start_demo(routes_copy, counter)
+    try:
+        yield d
+    finally:
+        await stop()  # type: ignore[misc]
