@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from faregate.canonical import ChatRequest, ImagePart, Message, TextPart, Tool
@@ -92,10 +92,7 @@ def load_all(
     args: argparse.Namespace, *, assume_keys: bool = False
 ) -> tuple[Loaded | None, list[ConfigIssue]]:
     catalog, issues = load_catalog(args)
-    env: Mapping[str, str] = os.environ
-    if assume_keys:
-        env = {**os.environ, **{var: "assumed" for p in catalog.providers.values() for var in p.api_key_env}}
-    loaded, more = load_table(config_path(args), catalog, env)
+    loaded, more = load_table(config_path(args), catalog, os.environ, assume_keys=assume_keys)
     return (None if issues else loaded), issues + more
 
 
@@ -118,7 +115,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from faregate.routing.preferences import parse_request_preferences
 
     loaded, issues = load_all(args, assume_keys=args.assume_keys)
-    if loaded is not None and not loaded.table.channels and not args.assume_keys:
+    if (
+        loaded is not None
+        and not args.assume_keys
+        and not any(c.key_env for c in loaded.table.channels.values())
+    ):
         print("note: no provider has a key here; planning as if every provider had one (--assume-keys)")
         loaded, issues = load_all(args, assume_keys=True)
     if loaded is None:
@@ -140,13 +141,22 @@ def cmd_explain(args: argparse.Namespace) -> int:
         response_format={"type": "json_object"} if args.json_mode else None,
         stream=args.stream,
     )
-    headers = {k.lower(): v for k, v in (h.split("=", 1) for h in args.header)}
+    bad = [h for h in args.header if "=" not in h]
+    if bad:
+        print(f"error: --header takes K=V, got {bad[0]!r}", file=sys.stderr)
+        return 2
+    headers = {k.strip().lower(): v.strip() for k, v in (h.split("=", 1) for h in args.header)}
     counter = TokenCounter()
     f = extract_features(req, counter.count_request, headers, args.key_group)
-    prefs = parse_request_preferences({"provider": json.loads(args.provider)} if args.provider else {})
     from faregate.errors import FaregateError
 
     try:
+        provider = json.loads(args.provider) if args.provider else None
+    except json.JSONDecodeError as e:
+        print(f"error: --provider is not JSON: {e}", file=sys.stderr)
+        return 2
+    try:
+        prefs = parse_request_preferences({} if provider is None else {"provider": provider})
         plan = build_plan(
             loaded.table,
             args.model,

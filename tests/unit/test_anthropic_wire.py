@@ -24,6 +24,7 @@ from pydantic import TypeAdapter
 from faregate.canonical import (
     ChatRequest,
     ChatResponse,
+    EmbeddingRequest,
     Finish,
     FinishReason,
     ImagePart,
@@ -473,9 +474,7 @@ def test_extra_is_forwarded_only_when_the_client_spoke_anthropic() -> None:
 
 def test_no_embeddings_api() -> None:
     with pytest.raises(InvalidRequest, match="no embeddings"):
-        ADAPTER.embeddings_request(
-            __import__("faregate.canonical").canonical.EmbeddingRequest(None, ("x",)), TARGET
-        )
+        ADAPTER.embeddings_request(EmbeddingRequest(None, ("x",)), TARGET)
     with pytest.raises(InvalidRequest):
         ADAPTER.parse_embeddings_response(b"{}")
 

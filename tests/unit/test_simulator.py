@@ -514,6 +514,69 @@ async def test_gemini_embeddings_and_count(client: TestClient[Any, Any]) -> None
     ]
 
 
+async def test_same_conversation_costs_the_same_prompt_tokens_in_every_format(
+    client: TestClient[Any, Any],
+) -> None:
+    image = "iVBORw0KGgo="
+    oa = {
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is in this picture?"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{image}"}},
+                ],
+            },
+        ],
+    }
+    source = {"type": "base64", "media_type": "image/png", "data": image}
+    an = {
+        "model": "claude-haiku",
+        "max_tokens": 50,
+        "system": "Be brief.",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is in this picture?"},
+                    {"type": "image", "source": source},
+                ],
+            }
+        ],
+    }
+    ge = {
+        "systemInstruction": {"parts": [{"text": "Be brief."}]},
+        "contents": [
+            {
+                "role": "user",
+                "parts": [
+                    {"text": "What is in this picture?"},
+                    {"inlineData": {"mimeType": "image/png", "data": image}},
+                ],
+            }
+        ],
+    }
+    expected = count_tokens("Be brief.") + count_tokens("What is in this picture?") + 85 + 2 * 3 + 3
+    assert (await openai_chat(client, oa))["usage"]["prompt_tokens"] == expected
+    assert (await (await anthropic_messages(client, an)).json())["usage"]["input_tokens"] == expected
+    url = "/google/v1beta/models/gemini-flash:generateContent"
+    gemini = await (await client.post(url, json=ge, headers=GEMINI_KEY)).json()
+    assert gemini["usageMetadata"]["promptTokenCount"] == expected
+
+
+async def test_drop_stream_applies_to_every_wire_format(client: TestClient[Any, Any], sim: Simulator) -> None:
+    sim.drop_stream("google", after_events=1)
+    url = "/google/v1beta/models/gemini-flash:streamGenerateContent?alt=sse"
+    resp = await client.post(url, json=gemini_body(), headers=GEMINI_KEY)
+    received = b""
+    with pytest.raises(aiohttp.ClientPayloadError):
+        async for chunk in resp.content.iter_any():
+            received += chunk
+    assert received.count(b"data: ") == 1 and b"usageMetadata" not in received
+
+
 # -- listings ---------------------------------------------------------------------------------------------
 
 

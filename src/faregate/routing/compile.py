@@ -30,16 +30,14 @@ def compile_table(
     env: Mapping[str, str],
     *,
     generation: int = 0,
-    base_urls: Mapping[str, str] | None = None,
     assume_keys: bool = False,
 ) -> Compiled:
-    """`base_urls` points providers elsewhere (the demo's simulator); `assume_keys` plans as if every
-    provider had a key (explain, benchmarks): its channels then carry no key."""
+    """`assume_keys` plans as if every provider had a key (explain, benchmarks): channels carry no key."""
     problems: list[Problem] = list(merged.problems)
     prefs = spec.preferences
     problems += _check_provider_refs(spec, merged.providers)
     declared_providers = _declared_providers(spec, merged.providers)
-    every, inactive = _channels(merged, env, spec, base_urls or {}, assume_keys)
+    every, inactive = _channels(merged, env, spec, assume_keys)
     channels = [c for c in every if c.provider not in inactive]
     allowed = [c for c in channels if not static_exclusion(c, prefs)]
     order = provider_rank(prefs.order)
@@ -130,7 +128,7 @@ def static_exclusion(c: Channel, prefs: Preferences) -> str | None:
 
 
 def _channels(
-    merged: Merged, env: Mapping[str, str], spec: RoutesSpec, base_urls: Mapping[str, str], assume_keys: bool
+    merged: Merged, env: Mapping[str, str], spec: RoutesSpec, assume_keys: bool
 ) -> tuple[list[Channel], dict[str, str]]:
     """One channel per offering and key present (`#2` for a provider's second key), of every provider:
     those of inactive ones (no key) too, so checks do not depend on which keys are set here."""
@@ -151,20 +149,13 @@ def _channels(
         if o.price is None or o.retired:
             continue
         info = merged.providers[o.provider]
-        base_url = base_urls.get(o.provider, info.base_url)
         for n, (var, key) in enumerate(keys[o.provider], start=1):
-            channels.append(_channel(o, info, base_url, var, key, n, spec))
+            channels.append(_channel(o, info, var, key, n, spec))
     return channels, inactive
 
 
 def _channel(
-    o: Offering,
-    info: ProviderInfo,
-    base_url: str,
-    var: str | None,
-    key: str | None,
-    n: int,
-    spec: RoutesSpec,
+    o: Offering, info: ProviderInfo, var: str | None, key: str | None, n: int, spec: RoutesSpec
 ) -> Channel:
     assert o.price is not None
     expected = (
@@ -176,7 +167,7 @@ def _channel(
         model_id=o.model_id,
         upstream_id=o.upstream_id,
         api=info.api,
-        base_url=base_url.rstrip("/"),
+        base_url=info.base_url.rstrip("/"),
         kind=o.kind,
         price=o.price,
         context=o.context,

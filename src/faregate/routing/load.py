@@ -34,8 +34,10 @@ def load_table(
     *,
     generation: int = 0,
     base_urls: Mapping[str, str] | None = None,
+    assume_keys: bool = False,
 ) -> tuple[Loaded | None, list[ConfigIssue]]:
-    """`base_urls` replaces providers' base URLs after merging (the demo points them at the simulator)."""
+    """`base_urls` replaces providers' base URLs after merging (the demo points them at the simulator);
+    `assume_keys` plans as if every provider had a key (explain, benchmarks)."""
     spec, doc, issues = load_routes(routes)
     if spec is None or doc is None:
         return None, issues
@@ -45,7 +47,7 @@ def load_table(
             n: replace(p, base_url=base_urls.get(n, p.base_url)) for n, p in merged.providers.items()
         }
         merged = replace(merged, providers=MappingProxyType(providers))
-    compiled = compile_table(spec, merged, env, generation=generation)
+    compiled = compile_table(spec, merged, env, generation=generation, assume_keys=assume_keys)
     issues = sorted({doc.issue(p.path, p.message, at_value=p.at_value) for p in compiled.problems})
     if issues:
         return None, issues

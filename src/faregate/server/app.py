@@ -40,6 +40,7 @@ def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.App
         app.cleanup_ctx.append(watch_files)
     app.router.add_post("/v1/chat/completions", chat_handler("openai", "chat"))
     app.router.add_post("/chat/completions", chat_handler("openai", "chat"))
+    app.router.add_post("/v1/messages", chat_handler("anthropic", "messages"))
     app.router.add_post("/v1/embeddings", handle_embeddings)
     app.router.add_get("/v1/models", models.handle_list)
     app.router.add_get("/v1/models/{model_id:.+}", models.handle_get)

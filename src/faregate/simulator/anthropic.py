@@ -32,7 +32,8 @@ FIELDS: Final = frozenset(
     {
         *("model", "messages", "max_tokens", "system", "stop_sequences", "stream", "temperature", "top_p"),
         *("top_k", "tools", "tool_choice", "metadata", "thinking", "service_tier", "container"),
-        *("mcp_servers", "context_management", "output_config", "output_format"),
+        *("mcp_servers", "context_management", "output_config", "output_format", "cache_control"),
+        *("diagnostics", "inference_geo", "speed", "user_profile_id", "workspace_id"),
     }
 )
 ERROR_TYPES: Final[Mapping[int, str]] = MappingProxyType(

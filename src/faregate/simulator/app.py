@@ -196,6 +196,10 @@ class Simulator:
             return json_response(wire.render_error(e), status=e.status, headers=e.headers)
         except StreamDropped as e:
             return e.response
+        except (TypeError, AttributeError, KeyError, ValueError) as e:
+            # a field of the wrong JSON type slipped past validation: still a 400, as upstreams answer
+            error = SimError(400, f"Invalid request body: {type(e).__name__}: {e}")
+            return json_response(wire.render_error(error), status=400)
 
     async def _release(self, app: web.Application) -> None:
         self._faults.release_hangs()  # shutting down: let held requests finish

@@ -12,7 +12,7 @@ import math
 import re
 import struct
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from faregate.simulator.model import JSON, CountTokens, JSONObject
 
@@ -27,60 +27,13 @@ MAX_REPLY_TOKENS = 100_000
 SAID_WORDS = 12
 TOOL_RESULT_CHARS = 80
 
-FILLER = [
-    "river",
-    "stone",
-    "light",
-    "garden",
-    "window",
-    "morning",
-    "quiet",
-    "paper",
-    "signal",
-    "harbor",
-    "bridge",
-    "market",
-    "forest",
-    "orange",
-    "silver",
-    "simple",
-    "steady",
-    "gentle",
-    "careful",
-    "bright",
-    "open",
-    "clear",
-    "north",
-    "south",
-    "table",
-    "letter",
-    "answer",
-    "number",
-    "music",
-    "winter",
-    "summer",
-    "valley",
-    "mountain",
-    "station",
-    "engine",
-    "pattern",
-    "little",
-    "people",
-    "story",
-    "water",
-    "cloud",
-    "field",
-    "road",
-    "city",
-    "house",
-    "green",
-    "yellow",
-    "blue",
-    "round",
-    "small",
-    "early",
-    "later",
-]
+# Common English words of one token each, so that N filler words make about N tokens.
+FILLER: Final = tuple(
+    "river stone light garden window morning quiet paper signal harbor bridge market forest orange "  # noqa: SIM905
+    "silver simple steady gentle careful bright open clear north south table letter answer number "
+    "music winter summer valley mountain station engine pattern little people story water cloud field "
+    "road city house green yellow blue round small early later".split()
+)
 _REPLY_TOKENS = re.compile(r"REPLY_TOKENS=(\d+)")
 
 

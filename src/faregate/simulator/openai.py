@@ -40,7 +40,7 @@ CHAT_FIELDS: Final = frozenset(
     {
         *("messages", "model", "audio", "frequency_penalty", "function_call", "functions", "logit_bias"),
         *("logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities", "n"),
-        *("parallel_tool_calls",),
+        *("parallel_tool_calls", "moderation", "prompt_cache_options", "prompt_cache_retention"),
         *("prediction", "presence_penalty", "prompt_cache_key", "reasoning_effort", "response_format"),
         *("safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options"),
         *("temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity"),
