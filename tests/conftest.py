@@ -7,13 +7,15 @@ temp folder (tests may edit it to test reloads), the simulator serving every pro
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from ruamel.yaml import YAML
 
 from faregate.accounting.tokens import TokenCounter
 from faregate.paths import catalog_dir, default_routes
@@ -47,7 +49,7 @@ class Demo:
         return f"{self.url}/v1"
 
 
-DemoFactory = Callable[..., "AsyncIterator[Demo]"]
+DemoFactory = Callable[..., Awaitable[Demo]]  # the `make_demo` fixture
 
 
 @pytest.fixture
@@ -57,13 +59,35 @@ def routes_copy(tmp_path: Path) -> Iterator[Path]:
     yield path
 
 
+def edit_routes(path: Path, edit: Callable[[Any], object]) -> None:
+    """Round-trip edit of a routes.yaml (comments and layout kept): `edit` mutates the loaded document."""
+    yaml = YAML()
+    doc = yaml.load(path.read_text())
+    edit(doc)
+    with path.open("w") as out:
+        yaml.dump(doc, out)
+
+
+def set_server(path: Path, **values: float) -> None:
+    """Set `server.*` values (e.g. `read_timeout_s=0.5`) in a routes.yaml copy."""
+    edit_routes(path, lambda doc: doc["server"].update(values))
+
+
 async def start_demo(
-    routes_path: Path, counter: TokenCounter, *, options: ServeOptions | None = None, cooldown_s: float | None = None
-) -> tuple[Demo, Callable[[], object]]:
+    routes_path: Path,
+    counter: TokenCounter,
+    *,
+    options: ServeOptions | None = None,
+    cooldown_s: float | None = None,
+    without_keys: Iterable[str] = (),
+) -> tuple[Demo, Callable[[], Awaitable[None]]]:
+    """`without_keys`: provider key env vars left unset, so those providers are inactive."""
     sources = Sources(routes_path, catalog_dir(), {})
     sim, names = demo_simulator(sources, counter)
     sim_runner, origin = await run_simulator(sim, "127.0.0.1", 0)
     keys, base_urls = demo_env(sources, sim, names, origin)
+    unset = set(without_keys)
+    keys = {var: value for var, value in keys.items() if var not in unset}
     sources = replace(sources, env=keys, base_urls=base_urls)
     runtime, issues = Runtime.from_sources(sources, counter=counter, simulated=True)
     assert runtime is not None, issues
@@ -86,4 +110,22 @@ async def demo(routes_copy: Path, counter: TokenCounter) -> AsyncIterator[Demo]:
     try:
         yield d
     finally:
-        await stop()  # type: ignore[misc]
+        await stop()
+
+
+@pytest.fixture
+async def make_demo(routes_copy: Path, counter: TokenCounter) -> AsyncIterator[DemoFactory]:
+    """`await make_demo(cooldown_s=0.3, ...)`: a demo with `start_demo`'s options, stopped after the test.
+    Edit `routes_copy` first to start from a different routes.yaml (e.g. `set_server(routes_copy, ...)`)."""
+    stops: list[Callable[[], Awaitable[None]]] = []
+
+    async def make(**options: Any) -> Demo:
+        d, stop = await start_demo(routes_copy, counter, **options)
+        stops.append(stop)
+        return d
+
+    try:
+        yield make
+    finally:
+        for stop in reversed(stops):
+            await stop()

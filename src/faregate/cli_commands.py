@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 Register = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
@@ -15,11 +17,51 @@ def register(command: Register) -> None:
     serve = command("serve", cmd_serve, "Run the gateway.")
     serve.add_argument("--host", default=None, help="address to bind (default: routes.yaml server.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default: routes.yaml server.port, 8080)")
+    serve.add_argument("--store", type=Path, default=None, help="SQLite store (default: FAREGATE_STORE, server.store, ./faregate.db)")
     serve.add_argument(
         "--demo",
         action="store_true",
         help="run the shipped routes.yaml (unless --config is given) against the built-in provider simulator",
     )
+    keys = command("keys", lambda a: 2, "Manage API keys: create, list, revoke, update.")
+    sub = keys.add_subparsers(required=True, metavar="ACTION")
+    create = sub.add_parser("create", help="create a key and print it once")
+    create.add_argument("--label", required=True)
+    _limit_args(create)
+    create.set_defaults(handler=cmd_keys_create)
+    lst = sub.add_parser("list", help="list keys (never the secrets)")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(handler=cmd_keys_list)
+    revoke = sub.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=cmd_keys_revoke)
+    update = sub.add_parser("update", help="change a key's label or limits (0 clears a limit)")
+    update.add_argument("key_id")
+    update.add_argument("--label", default=None)
+    _limit_args(update)
+    update.set_defaults(handler=cmd_keys_update)
+    for p in (create, lst, revoke, update):
+        p.add_argument("--config", type=Path, default=None, help="routes.yaml (to find its server.store)")
+        p.add_argument("--store", type=Path, default=None, help="SQLite store (default as for serve)")
+
+
+def _limit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", default=None, help="budget in USD (e.g. 5 or 0.25)")
+    p.add_argument("--rpm", type=int, default=None, help="requests per minute")
+    p.add_argument("--tpm", type=int, default=None, help="tokens per minute")
+    p.add_argument("--group", default=None, help="key group that rules can match (when: key_group)")
+
+
+def store_for(args: argparse.Namespace) -> Path:
+    from faregate.cli import config_path
+    from faregate.config.build import load_routes
+    from faregate.db import store_path
+
+    configured = None
+    if args.store is None and "FAREGATE_STORE" not in os.environ:
+        spec, _, _ = load_routes(config_path(args))
+        configured = spec.server.store if spec else None
+    return store_path(args.store, configured)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -47,5 +89,100 @@ def cmd_serve(args: argparse.Namespace) -> int:
         admin_key=settings.admin_key.get_secret_value() if settings.admin_key else None,
         max_body_bytes=spec.server.max_body_bytes,
     )
+    from faregate.db import store_path
+
+    store = store_path(args.store, spec.server.store)
     folder = args.catalog or settings.catalog_dir or catalog_dir()
-    return run(config, Path(folder), options, os.environ, demo=args.demo)
+    return run(config, Path(folder), options, os.environ, demo=args.demo, store=store)
+
+
+def _money(text: str | None) -> Decimal | None:
+    if text is None:
+        return None
+    try:
+        d = Decimal(text)
+    except InvalidOperation:
+        raise SystemExit(f"faregate: --budget must be a number of USD, not {text!r}") from None
+    if not d.is_finite() or d < 0:
+        raise SystemExit("faregate: --budget must be a non-negative number of USD")
+    return d
+
+
+def _keystore(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from faregate.accounting.keys import KeyStore
+    from faregate.db import open_db
+
+    return KeyStore(open_db(store_for(args)))
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    secret, key = _keystore(args).create(
+        args.label, budget_usd=_money(args.budget), rpm=args.rpm, tpm=args.tpm, group=args.group
+    )
+    print(f"created {key.id} ({key.label}). The key, shown this once:\n{secret}")
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    from faregate.accounting.usage_log import UsageLog
+    from faregate.db import open_db
+
+    db = open_db(store_for(args))
+    from faregate.accounting.keys import KeyStore
+
+    keys = KeyStore(db).list()
+    spent = UsageLog(db).spend_by_key()
+    rows = [
+        {
+            "id": k.id,
+            "label": k.label,
+            "hint": k.hint + "...",
+            "group": k.group,
+            "budget_usd": None if k.budget_usd is None else format(k.budget_usd, "f"),
+            "spent_usd": format(spent.get(k.id, Decimal(0)), "f"),
+            "rpm": k.rpm,
+            "tpm": k.tpm,
+            "status": "active" if k.active else "revoked",
+        }
+        for k in keys
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "label", "key", "group", "budget", "spent", "rpm", "tpm", "status")
+    for r in rows:
+        table.add_row(*(str(r[c] if r[c] is not None else "-") for c in ("id", "label", "hint", "group", "budget_usd", "spent_usd", "rpm", "tpm", "status")))
+    Console().print(table)
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    if not _keystore(args).revoke(args.key_id):
+        print(f"faregate: no key {args.key_id}")
+        return 1
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def cmd_keys_update(args: argparse.Namespace) -> int:
+    changes: dict[str, object] = {}
+    if args.label is not None:
+        changes["label"] = args.label
+    if args.budget is not None:
+        budget = _money(args.budget)
+        changes["budget_usd"] = budget if budget else None
+    for name in ("rpm", "tpm"):
+        value = getattr(args, name)
+        if value is not None:
+            changes[name] = value or None
+    if args.group is not None:
+        changes["group"] = args.group or None
+    key = _keystore(args).update(args.key_id, **changes)
+    if key is None:
+        print(f"faregate: no key {args.key_id}")
+        return 1
+    print(f"updated {key.id}")
+    return 0

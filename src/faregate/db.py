@@ -7,6 +7,7 @@ accounting/); this module only opens the file the same way for all of them.
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import sqlite_utils
@@ -25,7 +26,9 @@ def open_db(path: Path | str) -> sqlite_utils.Database:
     """Open (creating if needed) with WAL, so readers never block the writer, and a busy timeout."""
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite_utils.Database(str(path))
+    # One connection shared by the event loop and the usage log's writer thread: sqlite3 serializes calls
+    # on a connection, and writers take their own lock around transactions.
+    db = sqlite_utils.Database(sqlite3.connect(str(path), check_same_thread=False))
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA busy_timeout=5000")

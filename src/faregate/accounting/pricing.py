@@ -24,7 +24,12 @@ def cost_usd(price: Price, usage: Usage) -> Decimal:
     plain = usage.prompt_tokens - cached - written
     read_price = price.input if price.cached_input is None else price.cached_input
     write_price = price.input if price.cache_write is None else price.cache_write
-    total = plain * price.input + cached * read_price + written * write_price + usage.completion_tokens * price.output
+    total = (
+        plain * price.input
+        + cached * read_price
+        + written * write_price
+        + usage.completion_tokens * price.output
+    )
     return (total / MILLION).quantize(QUANTUM, rounding=ROUND_HALF_EVEN).normalize() + ZERO
 
 

@@ -48,13 +48,14 @@ def parse_request_preferences(fields: Mapping[str, Any]) -> RequestPreferences:
     models = fields.get("models")
     if provider is None and models is None:
         return NO_PREFERENCES
-    p: Mapping[str, Any] = provider or {}
+    p: Mapping[str, Any] = {} if provider is None else provider
     if not isinstance(p, Mapping):
         raise InvalidRequest("'provider' must be an object", param="provider")
     for key in p:
         if key not in KNOWN:
             raise InvalidRequest(f"unknown field 'provider.{key}'", param=f"provider.{key}")
-    max_price = p.get("max_price") or {}
+    max_price = p.get("max_price")
+    max_price = {} if max_price is None else max_price
     if not isinstance(max_price, Mapping):
         raise InvalidRequest("'provider.max_price' must be an object", param="provider.max_price")
     return RequestPreferences(

@@ -24,7 +24,9 @@ async def handle_reload(request: web.Request) -> web.Response:
             {
                 "reloaded": False,
                 "generation": rt.holder.current.generation,
-                "errors": [{"file": i.file, "line": i.line, "column": i.col, "message": i.message} for i in issues],
+                "errors": [
+                    {"file": i.file, "line": i.line, "column": i.col, "message": i.message} for i in issues
+                ],
             },
             status=422,
         )

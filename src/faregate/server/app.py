@@ -14,11 +14,12 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from faregate.server import admin, models
+from faregate.server import admin, models, usage
+from faregate.server.auth import authenticate
 from faregate.server.chat import chat_handler
 from faregate.server.embeddings import handle_embeddings
 from faregate.server.keys import HTTP, OPTIONS, RUNTIME
-from faregate.server.middleware import admin_guard, error_envelope
+from faregate.server.middleware import error_envelope
 from faregate.server.options import ServeOptions
 from faregate.server.runtime import Runtime
 
@@ -27,15 +28,18 @@ log = logging.getLogger("faregate.server")
 
 async def healthz(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    return web.json_response({"status": "ok", "generation": rt.holder.current.generation, "simulated": rt.simulated})
+    return web.json_response(
+        {"status": "ok", "generation": rt.holder.current.generation, "simulated": rt.simulated}
+    )
 
 
 def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.Application:
     opts = options or ServeOptions()
-    app = web.Application(middlewares=[error_envelope, admin_guard], client_max_size=opts.max_body_bytes)
+    app = web.Application(middlewares=[error_envelope, authenticate], client_max_size=opts.max_body_bytes)
     app[RUNTIME] = runtime
     app[OPTIONS] = opts
     app.cleanup_ctx.append(http_session)
+    app.cleanup_ctx.append(usage_writer)
     if opts.watch_interval_s > 0:
         app.cleanup_ctx.append(watch_files)
     app.router.add_post("/v1/chat/completions", chat_handler("openai", "chat"))
@@ -47,8 +51,28 @@ def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.App
     app.router.add_post("/admin/reload", admin.handle_reload)
     app.router.add_get("/admin/routes", admin.handle_routes)
     app.router.add_post("/admin/explain", admin.handle_explain)
+    app.router.add_get("/v1/key", usage.handle_key)
+    app.router.add_get("/v1/metrics", usage.handle_metrics)
+    app.router.add_get("/v1/requests/{request_id}", usage.handle_trace)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", prometheus_text)
     return app
+
+
+async def prometheus_text(request: web.Request) -> web.Response:
+    body = request.app[RUNTIME].prom.render()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+async def usage_writer(app: web.Application) -> AsyncIterator[None]:
+    """The usage log's batch writer; stopping it (after in-flight handlers) writes what is pending."""
+    accounts = app[RUNTIME].accounts
+    if accounts is None:
+        yield
+        return
+    accounts.usage.start()
+    yield
+    await accounts.usage.stop()
 
 
 async def http_session(app: web.Application) -> AsyncIterator[None]:

@@ -6,6 +6,7 @@ The same handler serves both formats; only the `Inbound` differs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -58,12 +59,15 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
             ex.plan = plan
             if not plan.entries:
                 raise no_channel_error(plan, table, rt)
+            ex.admit(rt, plan, f.prompt_tokens, req.max_tokens)
             walk = Walk(plan)
             ex.walk = walk
             if req.stream:
                 return await _stream(request, rt, table, inbound, req, f, walk, ex)
             ch, resp = await call_chat(request.app[HTTP], walk, req, rt.timeout, rt.health)
-            usage = resp.usage or _estimate(rt, ch, f, resp.text + "".join(c.arguments for c in resp.tool_calls))
+            usage = resp.usage or _estimate(
+                rt, ch, f, resp.text + "".join(c.arguments for c in resp.tool_calls)
+            )
             extras = ex.settle(ch, usage, table, rt)
             out = inbound.render_chat(resp, ch.model_id, usage, extras)
             return web.json_response(out, headers=ex.response_headers(ch), dumps=_dumps)
@@ -71,6 +75,7 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
             ex.fail(e)
             raise
         finally:
+            ex.release(rt)
             rt.recorder.record(ex.record())
 
     return handle
@@ -135,17 +140,13 @@ def _dropped(message: str) -> FaregateError:
 
 
 async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:
-    try:
+    with contextlib.suppress(ConnectionError, RuntimeError):
         await response.write(data)
-    except (ConnectionError, RuntimeError):
-        pass
 
 
 async def _write_eof_quietly(response: web.StreamResponse) -> None:
-    try:
+    with contextlib.suppress(ConnectionError, RuntimeError):
         await response.write_eof()
-    except (ConnectionError, RuntimeError):
-        pass
 
 
 def _estimate(rt: Runtime, ch: Channel, f: Features, completion_text: str) -> Usage:
@@ -155,4 +156,3 @@ def _estimate(rt: Runtime, ch: Channel, f: Features, completion_text: str) -> Us
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-

@@ -11,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from faregate.accounting.keys import ApiKey
+from faregate.accounting.limits import Ticket
 from faregate.accounting.pricing import cost_usd, savings, usd_number, usd_text
 from faregate.accounting.record import RequestRecord
 from faregate.canonical import Usage
@@ -19,11 +21,13 @@ from faregate.routing.features import Features
 from faregate.routing.plan import Plan
 from faregate.routing.table import Channel, DecisionTable
 from faregate.server.execute import Walk
+from faregate.server.keys import OPTIONS
 from faregate.server.runtime import Runtime
 
 REQUEST_ID = "faregate.request_id"  # request-scoped values set by middleware
 KEY_ID = "faregate.key_id"
 KEY_GROUP = "faregate.key_group"
+API_KEY = "faregate.api_key"
 
 
 def request_id(request: web.Request) -> str:
@@ -38,8 +42,9 @@ async def read_json(request: web.Request) -> Any:
     """The body as JSON. Too large → 413 (aiohttp enforces `client_max_size`), malformed → 400."""
     try:
         raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as e:
-        raise PayloadTooLarge(f"request body too large: the limit is {e.max_size} bytes") from None
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[OPTIONS].max_body_bytes
+        raise PayloadTooLarge(f"request body too large: the limit is {limit} bytes") from None
     if not raw:
         raise InvalidRequest("the request body is empty: send a JSON object")
     try:
@@ -59,10 +64,14 @@ def no_channel_error(plan: Plan, table: DecisionTable, rt: Runtime) -> FaregateE
     if not plan.skipped:
         inactive = "; ".join(f"{p}: {why}" for p, why in table.inactive.items())
         err = AllChannelsFailed([], skipped=0)
-        err.message = f"no active channel for '{plan.requested}'" + (f" (inactive providers: {inactive})" if inactive else "")
+        err.message = f"no active channel for '{plan.requested}'" + (
+            f" (inactive providers: {inactive})" if inactive else ""
+        )
         return err
     reasons = "; ".join(f"{cid}: {why}" for cid, why in plan.skipped[:8])
-    return InvalidRequest(f"no channel can serve this request ({reasons})", param="model", code="no_capable_channel")
+    return InvalidRequest(
+        f"no channel can serve this request ({reasons})", param="model", code="no_capable_channel"
+    )
 
 
 @dataclass(slots=True)
@@ -85,11 +94,14 @@ class Exchange:
     status: int = 200
     error: str | None = None
     ttft_ms: float | None = None
+    key: ApiKey | None = None
+    ticket: Ticket | None = None
 
     @classmethod
     def begin(cls, request: web.Request, endpoint: str) -> Exchange:
-        kid, group = request.get(KEY_ID), request.get(KEY_GROUP)
+        kid, group, key = request.get(KEY_ID), request.get(KEY_GROUP), request.get(API_KEY)
         return cls(
+            key=key if isinstance(key, ApiKey) else None,
             id=request_id(request),
             endpoint=endpoint,
             created=time.time(),
@@ -120,8 +132,14 @@ class Exchange:
                     "rule": plan.rule if plan else None,
                     "reason": reason,
                     "attempts": [
-                        {"channel": a.channel, "provider": a.provider, "status": a.status, "outcome": a.outcome,
-                         "latency_ms": a.latency_ms, "error": a.error}
+                        {
+                            "channel": a.channel,
+                            "provider": a.provider,
+                            "status": a.status,
+                            "outcome": a.outcome,
+                            "latency_ms": a.latency_ms,
+                            "error": a.error,
+                        }
                         for a in (self.walk.attempts if self.walk else ())
                     ],
                     "dropped_params": list(self.walk.dropped) if self.walk else [],
@@ -131,6 +149,17 @@ class Exchange:
                 "simulated": rt.simulated,
             },
         }
+
+    def admit(self, rt: Runtime, plan: Plan, prompt_tokens: int, max_tokens: int | None) -> None:
+        """Rate limits and budget, before any upstream call (raises 429 / 402)."""
+        if self.key is not None and rt.accounts is not None:
+            self.ticket = rt.accounts.admit(self.key, plan, prompt_tokens, max_tokens)
+
+    def release(self, rt: Runtime) -> None:
+        """Settle the budget reservation with the real cost (zero when the request failed)."""
+        if self.ticket is not None and rt.accounts is not None:
+            ok = self.status < 400
+            rt.accounts.settle(self.ticket, self.cost if ok else Decimal(0), self.usage.completion_tokens if ok else 0)
 
     def response_headers(self, ch: Channel, *, with_cost: bool = True) -> dict[str, str]:
         h = {"X-Faregate-Provider": ch.provider, "X-Faregate-Model": ch.model_id, "X-Faregate-Channel": ch.id}

@@ -27,7 +27,10 @@ async def handle_embeddings(request: web.Request) -> web.StreamResponse:
         ex.requested = request.headers.get("Faregate-Model") or req.model or "auto"
         prompt_tokens = sum(rt.counter.count_text(s, req.model or "") for s in req.inputs)
         f = Features(
-            prompt_tokens=prompt_tokens, user_text="\n".join(req.inputs), headers=request.headers, key_group=ex.key_group
+            prompt_tokens=prompt_tokens,
+            user_text="\n".join(req.inputs),
+            headers=request.headers,
+            key_group=ex.key_group,
         )
         ex.features = f
         plan = build_plan(
@@ -44,15 +47,19 @@ async def handle_embeddings(request: web.Request) -> web.StreamResponse:
         ex.plan = plan
         if not plan.entries:
             raise no_channel_error(plan, table, rt)
+        ex.admit(rt, plan, f.prompt_tokens, None)
         walk = Walk(plan)
         ex.walk = walk
         ch, resp = await call_embeddings(request.app[HTTP], walk, req, rt.timeout, rt.health)
         usage = resp.usage if resp.usage.prompt_tokens else Usage(prompt_tokens, 0, estimated=True)
         extras = ex.settle(ch, usage, table, rt)
         out = render_embeddings(resp, ch.model_id, usage, fmt, extras)
-        return web.json_response(out, headers=ex.response_headers(ch), dumps=lambda o: json.dumps(o, separators=(",", ":")))
+        return web.json_response(
+            out, headers=ex.response_headers(ch), dumps=lambda o: json.dumps(o, separators=(",", ":"))
+        )
     except FaregateError as e:
         ex.fail(e)
         raise
     finally:
+        ex.release(rt)
         rt.recorder.record(ex.record())

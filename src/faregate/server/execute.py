@@ -44,7 +44,9 @@ class Walk:
 
     def fail(self, ch: Channel, err: UpstreamError, started: float, health: Health) -> None:
         latency = (time.perf_counter() - started) * 1000
-        self.attempts.append(Attempt(ch.id, ch.provider, err.status, err.kind, round(latency, 2), err.message))
+        self.attempts.append(
+            Attempt(ch.id, ch.provider, err.status, err.kind, round(latency, 2), err.message)
+        )
         self.failures.append((ch.id, err))
         if not err.retryable:
             raise UpstreamRequestError(err, provider=ch.provider)
@@ -68,16 +70,26 @@ def _transport_error(e: BaseException) -> UpstreamError:
     if isinstance(e, asyncio.TimeoutError):
         return UpstreamError("timeout", "timed out")
     if isinstance(e, aiohttp.ClientConnectorError):
-        return UpstreamError("connect", f"cannot connect ({e.os_error.strerror or type(e.os_error).__name__})")
+        return UpstreamError(
+            "connect", f"cannot connect ({e.os_error.strerror or type(e.os_error).__name__})"
+        )
     return UpstreamError("connect", f"connection failed ({type(e).__name__})")
 
 
-async def _send(session: aiohttp.ClientSession, call: UpstreamCall, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
-    return await session.request(call.method, call.url, headers=call.headers, data=call.body, timeout=timeout)
+async def _send(
+    session: aiohttp.ClientSession, call: UpstreamCall, timeouts: aiohttp.ClientTimeout
+) -> aiohttp.ClientResponse:
+    return await session.request(
+        call.method, call.url, headers=call.headers, data=call.body, timeout=timeouts
+    )
 
 
 async def call_chat(
-    session: aiohttp.ClientSession, walk: Walk, req: ChatRequest, timeout: aiohttp.ClientTimeout, health: Health
+    session: aiohttp.ClientSession,
+    walk: Walk,
+    req: ChatRequest,
+    timeouts: aiohttp.ClientTimeout,
+    health: Health,
 ) -> tuple[Channel, ChatResponse]:
     for entry in walk.plan.entries:
         ch = entry.channel
@@ -86,10 +98,10 @@ async def call_chat(
         walk.dropped = call.dropped
         started = time.perf_counter()
         try:
-            async with await _send(session, call, timeout) as resp:
+            async with await _send(session, call, timeouts) as resp:
                 body = await resp.read()
                 status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             walk.fail(ch, _transport_error(e), started, health)
             continue
         if status >= 300:
@@ -106,7 +118,11 @@ async def call_chat(
 
 
 async def call_embeddings(
-    session: aiohttp.ClientSession, walk: Walk, req: EmbeddingRequest, timeout: aiohttp.ClientTimeout, health: Health
+    session: aiohttp.ClientSession,
+    walk: Walk,
+    req: EmbeddingRequest,
+    timeouts: aiohttp.ClientTimeout,
+    health: Health,
 ) -> tuple[Channel, EmbeddingResponse]:
     for entry in walk.plan.entries:
         ch = entry.channel
@@ -114,10 +130,10 @@ async def call_embeddings(
         call = adapter.embeddings_request(req, target(ch))
         started = time.perf_counter()
         try:
-            async with await _send(session, call, timeout) as resp:
+            async with await _send(session, call, timeouts) as resp:
                 body = await resp.read()
                 status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             walk.fail(ch, _transport_error(e), started, health)
             continue
         if status >= 300:
@@ -154,7 +170,10 @@ class OpenStream:
             while True:
                 chunk = await self.response.content.readany()
                 if not chunk:
-                    for ev in [*(e for s in self.sse.close() for e in self.decoder.feed(s)), *self.decoder.close()]:
+                    for ev in [
+                        *(e for s in self.sse.close() for e in self.decoder.feed(s)),
+                        *self.decoder.close(),
+                    ]:
                         yield ev
                     return
                 for s in self.sse.feed(chunk):
@@ -171,7 +190,11 @@ def _is_finish(ev: StreamEvent) -> bool:
 
 
 async def open_stream(
-    session: aiohttp.ClientSession, walk: Walk, req: ChatRequest, timeout: aiohttp.ClientTimeout, health: Health
+    session: aiohttp.ClientSession,
+    walk: Walk,
+    req: ChatRequest,
+    timeouts: aiohttp.ClientTimeout,
+    health: Health,
 ) -> OpenStream:
     """Try channels in order until one has sent its first event; nothing has reached the client yet."""
     for entry in walk.plan.entries:
@@ -181,14 +204,14 @@ async def open_stream(
         walk.dropped = call.dropped
         started = time.perf_counter()
         try:
-            resp = await _send(session, call, timeout)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            resp = await _send(session, call, timeouts)
+        except (TimeoutError, aiohttp.ClientError) as e:
             walk.fail(ch, _transport_error(e), started, health)
             continue
         if resp.status >= 300:
             try:
                 body = await resp.read()
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 body = b""
             resp.release()
             walk.fail(ch, adapter.classify_error(resp.status, body), started, health)
@@ -196,21 +219,28 @@ async def open_stream(
         sse, decoder = SseDecoder(), adapter.stream_decoder()
         try:
             first = await _first_events(resp, sse, decoder)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             resp.release()
             walk.fail(ch, _transport_error(e), started, health)
             continue
         except Exception as e:  # a decoder's StreamError or malformed data: the channel's fault
             resp.release()
             err = getattr(e, "error", None)
-            walk.fail(ch, err if isinstance(err, UpstreamError) else UpstreamError("protocol", str(e)[:200]), started, health)
+            walk.fail(
+                ch,
+                err if isinstance(err, UpstreamError) else UpstreamError("protocol", str(e)[:200]),
+                started,
+                health,
+            )
             continue
         ttft = walk.ok(ch, resp.status, started, health)
         return OpenStream(ch, resp, sse, decoder, first, ttft)
     raise walk.exhausted()
 
 
-async def _first_events(resp: aiohttp.ClientResponse, sse: SseDecoder, decoder: StreamDecoder) -> list[StreamEvent]:
+async def _first_events(
+    resp: aiohttp.ClientResponse, sse: SseDecoder, decoder: StreamDecoder
+) -> list[StreamEvent]:
     events: list[StreamEvent] = []
     while not events:
         chunk = await resp.content.readany()

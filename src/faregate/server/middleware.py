@@ -5,7 +5,6 @@ Errors are rendered at this one edge: OpenAI's envelope everywhere, Anthropic's 
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
@@ -13,15 +12,12 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from faregate.errors import (
-    AuthenticationError,
     FaregateError,
-    PermissionDenied,
     anthropic_envelope,
     from_http_status,
     openai_envelope,
 )
 from faregate.server.context import request_id
-from faregate.server.keys import OPTIONS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("faregate.server")
@@ -65,17 +61,3 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-@web.middleware
-async def admin_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """`/admin/*` needs the admin key when one is set; without one, only a loopback server allows it."""
-    if request.path.startswith("/admin/"):
-        opts = request.app[OPTIONS]
-        given = bearer_or_api_key(request)
-        if opts.admin_key:
-            if given is None or not hmac.compare_digest(given.encode(), opts.admin_key.encode()):
-                raise AuthenticationError("admin endpoints need the admin key (FAREGATE_ADMIN_KEY)")
-        elif not is_loopback(opts.host):
-            raise PermissionDenied("set FAREGATE_ADMIN_KEY to use admin endpoints on a non-loopback address")
-    return await handler(request)

@@ -43,9 +43,14 @@ def model_entry(table: DecisionTable, model_id: str, channels: tuple[Channel, ..
             "prompt": per_token(best.price.input),
             "completion": per_token(best.price.output),
             "request": "0",
-            "input_cache_read": per_token(best.price.cached_input if best.price.cached_input is not None else best.price.input),
+            "input_cache_read": per_token(
+                best.price.cached_input if best.price.cached_input is not None else best.price.input
+            ),
         },
-        "architecture": {"input_modalities": ["text", "image"] if "vision" in caps else ["text"], "output_modalities": ["text"]},
+        "architecture": {
+            "input_modalities": ["text", "image"] if "vision" in caps else ["text"],
+            "output_modalities": ["text"],
+        },
         "supported_parameters": params,
         "offerings": [
             {
@@ -73,7 +78,9 @@ def alias_entry(table: DecisionTable, alias: str) -> dict[str, Any]:
         "name": f"faregate alias: route '{route}'",
         "alias": True,
         "route": route,
-        "rules": [{"name": r.name, "strategy": r.strategy, "models": list(r.models)} for r in table.routes[route]],
+        "rules": [
+            {"name": r.name, "strategy": r.strategy, "models": list(r.models)} for r in table.routes[route]
+        ],
     }
 
 

@@ -22,6 +22,8 @@ from faregate.config.model import RoutesSpec
 from faregate.routing.health import Health
 from faregate.routing.load import Loaded, load_table
 from faregate.routing.table import TableHolder
+from faregate.server.accounts import Accounts
+from faregate.server.prometheus import ObservedRecorder, PromMetrics
 
 log = logging.getLogger("faregate.reload")
 
@@ -54,6 +56,7 @@ class Runtime:
         *,
         counter: TokenCounter | None = None,
         recorder: Recorder | None = None,
+        accounts: Accounts | None = None,
         simulated: bool = False,
     ) -> None:
         self.sources = sources
@@ -63,7 +66,10 @@ class Runtime:
         self.health = Health(cooldown_s=loaded.spec.server.cooldown_s)
         self.timeout = upstream_timeout(loaded.spec)
         self.counter = counter or TokenCounter()
-        self.recorder: Recorder = recorder or MemoryRecorder()
+        self.accounts = accounts
+        self.prom = PromMetrics(self.health)
+        inner: Recorder = recorder or (accounts.usage if accounts else MemoryRecorder())
+        self.recorder: Recorder = ObservedRecorder(inner, self.prom)
         self.simulated = simulated
         self.reload_lock = asyncio.Lock()
         self.reloads = 0
@@ -91,10 +97,14 @@ class Runtime:
             self.holder.current = loaded.table
             self.reloads += 1
             log.info("reloaded routes: generation %d", generation)
+            if self.accounts is not None:
+                await self.accounts.usage.aflush()
             return []
 
 
 def upstream_timeout(spec: RoutesSpec) -> aiohttp.ClientTimeout:
     """Connect timeout, and a read timeout between chunks (for a non-streamed answer: until it arrives)."""
     s = spec.server
-    return aiohttp.ClientTimeout(total=None, connect=s.connect_timeout_s, sock_connect=s.connect_timeout_s, sock_read=s.read_timeout_s)
+    return aiohttp.ClientTimeout(
+        total=None, connect=s.connect_timeout_s, sock_connect=s.connect_timeout_s, sock_read=s.read_timeout_s
+    )

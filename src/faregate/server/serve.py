@@ -21,6 +21,7 @@ from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.files import load_catalog_dir
 from faregate.config.load import ConfigIssue
 from faregate.routing.load import load_table
+from faregate.server.accounts import Accounts
 from faregate.server.app import create_app
 from faregate.server.middleware import is_loopback
 from faregate.server.options import ServeOptions
@@ -75,11 +76,14 @@ async def serve(
     env: Mapping[str, str],
     *,
     demo: bool = False,
+    store: Path | None = None,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     if options.auth == "open" and not is_loopback(options.host):
-        raise StartError(message=f"auth: open is allowed only on a loopback address, not {options.host}: use auth: keys")
+        raise StartError(
+            message=f"auth: open is allowed only on a loopback address, not {options.host}: use auth: keys"
+        )
     counter = TokenCounter()
     sources = Sources(config, catalog_dir, dict(env))
     sim_runner = None
@@ -89,7 +93,8 @@ async def serve(
         keys, base_urls = demo_env(sources, sim, names, origin)
         sources = replace(sources, env={**sources.env, **keys}, base_urls=base_urls)
         log.info("demo: provider simulator on %s (every answer is simulated)", origin)
-    runtime, issues = Runtime.from_sources(sources, counter=counter, simulated=demo)
+    accounts = Accounts(store) if store is not None else None
+    runtime, issues = Runtime.from_sources(sources, counter=counter, simulated=demo, accounts=accounts)
     if runtime is None:
         raise StartError(tuple(issues))
     for provider, why in runtime.holder.current.inactive.items():
@@ -101,7 +106,11 @@ async def serve(
     await site.start()
     bound = runner.addresses[0] if runner.addresses else (options.host, options.port)
     log.info("faregate serving on http://%s:%s (%s)", bound[0], bound[1], "demo" if demo else config)
-    print(f"faregate: serving on http://{bound[0]}:{bound[1]}" + (" (demo: simulated providers)" if demo else ""), flush=True)
+    print(
+        f"faregate: serving on http://{bound[0]}:{bound[1]}"
+        + (" (demo: simulated providers)" if demo else ""),
+        flush=True,
+    )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -119,9 +128,11 @@ async def serve(
             await sim_runner.cleanup()
 
 
-def run(config: Path, catalog_dir: Path, options: ServeOptions, env: Mapping[str, str], *, demo: bool) -> int:
+def run(
+    config: Path, catalog_dir: Path, options: ServeOptions, env: Mapping[str, str], *, demo: bool, store: Path | None
+) -> int:
     try:
-        asyncio.run(serve(config, catalog_dir, options, env, demo=demo))
+        asyncio.run(serve(config, catalog_dir, options, env, demo=demo, store=store))
     except StartError as e:
         print(f"faregate: cannot start:\n{e}", file=sys.stderr)
         return 1

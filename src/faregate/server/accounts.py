@@ -1,0 +1,54 @@
+"""Keys, limits and the usage log of a running gateway, over the one SQLite store."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from faregate.accounting.keys import ApiKey, KeyStore, hash_key
+from faregate.accounting.limits import Limits, Ticket
+from faregate.accounting.usage_log import UsageLog
+from faregate.db import open_db
+from faregate.routing.plan import Plan
+
+KEY_CACHE_S = 2.0  # a revoked key stops working within this long (keys are looked up by hash, then cached)
+DEFAULT_MAX_OUTPUT = 4096  # worst-case completion when neither the request nor the offering gives a limit
+
+
+class Accounts:
+    def __init__(self, path: Path | str) -> None:
+        self.db = open_db(path)
+        self.keys = KeyStore(self.db)
+        self.usage = UsageLog(self.db)
+        self.limits = Limits(spent_usd=self.usage.spend_by_key())
+        self._cache: dict[str, tuple[ApiKey | None, float]] = {}
+
+    def authenticate(self, secret: str, now: float | None = None) -> ApiKey | None:
+        """The active key with this secret, or None. Cached briefly by hash (never by the secret)."""
+        now = time.monotonic() if now is None else now
+        digest = hash_key(secret)
+        hit = self._cache.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        key = self.keys.authenticate(secret)
+        if key is not None and not key.active:
+            key = None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (key, now + KEY_CACHE_S)
+        return key
+
+    def admit(self, key: ApiKey, plan: Plan, prompt_tokens: int, max_tokens: int | None) -> Ticket:
+        """Check rpm/tpm and reserve the plan's worst-case cost against the budget."""
+        worst = max(
+            (
+                e.channel.cost_usd(prompt_tokens, max_tokens or e.channel.max_output or DEFAULT_MAX_OUTPUT)
+                for e in plan.entries
+            ),
+            default=Decimal(0),
+        )
+        return self.limits.admit(key, time.monotonic(), prompt_tokens=prompt_tokens, worst_cost_usd=worst)
+
+    def settle(self, ticket: Ticket, cost_usd: Decimal, completion_tokens: int) -> None:
+        self.limits.settle(ticket, time.monotonic(), cost_usd=cost_usd, completion_tokens=completion_tokens)

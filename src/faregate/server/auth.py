@@ -1,0 +1,59 @@
+"""Who is calling: `auth: keys` needs a key (Bearer or X-API-Key, on every endpoint); `auth: open` takes
+anonymous calls and still identifies a valid key when one is sent. The admin key sees everything."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from faregate.accounting.keys import ApiKey
+from faregate.errors import AuthenticationError, PermissionDenied
+from faregate.server.context import API_KEY, KEY_GROUP, KEY_ID
+from faregate.server.keys import OPTIONS, RUNTIME
+from faregate.server.middleware import bearer_or_api_key, is_loopback
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+IS_ADMIN = "faregate.is_admin"
+PUBLIC = ("/healthz",)
+
+
+def caller_key(request: web.Request) -> ApiKey | None:
+    key = request.get(API_KEY)
+    return key if isinstance(key, ApiKey) else None
+
+
+def is_admin(request: web.Request) -> bool:
+    return request.get(IS_ADMIN) is True
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    opts = request.app[OPTIONS]
+    accounts = request.app[RUNTIME].accounts
+    given = bearer_or_api_key(request)
+    admin = bool(opts.admin_key and given and hmac.compare_digest(given.encode(), opts.admin_key.encode()))
+    request[IS_ADMIN] = admin
+    if request.path.startswith("/admin/"):
+        if opts.admin_key and not admin:
+            raise AuthenticationError("admin endpoints need the admin key (FAREGATE_ADMIN_KEY)")
+        if not opts.admin_key and not is_loopback(opts.host):
+            raise PermissionDenied("set FAREGATE_ADMIN_KEY to use admin endpoints on a non-loopback address")
+        return await handler(request)
+    if admin or request.path in PUBLIC:
+        return await handler(request)
+    key = accounts.authenticate(given) if (accounts is not None and given) else None
+    if key is not None:
+        request[API_KEY] = key
+        request[KEY_ID] = key.id
+        if key.group:
+            request[KEY_GROUP] = key.group
+    elif opts.auth == "keys":
+        what = (
+            "missing API key: send Authorization: Bearer <key> or X-API-Key"
+            if not given
+            else "invalid or revoked API key"
+        )
+        raise AuthenticationError(what)
+    return await handler(request)
