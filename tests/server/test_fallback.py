@@ -9,18 +9,16 @@ from __future__ import annotations
 import asyncio
 import socket
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
 from faregate.routing.table import Channel
-from tests.conftest import Demo, DemoFactory, set_server
+from tests.conftest import Demo, DemoFactory
 from tests.server.helpers import ENVELOPE_KEYS, HELLO, check_accounting, client, decimal_json, providers_called
 
 FIRST, SECOND = "openrouter", "groq"
-READ_TIMEOUT_S = 0.5
 
 
 async def routed(demo: Demo, **kw: Any) -> dict[str, Any]:
@@ -36,13 +34,6 @@ def _everything_else(demo: Demo) -> tuple[Channel, ...]:
 
 def outcomes(routing: dict[str, Any]) -> list[tuple[str, int | None, str]]:
     return [(a["provider"], a["status"], a["outcome"]) for a in routing["attempts"]]
-
-
-@pytest.fixture
-async def slow_reads(routes_copy: Path, make_demo: DemoFactory) -> Demo:
-    """A demo whose upstream read timeout is short, so a hung provider fails fast."""
-    set_server(routes_copy, read_timeout_s=READ_TIMEOUT_S)
-    return await make_demo()
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 429, 408])

@@ -124,10 +124,10 @@ async def test_an_upstream_drop_mid_stream_ends_with_an_error_event(demo: Demo) 
     assert providers_called(demo) == ["openrouter"]  # no fallback once bytes reached the client
 
 
-async def test_a_hang_mid_stream_ends_within_the_read_timeout(demo: Demo) -> None:
-    """The upstream stalls after the first events (slow SSE): the read timeout ends the stream."""
-    demo.runtime.timeout = type(demo.runtime.timeout)(sock_read=0.3, connect=5)
-    demo.sim.stream_delay_s = 5.0
+async def test_a_stall_mid_stream_ends_within_the_read_timeout(slow_reads: Demo) -> None:
+    """The upstream sends its first event, then nothing for longer than `read_timeout_s`."""
+    demo = slow_reads
+    demo.sim.stream_delay_s = 1.5  # between events, not before the first
     received: list[ChatCompletionChunk] = []
 
     async def consume() -> None:
@@ -135,5 +135,8 @@ async def test_a_hang_mid_stream_ends_within_the_read_timeout(demo: Demo) -> Non
             async for chunk in await c.chat.completions.create(model="auto", messages=HELLO, stream=True):
                 received.append(chunk)
 
-    with pytest.raises(openai.APIError):
+    with pytest.raises(openai.APIError) as caught:
         await asyncio.wait_for(consume(), STREAM_LIMIT_S)
+    assert received, "the stream had started before the stall"
+    assert isinstance(caught.value.body, dict) and caught.value.body.get("code") == "upstream_stream_error"
+    assert providers_called(demo) == ["openrouter"]

@@ -508,7 +508,7 @@ PROPERTY_TABLE = build(
     preferences:
       data_collection: deny
       order: [groq, openai]
-      max_price: {completion: 5}
+      max_price: {prompt: 2, completion: 5.2}
     """,
 )
 PROVIDERS = ["openai", "anthropic", "groq", "deepseek", "openrouter"]

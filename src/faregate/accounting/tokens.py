@@ -210,7 +210,9 @@ class TokenCounter:
         self._lock = threading.Lock()
 
     def _get(self, model_id: str) -> _Loaded:
-        name = encoding_name_for(model_id)
+        return self._by_name(encoding_name_for(model_id))
+
+    def _by_name(self, name: EncodingName) -> _Loaded:
         loaded = self._loaded.get(name)
         if loaded is None:
             with self._lock:
@@ -223,6 +225,11 @@ class TokenCounter:
 
     def encoding_for(self, model_id: str) -> tiktoken.Encoding:
         return self._get(model_id).encoding
+
+    def warm(self) -> None:
+        """Load every encoding now (a server calls this at start-up, so no request pays for it)."""
+        for name in ENCODINGS:
+            self._by_name(name)
 
     def count_text(self, text: str, model_id: str = "") -> int:
         """Tokens of plain text; special-token text such as `<|endoftext|>` is counted as ordinary text."""

@@ -162,7 +162,12 @@ class Exchange:
             rt.accounts.settle(self.ticket, self.cost if ok else Decimal(0), self.usage.completion_tokens if ok else 0)
 
     def response_headers(self, ch: Channel, *, with_cost: bool = True) -> dict[str, str]:
-        h = {"X-Faregate-Provider": ch.provider, "X-Faregate-Model": ch.model_id, "X-Faregate-Channel": ch.id}
+        h = {
+            "X-Faregate-Request-Id": self.id,  # a stream is prepared before the middleware could add it
+            "X-Faregate-Provider": ch.provider,
+            "X-Faregate-Model": ch.model_id,
+            "X-Faregate-Channel": ch.id,
+        }
         if self.plan and self.plan.rule:
             h["X-Faregate-Rule"] = self.plan.rule
         if with_cost:

@@ -85,6 +85,7 @@ async def serve(
             message=f"auth: open is allowed only on a loopback address, not {options.host}: use auth: keys"
         )
     counter = TokenCounter()
+    await asyncio.to_thread(counter.warm)  # load the BPE ranks now, not on the first request
     sources = Sources(config, catalog_dir, dict(env))
     sim_runner = None
     if demo:

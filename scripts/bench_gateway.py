@@ -1,0 +1,906 @@
+"""Benchmark faregate against the provider simulator and a minimal aiohttp reverse proxy (the floor).
+
+    python scripts/bench_gateway.py [--quick] [--rounds N] [--json FILE]
+
+Starts, as separate processes on 127.0.0.1:
+  * the provider simulator (`scripts/_bench_sim.py`), serving every provider of the shipped catalog;
+  * the floor: a minimal aiohttp reverse proxy defined in this file (`--role floor`), forwarding
+    POST /v1/chat/completions to the simulator's openai endpoint with one pooled ClientSession and
+    streaming the answer back chunk by chunk — the least any gateway of this design can cost;
+  * faregate (`python -m faregate.cli serve`) on a temporary copy of the shipped routes.yaml whose
+    providers' `base_url` point at the same simulator, with stand-in keys in its environment;
+  * the load generator (`--role loadgen`): asyncio, a small keep-alive HTTP/1.1 client on raw streams
+    (much cheaper per request than an aiohttp client, so the load side disturbs less).
+The floor and faregate are pinned to core 0, the simulator, the load generator and this script to
+core 1 (`taskset`). Every measurement is taken for the three paths in turn (simulator direct, floor,
+faregate), in rounds with a rotating order, so noise hits all three alike:
+  * closed-loop throughput (requests/s) at 1, 32 and 128 connections, fixed duration each;
+  * latency at a fixed open-loop rate below saturation (half the floor's 1-connection throughput,
+    lower if faregate saturates sooner); "added" latency is a path's percentile minus the
+    simulator-direct percentile at the same rate;
+  * streaming time to first event (`stream: true`; time from sending until the first `data:` line);
+  * CPU time per request of the serving process (/proc/<pid>/stat utime+stime over the closed-loop
+    windows, divided by the requests answered in them) and its peak RSS (/proc/<pid>/status VmHWM).
+Prints one table with faregate/floor ratios next to the goals of issue 3 (throughput at least 70% of
+the floor's, added latency at 1 connection at most 1.5x the floor's, time to first event within 1 ms
+of the floor's). Never asserts; `--json FILE` also writes every figure. Bounded in time: the full run
+takes about 3.5 minutes, `--quick` about 35 seconds; every child process is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import select
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final, TextIO
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+REPO: Final = Path(__file__).resolve().parent.parent
+SIM_SCRIPT: Final = REPO / "scripts" / "_bench_sim.py"
+TARGETS: Final = ("simulator", "floor", "faregate")
+CONCURRENCY: Final = (1, 32, 128)
+GOAL_THROUGHPUT: Final = 0.70  # faregate/floor, at least
+GOAL_ADDED_LATENCY: Final = 1.5  # faregate/floor added latency p50 near 1 connection, at most
+GOAL_TTFE_MS: Final = 1.0  # faregate minus floor, at most
+OPEN_LOOP_LOAD: Final = 0.5  # open-loop rate as a share of the slowest path's capacity
+REQUEST_TIMEOUT_S: Final = 10.0
+CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
+PROVIDER: Final = "openai"  # the floor forwards to this provider's endpoint; faregate is pinned to it
+UPSTREAM_MODEL: Final = "gpt-4o-mini"
+MODEL: Final = "openai/gpt-4o-mini"
+MESSAGES: Final = [{"role": "user", "content": "Say hello in five words."}]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    rounds: int
+    warmup_s: float  # before each closed-loop window
+    closed_s: float  # each closed-loop window
+    open_s: float  # each open-loop run (its first `open_warmup_s` is not recorded)
+    open_warmup_s: float
+    ttfe_n: int  # streaming requests per round and path
+    calibrate_s: float
+    budget_s: float  # no new round starts after this (the run stops by itself)
+
+
+FULL: Final = Plan(
+    rounds=4,
+    warmup_s=0.5,
+    closed_s=3.0,
+    open_s=4.0,
+    open_warmup_s=0.3,
+    ttfe_n=150,
+    calibrate_s=2.0,
+    budget_s=300,
+)
+QUICK: Final = Plan(
+    rounds=1,
+    warmup_s=0.3,
+    closed_s=1.5,
+    open_s=2.0,
+    open_warmup_s=0.2,
+    ttfe_n=40,
+    calibrate_s=1.0,
+    budget_s=50,
+)
+
+
+# ------------------------------------------------------------------------------------------------------
+# /proc readers (Linux)
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, in clock ticks."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5), counted after `comm`
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def core_times() -> dict[str, tuple[int, int]]:
+    """(busy, total) jiffies of each CPU, from /proc/stat."""
+    out: dict[str, tuple[int, int]] = {}
+    with open("/proc/stat", encoding="ascii") as f:
+        for line in f:
+            name, *values = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                nums = [int(v) for v in values[:8]]
+                idle = nums[3] + nums[4]
+                out[name] = (sum(nums) - idle, sum(nums))
+    return out
+
+
+def busy_share(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, float]:
+    shares = {}
+    for name, (busy, total) in after.items():
+        b0, t0 = before.get(name, (0, 0))
+        shares[name] = (busy - b0) / (total - t0) if total > t0 else 0.0
+    return shares
+
+
+# ------------------------------------------------------------------------------------------------------
+# The floor: a minimal aiohttp reverse proxy (one fixed upstream, one pooled ClientSession)
+
+SESSION: Final = web.AppKey("session", aiohttp.ClientSession)
+FORWARDED: Final = ("Content-Type", "Authorization")
+RETURNED: Final = ("Content-Type", "Cache-Control")
+
+
+def floor_app(upstream: str) -> web.Application:
+    async def session(app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as s:
+            app[SESSION] = s
+            yield
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        headers = {k: v for k in FORWARDED if (v := request.headers.get(k)) is not None}
+        try:
+            async with request.app[SESSION].post(upstream, data=body, headers=headers) as up:
+                response = web.StreamResponse(
+                    status=up.status, headers={k: v for k in RETURNED if (v := up.headers.get(k)) is not None}
+                )
+                if up.content_length is not None:
+                    response.content_length = up.content_length
+                await response.prepare(request)
+                async for chunk in up.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+                return response
+        except aiohttp.ClientError as e:
+            return web.json_response({"error": {"message": f"upstream: {e}"}}, status=502)
+
+    app = web.Application()
+    app.cleanup_ctx.append(session)
+    app.router.add_post("/v1/chat/completions", forward)
+    return app
+
+
+def run_floor(upstream: str, port: int) -> int:
+    web.run_app(floor_app(upstream), host="127.0.0.1", port=port, access_log=None, print=None)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------
+# The load generator: a keep-alive HTTP/1.1 client on asyncio streams, driven by JSON lines on stdin
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    host: str
+    port: int
+    request: bytes  # a whole HTTP/1.1 request, sent as is
+    stream_request: bytes
+    pid: int  # the process serving this path (CPU time is read from it)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Target:
+        url = urlsplit(d["url"])
+        host, port = url.hostname or "127.0.0.1", url.port or 80
+        headers = {str(k): str(v) for k, v in d["headers"].items()}
+        return cls(
+            host,
+            port,
+            http_request(host, port, url.path, d["body"].encode(), headers),
+            http_request(host, port, url.path, d["stream_body"].encode(), headers),
+            int(d["pid"]),
+        )
+
+
+def http_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class Conn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Conn:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    async def fetch(self, request: bytes, first_event: bool = False) -> tuple[int, float | None, bool]:
+        """Send one request and read its whole answer: (status, perf_counter at the first `data:`, keep-alive)."""
+        reader = self.reader
+        self.writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        lower = head.lower()
+        keep = b"\r\nconnection: close" not in lower
+        first: float | None = None
+        at = lower.find(b"\r\ncontent-length:")
+        if at >= 0:
+            body = await reader.readexactly(int(head[at + 17 : lower.index(b"\r\n", at + 2)]))
+            if first_event and b"data:" in body:
+                first = time.perf_counter()
+        elif b"\r\ntransfer-encoding: chunked" in lower:
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
+                if size == 0:
+                    await reader.readuntil(b"\r\n")  # no trailers expected
+                    break
+                chunk = await reader.readexactly(size + 2)
+                if first_event and first is None and b"data:" in chunk:
+                    first = time.perf_counter()
+        else:
+            body = await reader.read()
+            keep = False
+            if first_event and b"data:" in body:
+                first = time.perf_counter()
+        return status, first, keep
+
+
+FETCH_ERRORS: Final = (
+    OSError,
+    asyncio.IncompleteReadError,
+    asyncio.LimitOverrunError,
+    TimeoutError,
+    ValueError,
+)
+
+
+@dataclass(slots=True)
+class Tally:
+    ok: int = 0
+    errors: int = 0
+
+
+async def closed_loop(target: Target, conns: int, warmup_s: float, duration_s: float) -> dict[str, Any]:
+    """`conns` connections each sending the next request as soon as the previous answer is read."""
+    tally, stopping = Tally(), asyncio.Event()
+
+    async def worker() -> None:
+        conn: Conn | None = None
+        while not stopping.is_set():
+            try:
+                if conn is None:
+                    conn = await Conn.open(target.host, target.port)
+                async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                    status, _, keep = await conn.fetch(target.request)
+                if status == 200:
+                    tally.ok += 1
+                else:
+                    tally.errors += 1
+                if not keep:
+                    conn.close()
+                    conn = None
+            except FETCH_ERRORS:
+                tally.errors += 1
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                await asyncio.sleep(0.01)
+        if conn is not None:
+            conn.close()
+
+    tasks = [asyncio.create_task(worker()) for _ in range(conns)]
+    await asyncio.sleep(warmup_s)
+    t0, ok0, err0, cpu0, cores0 = (
+        time.perf_counter(),
+        tally.ok,
+        tally.errors,
+        cpu_ticks(target.pid),
+        core_times(),
+    )
+    await asyncio.sleep(duration_s)
+    t1, ok1, err1, cpu1, cores1 = (
+        time.perf_counter(),
+        tally.ok,
+        tally.errors,
+        cpu_ticks(target.pid),
+        core_times(),
+    )
+    stopping.set()
+    await asyncio.gather(*tasks)
+    return {
+        "requests": ok1 - ok0,
+        "errors": err1 - err0,
+        "seconds": t1 - t0,
+        "rps": (ok1 - ok0) / (t1 - t0),
+        "cpu_s": (cpu1 - cpu0) / CLK_TCK,
+        "busy": busy_share(cores0, cores1),
+    }
+
+
+async def open_loop(target: Target, rate: float, duration_s: float, warmup_s: float) -> dict[str, Any]:
+    """Requests sent at a fixed rate whatever the answers do (new connections if all are busy);
+    latency from sending to the end of the answer, recorded after `warmup_s`."""
+    idle = [await Conn.open(target.host, target.port) for _ in range(4)]
+    opened, latencies, tally = len(idle), [], Tally()
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.05
+    record_from, end = start + warmup_s, start + duration_s
+    pending: set[asyncio.Task[None]] = set()
+    max_lag = 0.0
+
+    async def one(record: bool) -> None:
+        nonlocal opened
+        try:
+            if idle:
+                conn = idle.pop()
+            else:
+                conn = await Conn.open(target.host, target.port)
+                opened += 1
+            sent = time.perf_counter()
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                status, _, keep = await conn.fetch(target.request)
+            elapsed = time.perf_counter() - sent
+        except FETCH_ERRORS:
+            tally.errors += 1
+            return
+        if keep:
+            idle.append(conn)
+        else:
+            conn.close()
+        if status != 200:
+            tally.errors += 1
+        elif record:
+            tally.ok += 1
+            latencies.append(elapsed * 1000)
+
+    i = 0
+    while (due := start + i / rate) < end:
+        if (delay := due - loop.time()) > 0:
+            await asyncio.sleep(delay)
+        else:
+            max_lag = max(max_lag, -delay)
+        task = asyncio.create_task(one(due >= record_from))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        i += 1
+    await asyncio.gather(*pending)
+    for conn in idle:
+        conn.close()
+    return {
+        "latencies_ms": [round(x, 4) for x in latencies],
+        "errors": tally.errors,
+        "connections": opened,
+        "max_lag_ms": max_lag * 1000,
+    }
+
+
+async def first_events(target: Target, n: int) -> dict[str, Any]:
+    """`n` streaming requests one after another on one connection: time to the first `data:` line."""
+    conn, ttfe, errors = await Conn.open(target.host, target.port), [], 0
+    for i in range(n + 5):  # the first 5 warm up
+        try:
+            sent = time.perf_counter()
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                status, first, keep = await conn.fetch(target.stream_request, first_event=True)
+        except FETCH_ERRORS:
+            errors += 1
+            conn.close()
+            conn = await Conn.open(target.host, target.port)
+            continue
+        if status != 200 or first is None:
+            errors += 1
+        elif i >= 5:
+            ttfe.append(round((first - sent) * 1000, 4))
+        if not keep:
+            conn.close()
+            conn = await Conn.open(target.host, target.port)
+    conn.close()
+    return {"ttfe_ms": ttfe, "errors": errors}
+
+
+async def load_command(cmd: dict[str, Any]) -> dict[str, Any]:
+    target = Target.from_json(cmd["target"])
+    if cmd["op"] == "closed":
+        return await closed_loop(target, int(cmd["conns"]), float(cmd["warmup_s"]), float(cmd["duration_s"]))
+    if cmd["op"] == "open":
+        return await open_loop(target, float(cmd["rate"]), float(cmd["duration_s"]), float(cmd["warmup_s"]))
+    if cmd["op"] == "ttfe":
+        return await first_events(target, int(cmd["n"]))
+    raise ValueError(f"unknown op {cmd['op']!r}")
+
+
+def run_loadgen() -> int:
+    for line in sys.stdin:
+        try:
+            result = asyncio.run(load_command(json.loads(line)))
+        except Exception as e:  # report, keep serving commands
+            result = {"failed": f"{type(e).__name__}: {e}"}
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------
+# Orchestration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def pinned(core: int | None, argv: Sequence[str]) -> list[str]:
+    return ["taskset", "-c", str(core), *argv] if core is not None else list(argv)
+
+
+def read_line(stream: Any, timeout_s: float, what: str) -> str:
+    ready, _, _ = select.select([stream], [], [], timeout_s)
+    if not ready:
+        raise RuntimeError(f"{what}: no answer within {timeout_s:.0f} s")
+    line: bytes = stream.readline()
+    if not line:
+        raise RuntimeError(f"{what}: process ended")
+    return line.decode()
+
+
+@dataclass
+class Processes:
+    """Every child this run started, stopped (by pid) at the end."""
+
+    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], **kw: Any) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(argv, **kw)
+        self.children.append((name, proc))
+        return proc
+
+    def stop_all(self) -> None:
+        for _, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.terminate()
+        for _, proc in reversed(self.children):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wait_ready(url: str, body: bytes, headers: dict[str, str], timeout_s: float, log: Path | None) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(
+            url, data=body, headers={"Content-Type": "application/json", **headers}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except urllib.error.HTTPError as e:
+            last = f"HTTP {e.code}: {e.read()[:300]!r}"
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.2)
+    tail = log.read_text(errors="replace")[-2000:] if log is not None and log.exists() else ""
+    raise RuntimeError(f"{url} not ready after {timeout_s:.0f} s: {last}\n{tail}")
+
+
+def faregate_routes(tmp: Path, base_urls: dict[str, str]) -> Path:
+    """The shipped routes.yaml with every simulated provider's base_url pointed at the simulator."""
+    from ruamel.yaml import YAML
+
+    from faregate.paths import default_routes
+
+    yaml = YAML()
+    doc = yaml.load(default_routes().read_text())
+    for name, provider in doc["providers"].items():
+        if name in base_urls:
+            provider["base_url"] = base_urls[name]
+    path = tmp / "routes.yaml"
+    with path.open("w") as f:
+        yaml.dump(doc, f)
+    return path
+
+
+def chat_body(*, faregate: bool, stream: bool) -> str:
+    body: dict[str, Any] = {
+        "model": MODEL if faregate else UPSTREAM_MODEL,
+        "messages": MESSAGES,
+        "max_tokens": 16,
+    }
+    if stream:
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
+    if faregate:
+        body["provider"] = {"only": [PROVIDER]}
+    return json.dumps(body, separators=(",", ":"))
+
+
+class LoadGen:
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    def run(self, cmd: dict[str, Any], expect_s: float) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        self.proc.stdin.flush()
+        result: dict[str, Any] = json.loads(read_line(self.proc.stdout, expect_s + 60, "load generator"))
+        if "failed" in result:
+            raise RuntimeError(f"load generator: {result['failed']}")
+        return result
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+@dataclass
+class PathFigures:
+    rps: dict[int, list[float]] = field(default_factory=lambda: {c: [] for c in CONCURRENCY})
+    busy_128: list[dict[str, float]] = field(default_factory=list)
+    cpu_s: float = 0.0
+    requests: int = 0
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    open_connections: int = 0
+    open_max_lag_ms: float = 0.0
+    ttfe_ms: list[float] = field(default_factory=list)
+    peak_rss_mib: float | None = None
+
+
+def note(text: str, out: TextIO = sys.stderr) -> None:
+    print(text, file=out, flush=True)
+
+
+def rotate(items: Sequence[str], by: int) -> list[str]:
+    by %= len(items)
+    return [*items[by:], *items[:by]]
+
+
+def orchestrate(plan: Plan, json_path: Path | None) -> int:
+    cores = os.cpu_count() or 1
+    core0, core1 = (0, 1) if cores >= 2 and shutil.which("taskset") else (None, None)
+    if core1 is not None:
+        os.sched_setaffinity(0, {core1})
+    else:
+        note("warning: fewer than 2 CPUs or no taskset: nothing is pinned")
+    started = time.monotonic()
+    procs = Processes()
+    with tempfile.TemporaryDirectory(prefix="faregate-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        try:
+            return measure(plan, json_path, procs, tmp, core0, core1, started)
+        except RuntimeError as e:
+            note(f"bench_gateway: {e}")
+            return 1
+        finally:
+            procs.stop_all()
+
+
+def measure(
+    plan: Plan,
+    json_path: Path | None,
+    procs: Processes,
+    tmp: Path,
+    core0: int | None,
+    core1: int | None,
+    started: float,
+) -> int:
+    py = sys.executable
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAREGATE_")}
+    sim_log, floor_log, fg_log, load_log = (tmp / f"{n}.log" for n in ("sim", "floor", "faregate", "loadgen"))
+
+    note("starting the simulator, the floor proxy and faregate ...")
+    sim_port, floor_port, fg_port = free_port(), free_port(), free_port()
+    sim = procs.start(
+        "simulator",
+        pinned(core1, [py, str(SIM_SCRIPT), "--port", str(sim_port)]),
+        stdout=subprocess.PIPE,
+        stderr=sim_log.open("wb"),
+        env=env,
+    )
+    info = json.loads(read_line(sim.stdout, 60, "simulator"))
+    base_urls: dict[str, str] = info["base_urls"]
+    keys: dict[str, str] = info["env"]
+    upstream = f"{base_urls[PROVIDER]}/chat/completions"
+    floor = procs.start(
+        "floor",
+        pinned(core0, [py, __file__, "--role", "floor", "--upstream", upstream, "--port", str(floor_port)]),
+        stdout=floor_log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    routes = faregate_routes(tmp, base_urls)
+    fg = procs.start(
+        "faregate",
+        pinned(core0, [py, "-m", "faregate.cli", "serve", "--config", str(routes), "--port", str(fg_port)]),
+        stdout=fg_log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env={**env, **keys},
+        cwd=tmp,
+    )
+    auth = {"Authorization": f"Bearer {keys.get('OPENAI_API_KEY', 'sim-key')}"}
+    urls = {
+        "simulator": upstream,
+        "floor": f"http://127.0.0.1:{floor_port}/v1/chat/completions",
+        "faregate": f"http://127.0.0.1:{fg_port}/v1/chat/completions",
+    }
+    pids = {"simulator": sim.pid, "floor": floor.pid, "faregate": fg.pid}
+    logs = {"simulator": sim_log, "floor": floor_log, "faregate": fg_log}
+    targets: dict[str, dict[str, Any]] = {}
+    for name in TARGETS:
+        is_fg = name == "faregate"
+        body, stream_body = chat_body(faregate=is_fg, stream=False), chat_body(faregate=is_fg, stream=True)
+        wait_ready(urls[name], body.encode(), auth, 60, logs[name])
+        targets[name] = {
+            "url": urls[name],
+            "headers": auth,
+            "body": body,
+            "stream_body": stream_body,
+            "pid": pids[name],
+        }
+    load = LoadGen(
+        procs.start(
+            "loadgen",
+            pinned(core1, [py, __file__, "--role", "loadgen"]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=load_log.open("wb"),
+            env=env,
+        )
+    )
+    note(f"ready after {time.monotonic() - started:.1f} s")
+
+    def closed(name: str, conns: int, duration_s: float) -> dict[str, Any]:
+        cmd = {
+            "op": "closed",
+            "target": targets[name],
+            "conns": conns,
+            "warmup_s": plan.warmup_s,
+            "duration_s": duration_s,
+        }
+        return load.run(cmd, plan.warmup_s + duration_s)
+
+    # Calibrate the open-loop rate: below the floor's 1-connection capacity and faregate's saturation.
+    floor_1 = closed("floor", 1, plan.calibrate_s)["rps"]
+    fg_32 = closed("faregate", 32, plan.calibrate_s)["rps"]
+    rate = round(OPEN_LOOP_LOAD * min(floor_1, fg_32), 1)
+    note(
+        f"open-loop rate {rate:.0f} req/s ({OPEN_LOOP_LOAD:.0%} of min(floor@1 {floor_1:.0f}, faregate@32 {fg_32:.0f}))"
+    )
+
+    figures = {name: PathFigures() for name in TARGETS}
+    rounds_done = 0
+    for r in range(plan.rounds):
+        if r and time.monotonic() - started > plan.budget_s:
+            note(f"time budget reached: stopping after {r} rounds")
+            break
+        order = rotate(TARGETS, r)
+        for conns in CONCURRENCY:
+            for name in order:
+                res = closed(name, conns, plan.closed_s)
+                f = figures[name]
+                f.rps[conns].append(res["rps"])
+                f.cpu_s += res["cpu_s"]
+                f.requests += res["requests"]
+                f.errors += res["errors"]
+                if conns == CONCURRENCY[-1]:
+                    f.busy_128.append(res["busy"])
+                note(
+                    f"round {r + 1}/{plan.rounds} closed@{conns:<3} {name:<9} {res['rps']:8.0f} req/s  errors {res['errors']}"
+                )
+        for name in order:
+            cmd = {
+                "op": "open",
+                "target": targets[name],
+                "rate": rate,
+                "duration_s": plan.open_s,
+                "warmup_s": plan.open_warmup_s,
+            }
+            res = load.run(cmd, plan.open_s)
+            f = figures[name]
+            f.latencies_ms += res["latencies_ms"]
+            f.errors += res["errors"]
+            f.open_connections = max(f.open_connections, res["connections"])
+            f.open_max_lag_ms = max(f.open_max_lag_ms, res["max_lag_ms"])
+            note(
+                f"round {r + 1}/{plan.rounds} open@{rate:.0f}/s {name:<9} p50 {percentile(res['latencies_ms'], 50):.3f} ms"
+            )
+        for name in order:
+            res = load.run({"op": "ttfe", "target": targets[name], "n": plan.ttfe_n}, plan.ttfe_n * 0.1)
+            figures[name].ttfe_ms += res["ttfe_ms"]
+            figures[name].errors += res["errors"]
+            note(
+                f"round {r + 1}/{plan.rounds} ttfe      {name:<9} p50 {percentile(res['ttfe_ms'], 50):.3f} ms"
+            )
+        rounds_done += 1
+    for name in TARGETS:
+        figures[name].peak_rss_mib = peak_rss_mib(pids[name])
+
+    report = summarize(figures, rate, rounds_done, plan, pinned_cores=core0 is not None)
+    report["elapsed_s"] = round(time.monotonic() - started, 1)
+    print_table(report)
+    if json_path is not None:
+        report["raw"] = {name: asdict(f) for name, f in figures.items()}
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        note(f"figures written to {json_path}")
+    return 0
+
+
+def summarize(
+    figures: dict[str, PathFigures], rate: float, rounds: int, plan: Plan, *, pinned_cores: bool
+) -> dict[str, Any]:
+    sim = figures["simulator"]
+    base50, base99 = percentile(sim.latencies_ms, 50), percentile(sim.latencies_ms, 99)
+    paths: dict[str, dict[str, Any]] = {}
+    for name, f in figures.items():
+        p50, p99 = percentile(f.latencies_ms, 50), percentile(f.latencies_ms, 99)
+        busy = {
+            core: statistics.fmean(b.get(core, 0.0) for b in f.busy_128) if f.busy_128 else float("nan")
+            for core in ("cpu0", "cpu1")
+        }
+        paths[name] = {
+            "rps": {str(c): statistics.median(v) if v else float("nan") for c, v in f.rps.items()},
+            "latency_p50_ms": p50,
+            "latency_p99_ms": p99,
+            "added_p50_ms": p50 - base50,
+            "added_p99_ms": p99 - base99,
+            "ttfe_p50_ms": percentile(f.ttfe_ms, 50),
+            "cpu_ms_per_request": f.cpu_s * 1000 / f.requests if f.requests else float("nan"),
+            "peak_rss_mib": f.peak_rss_mib,
+            "errors": f.errors,
+            "busy_at_128": busy,
+            "open_loop_connections": f.open_connections,
+            "open_loop_max_lag_ms": f.open_max_lag_ms,
+        }
+    fg, fl = paths["faregate"], paths["floor"]
+    throughput = {str(c): fg["rps"][str(c)] / fl["rps"][str(c)] for c in CONCURRENCY}
+    added_ratio = fg["added_p50_ms"] / fl["added_p50_ms"] if fl["added_p50_ms"] > 0 else float("inf")
+    ttfe_diff = fg["ttfe_p50_ms"] - fl["ttfe_p50_ms"]
+    return {
+        "plan": asdict(plan),
+        "rounds": rounds,
+        "pinned": pinned_cores,
+        "open_loop_rate": rate,
+        "paths": paths,
+        "faregate_vs_floor": {
+            "throughput_ratio": throughput,
+            "added_p50_ratio": added_ratio,
+            "added_p99_ratio": fg["added_p99_ms"] / fl["added_p99_ms"]
+            if fl["added_p99_ms"] > 0
+            else float("inf"),
+            "ttfe_diff_ms": ttfe_diff,
+        },
+        "goals": {
+            **{f"throughput@{c}": throughput[str(c)] >= GOAL_THROUGHPUT for c in CONCURRENCY},
+            "added_latency": added_ratio <= GOAL_ADDED_LATENCY,
+            "ttfe": ttfe_diff <= GOAL_TTFE_MS,
+        },
+    }
+
+
+def print_table(report: dict[str, Any], out: TextIO = sys.stdout) -> None:
+    def emit(text: str = "") -> None:
+        print(text, file=out)
+
+    def num(x: float | None, digits: int = 2) -> str:
+        return "-" if x is None or x != x else f"{x:.{digits}f}"
+
+    paths = report["paths"]
+    plan = report["plan"]
+    emit()
+    emit(
+        f"faregate gateway bench: {report['rounds']} round(s), {plan['closed_s']:.1f} s per closed-loop window, "
+        f"open loop at {report['open_loop_rate']:.0f} req/s, "
+        + ("floor and faregate on core 0, simulator and load on core 1" if report["pinned"] else "not pinned")
+    )
+    header = (
+        f"{'path':<10}{'req/s@1':>9}{'@32':>8}{'@128':>8}{'added p50':>11}{'added p99':>11}"
+        f"{'TTFE p50':>10}{'CPU ms/req':>12}{'peak RSS':>10}{'errors':>8}"
+    )
+    emit(header)
+    emit(f"{'':<10}{'':>25}{'ms':>11}{'ms':>11}{'ms':>10}{'':>12}{'MiB':>10}")
+    emit("-" * len(header))
+    for name in TARGETS:
+        p = paths[name]
+        added50 = f"({num(p['latency_p50_ms'], 3)})" if name == "simulator" else num(p["added_p50_ms"], 3)
+        added99 = f"({num(p['latency_p99_ms'], 3)})" if name == "simulator" else num(p["added_p99_ms"], 3)
+        emit(
+            f"{name:<10}{num(p['rps']['1'], 0):>9}{num(p['rps']['32'], 0):>8}{num(p['rps']['128'], 0):>8}"
+            f"{added50:>11}{added99:>11}{num(p['ttfe_p50_ms'], 3):>10}{num(p['cpu_ms_per_request'], 3):>12}"
+            f"{num(p['peak_rss_mib'], 1):>10}{p['errors']:>8}"
+        )
+    emit("(simulator row: its own latency at the open-loop rate, the base the others are measured from)")
+    emit()
+    vs, goals = report["faregate_vs_floor"], report["goals"]
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    emit(f"{'faregate vs floor':<28}{'measured':>12}   {'goal':<12}")
+    for c in CONCURRENCY:
+        emit(
+            f"{f'throughput @{c}':<28}{vs['throughput_ratio'][str(c)]:>11.0%}    {f'>= {GOAL_THROUGHPUT:.0%}':<12}"
+            f"{verdict(goals[f'throughput@{c}'])}"
+        )
+    emit(
+        f"{'added latency p50 (1 conn)':<28}{vs['added_p50_ratio']:>11.2f}x   {f'<= {GOAL_ADDED_LATENCY}x':<12}"
+        f"{verdict(goals['added_latency'])}   (p99: {vs['added_p99_ratio']:.2f}x)"
+    )
+    emit(
+        f"{'TTFE difference':<28}{vs['ttfe_diff_ms']:>+9.3f} ms   {f'<= +{GOAL_TTFE_MS:g} ms':<12}"
+        f"{verdict(goals['ttfe'])}"
+    )
+    emit()
+    busy = " ".join(
+        f"{name} {paths[name]['busy_at_128']['cpu0']:.0%}/{paths[name]['busy_at_128']['cpu1']:.0%}"
+        for name in TARGETS
+    )
+    emit(f"core0/core1 busy during @128: {busy}")
+    if any(paths[name]["busy_at_128"]["cpu1"] > 0.95 for name in ("floor", "faregate")):
+        emit(
+            "  note: core 1 (simulator + load) near 100% at @128: the proxies' @128 figures are bounded by the load side"
+        )
+    lag = max(paths[name]["open_loop_max_lag_ms"] for name in TARGETS)
+    conns = {name: paths[name]["open_loop_connections"] for name in TARGETS}
+    emit(f"open loop: worst scheduling lag {lag:.1f} ms, connections used {conns}")
+    emit(f"elapsed {report.get('elapsed_s', 0):.0f} s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="one short round (about 35 s) instead of four")
+    parser.add_argument("--rounds", type=int, default=None, help="number of rounds (default 4, --quick 1)")
+    parser.add_argument(
+        "--json", type=Path, default=None, metavar="FILE", help="also write every figure here"
+    )
+    parser.add_argument("--role", choices=("floor", "loadgen"), default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.role == "floor":
+        return run_floor(args.upstream, args.port)
+    if args.role == "loadgen":
+        return run_loadgen()
+    plan = QUICK if args.quick else FULL
+    if args.rounds is not None:
+        plan = Plan(
+            **{
+                **asdict(plan),
+                "rounds": max(1, args.rounds),
+                "budget_s": plan.budget_s * args.rounds / plan.rounds,
+            }
+        )
+    return orchestrate(plan, args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
