@@ -83,7 +83,7 @@ def narrow(static: Preferences, req: RequestPreferences) -> Preferences:
         data_collection="deny" if "deny" in (static.data_collection, req.data_collection) else "allow",
         order=req.order if req.order is not None else static.order,
         only=only,
-        ignore=static.ignore,
+        ignore=tuple(dict.fromkeys((*static.ignore, *req.ignore))),
         allow_fallbacks=static.allow_fallbacks and req.allow_fallbacks is not False,
         max_price_prompt=_min(static.max_price_prompt, req.max_price_prompt),
         max_price_completion=_min(static.max_price_completion, req.max_price_completion),

@@ -104,8 +104,9 @@ async def _stream(
     await response.prepare(request)  # from here the status is fixed: failures end the stream instead
     encoder = inbound.stream_encoder(ch.model_id, req.include_usage)
     text: list[str] = []
+    events = upstream.events()
     try:
-        async for ev in upstream.events():
+        async for ev in events:
             if isinstance(ev, Finish):
                 usage = ev.usage or _estimate(rt, ch, f, "".join(text))
                 extras = ex.settle(ch, usage, table, rt)
@@ -129,6 +130,8 @@ async def _stream(
         msg = getattr(err, "message", None) or f"upstream stream failed ({type(e).__name__})"
         ex.fail(_dropped(f"{ch.provider}: {msg}"), status=502)
         await _write_quietly(response, encoder.error(_dropped(f"{ch.provider}: {msg}")))
+    finally:
+        await events.aclose()  # releases the upstream connection whichever way the stream ended
     await _write_eof_quietly(response)
     return response
 

@@ -38,7 +38,10 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
     except web.HTTPException as e:  # aiohttp's own 404/405/413 get our envelope too
         if e.status < 400:
             raise
-        return render_error(request, from_http_status(e.status, e.reason))
+        err = from_http_status(e.status, e.reason)
+        if "Allow" in e.headers:  # a 405 must say which methods are allowed (RFC 9110)
+            err.headers["Allow"] = e.headers["Allow"]
+        return render_error(request, err)
     except Exception:
         log.exception("request %s failed", request_id(request))
         return render_error(request, FaregateError("internal error: see the server log for this request id"))
