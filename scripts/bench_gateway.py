@@ -78,6 +78,7 @@ class Plan:
     ttfe_n: int  # streaming requests per round and path
     calibrate_s: float
     budget_s: float  # no new round starts after this (the run stops by itself)
+    quiet_budget_s: float  # at most this long in all, waiting for other processes to calm down
 
 
 FULL: Final = Plan(
@@ -88,7 +89,8 @@ FULL: Final = Plan(
     open_warmup_s=0.3,
     ttfe_n=150,
     calibrate_s=2.0,
-    budget_s=300,
+    budget_s=270,
+    quiet_budget_s=45,
 )
 QUICK: Final = Plan(
     rounds=1,
@@ -98,7 +100,8 @@ QUICK: Final = Plan(
     open_warmup_s=0.2,
     ttfe_n=40,
     calibrate_s=1.0,
-    budget_s=50,
+    budget_s=45,
+    quiet_budget_s=8,
 )
 
 
@@ -200,6 +203,7 @@ class Target:
     request: bytes  # a whole HTTP/1.1 request, sent as is
     stream_request: bytes
     pid: int  # the process serving this path (CPU time is read from it)
+    sim_pid: int
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Target:
@@ -212,6 +216,7 @@ class Target:
             http_request(host, port, url.path, d["body"].encode(), headers),
             http_request(host, port, url.path, d["stream_body"].encode(), headers),
             int(d["pid"]),
+            int(d["sim_pid"]),
         )
 
 
@@ -269,6 +274,41 @@ class Conn:
         return status, first, keep
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    at: float
+    target: int  # CPU ticks of the process serving the path
+    sim: int  # CPU ticks of the simulator
+    own: float  # CPU seconds of this load generator
+    cores: dict[str, tuple[int, int]]
+
+    @classmethod
+    def take(cls, target: Target) -> Snapshot:
+        return cls(
+            time.perf_counter(),
+            cpu_ticks(target.pid),
+            cpu_ticks(target.sim_pid),
+            time.process_time(),
+            core_times(),
+        )
+
+
+def cpu_window(target: Target, a: Snapshot, b: Snapshot) -> dict[str, Any]:
+    """CPU of the serving process between two snapshots, how busy each core was, and how much CPU went
+    to processes outside the benchmark (in cores: 0.1 is a tenth of one core), a noise indicator."""
+    seconds = b.at - a.at
+    served = (b.target - a.target) / CLK_TCK
+    sim = (b.sim - a.sim) / CLK_TCK if target.sim_pid != target.pid else 0.0
+    busy = sum(b.cores[c][0] - a.cores[c][0] for c in b.cores if c in a.cores) / CLK_TCK
+    foreign = max(0.0, busy - served - sim - (b.own - a.own)) / seconds
+    return {
+        "seconds": seconds,
+        "cpu_s": served,
+        "busy": busy_share(a.cores, b.cores),
+        "foreign_cores": foreign,
+    }
+
+
 FETCH_ERRORS: Final = (
     OSError,
     asyncio.IncompleteReadError,
@@ -314,31 +354,13 @@ async def closed_loop(target: Target, conns: int, warmup_s: float, duration_s: f
 
     tasks = [asyncio.create_task(worker()) for _ in range(conns)]
     await asyncio.sleep(warmup_s)
-    t0, ok0, err0, cpu0, cores0 = (
-        time.perf_counter(),
-        tally.ok,
-        tally.errors,
-        cpu_ticks(target.pid),
-        core_times(),
-    )
+    ok0, err0, before = tally.ok, tally.errors, Snapshot.take(target)
     await asyncio.sleep(duration_s)
-    t1, ok1, err1, cpu1, cores1 = (
-        time.perf_counter(),
-        tally.ok,
-        tally.errors,
-        cpu_ticks(target.pid),
-        core_times(),
-    )
+    ok1, err1, after = tally.ok, tally.errors, Snapshot.take(target)
     stopping.set()
     await asyncio.gather(*tasks)
-    return {
-        "requests": ok1 - ok0,
-        "errors": err1 - err0,
-        "seconds": t1 - t0,
-        "rps": (ok1 - ok0) / (t1 - t0),
-        "cpu_s": (cpu1 - cpu0) / CLK_TCK,
-        "busy": busy_share(cores0, cores1),
-    }
+    usage = cpu_window(target, before, after)
+    return {"requests": ok1 - ok0, "errors": err1 - err0, "rps": (ok1 - ok0) / usage["seconds"], **usage}
 
 
 async def open_loop(target: Target, rate: float, duration_s: float, warmup_s: float) -> dict[str, Any]:
@@ -426,11 +448,14 @@ async def load_command(cmd: dict[str, Any]) -> dict[str, Any]:
     target = Target.from_json(cmd["target"])
     if cmd["op"] == "closed":
         return await closed_loop(target, int(cmd["conns"]), float(cmd["warmup_s"]), float(cmd["duration_s"]))
+    before = Snapshot.take(target)
     if cmd["op"] == "open":
-        return await open_loop(target, float(cmd["rate"]), float(cmd["duration_s"]), float(cmd["warmup_s"]))
-    if cmd["op"] == "ttfe":
-        return await first_events(target, int(cmd["n"]))
-    raise ValueError(f"unknown op {cmd['op']!r}")
+        result = await open_loop(target, float(cmd["rate"]), float(cmd["duration_s"]), float(cmd["warmup_s"]))
+    elif cmd["op"] == "ttfe":
+        result = await first_events(target, int(cmd["n"]))
+    else:
+        raise ValueError(f"unknown op {cmd['op']!r}")
+    return {**result, "foreign_cores": cpu_window(target, before, Snapshot.take(target))["foreign_cores"]}
 
 
 def run_loadgen() -> int:
@@ -491,10 +516,13 @@ class Processes:
                 proc.wait()
 
 
-def wait_ready(url: str, body: bytes, headers: dict[str, str], timeout_s: float, log: Path | None) -> None:
+def wait_ready(
+    url: str, body: bytes, headers: dict[str, str], timeout_s: float, proc: subprocess.Popen[bytes], log: Path
+) -> None:
+    """Until `url` answers the request with 200; fails at once (with the log's end) if `proc` exits."""
     deadline = time.monotonic() + timeout_s
     last = ""
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         request = urllib.request.Request(
             url, data=body, headers={"Content-Type": "application/json", **headers}, method="POST"
         )
@@ -507,8 +535,11 @@ def wait_ready(url: str, body: bytes, headers: dict[str, str], timeout_s: float,
         except OSError as e:
             last = str(e)
         time.sleep(0.2)
-    tail = log.read_text(errors="replace")[-2000:] if log is not None and log.exists() else ""
-    raise RuntimeError(f"{url} not ready after {timeout_s:.0f} s: {last}\n{tail}")
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+    why = (
+        f"exited with {proc.returncode}" if proc.poll() is not None else f"not ready after {timeout_s:.0f} s"
+    )
+    raise RuntimeError(f"{url}: {why}: {last}\n{tail}")
 
 
 def faregate_routes(tmp: Path, base_urls: dict[str, str]) -> Path:
@@ -555,6 +586,26 @@ class LoadGen:
         return result
 
 
+class Quiet:
+    """Before each measurement, wait (within a budget for the whole run) until the machine is idle:
+    other processes' load is noise that would hit one path and not the others."""
+
+    IDLE_SHARE: Final = 0.08  # both cores together, between measurements (our processes are idle then)
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s, self.waited_s = budget_s, 0.0
+
+    def wait(self) -> None:
+        while True:
+            before = core_times()
+            time.sleep(0.2)
+            shares = busy_share(before, core_times())
+            if statistics.fmean(shares.values()) <= self.IDLE_SHARE or self.waited_s >= self.budget_s:
+                return
+            time.sleep(0.3)
+            self.waited_s += 0.5
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -574,6 +625,7 @@ class PathFigures:
     open_max_lag_ms: float = 0.0
     ttfe_ms: list[float] = field(default_factory=list)
     peak_rss_mib: float | None = None
+    foreign_cores: list[float] = field(default_factory=list)  # other processes' CPU, per measurement
 
 
 def note(text: str, out: TextIO = sys.stderr) -> None:
@@ -653,19 +705,21 @@ def measure(
         "floor": f"http://127.0.0.1:{floor_port}/v1/chat/completions",
         "faregate": f"http://127.0.0.1:{fg_port}/v1/chat/completions",
     }
-    pids = {"simulator": sim.pid, "floor": floor.pid, "faregate": fg.pid}
+    procs_by_name = {"simulator": sim, "floor": floor, "faregate": fg}
+    pids = {name: proc.pid for name, proc in procs_by_name.items()}
     logs = {"simulator": sim_log, "floor": floor_log, "faregate": fg_log}
     targets: dict[str, dict[str, Any]] = {}
     for name in TARGETS:
         is_fg = name == "faregate"
         body, stream_body = chat_body(faregate=is_fg, stream=False), chat_body(faregate=is_fg, stream=True)
-        wait_ready(urls[name], body.encode(), auth, 60, logs[name])
+        wait_ready(urls[name], body.encode(), auth, 60, procs_by_name[name], logs[name])
         targets[name] = {
             "url": urls[name],
             "headers": auth,
             "body": body,
             "stream_body": stream_body,
             "pid": pids[name],
+            "sim_pid": sim.pid,
         }
     load = LoadGen(
         procs.start(
@@ -678,6 +732,8 @@ def measure(
         )
     )
     note(f"ready after {time.monotonic() - started:.1f} s")
+    figures = {name: PathFigures() for name in TARGETS}
+    quiet = Quiet(plan.quiet_budget_s)
 
     def closed(name: str, conns: int, duration_s: float) -> dict[str, Any]:
         cmd = {
@@ -687,7 +743,14 @@ def measure(
             "warmup_s": plan.warmup_s,
             "duration_s": duration_s,
         }
-        return load.run(cmd, plan.warmup_s + duration_s)
+        return run(name, cmd, plan.warmup_s + duration_s)
+
+    def run(name: str, cmd: dict[str, Any], expect_s: float) -> dict[str, Any]:
+        quiet.wait()
+        result = load.run(cmd, expect_s)
+        if name in figures:
+            figures[name].foreign_cores.append(result["foreign_cores"])
+        return result
 
     # Calibrate the open-loop rate: below the floor's 1-connection capacity and faregate's saturation.
     floor_1 = closed("floor", 1, plan.calibrate_s)["rps"]
@@ -697,7 +760,6 @@ def measure(
         f"open-loop rate {rate:.0f} req/s ({OPEN_LOOP_LOAD:.0%} of min(floor@1 {floor_1:.0f}, faregate@32 {fg_32:.0f}))"
     )
 
-    figures = {name: PathFigures() for name in TARGETS}
     rounds_done = 0
     for r in range(plan.rounds):
         if r and time.monotonic() - started > plan.budget_s:
@@ -725,7 +787,7 @@ def measure(
                 "duration_s": plan.open_s,
                 "warmup_s": plan.open_warmup_s,
             }
-            res = load.run(cmd, plan.open_s)
+            res = run(name, cmd, plan.open_s)
             f = figures[name]
             f.latencies_ms += res["latencies_ms"]
             f.errors += res["errors"]
@@ -735,7 +797,7 @@ def measure(
                 f"round {r + 1}/{plan.rounds} open@{rate:.0f}/s {name:<9} p50 {percentile(res['latencies_ms'], 50):.3f} ms"
             )
         for name in order:
-            res = load.run({"op": "ttfe", "target": targets[name], "n": plan.ttfe_n}, plan.ttfe_n * 0.1)
+            res = run(name, {"op": "ttfe", "target": targets[name], "n": plan.ttfe_n}, plan.ttfe_n * 0.1)
             figures[name].ttfe_ms += res["ttfe_ms"]
             figures[name].errors += res["errors"]
             note(
@@ -746,6 +808,7 @@ def measure(
         figures[name].peak_rss_mib = peak_rss_mib(pids[name])
 
     report = summarize(figures, rate, rounds_done, plan, pinned_cores=core0 is not None)
+    report["quiet_wait_s"] = round(quiet.waited_s, 1)
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     print_table(report)
     if json_path is not None:
@@ -778,6 +841,8 @@ def summarize(
             "peak_rss_mib": f.peak_rss_mib,
             "errors": f.errors,
             "busy_at_128": busy,
+            "foreign_cores_mean": statistics.fmean(f.foreign_cores) if f.foreign_cores else 0.0,
+            "foreign_cores_max": max(f.foreign_cores, default=0.0),
             "open_loop_connections": f.open_connections,
             "open_loop_max_lag_ms": f.open_max_lag_ms,
         }
@@ -798,6 +863,8 @@ def summarize(
             if fl["added_p99_ms"] > 0
             else float("inf"),
             "ttfe_diff_ms": ttfe_diff,
+            # what one core could serve if the process were the only bottleneck: 1 / CPU per request
+            "cpu_capacity_ratio": fl["cpu_ms_per_request"] / fg["cpu_ms_per_request"],
         },
         "goals": {
             **{f"throughput@{c}": throughput[str(c)] >= GOAL_THROUGHPUT for c in CONCURRENCY},
@@ -865,13 +932,32 @@ def print_table(report: dict[str, Any], out: TextIO = sys.stdout) -> None:
         for name in TARGETS
     )
     emit(f"core0/core1 busy during @128: {busy}")
-    if any(paths[name]["busy_at_128"]["cpu1"] > 0.95 for name in ("floor", "faregate")):
+    capacity = " ".join(
+        f"{name} {1000 / paths[name]['cpu_ms_per_request']:.0f}" for name in ("floor", "faregate")
+    )
+    emit(
+        f"one-core capacity from CPU per request (req/s): {capacity}; "
+        f"faregate/floor {vs['cpu_capacity_ratio']:.0%} (load-side independent view of throughput)"
+    )
+    if any(paths[name]["busy_at_128"]["cpu1"] > 0.90 for name in ("floor", "faregate")):
         emit(
-            "  note: core 1 (simulator + load) near 100% at @128: the proxies' @128 figures are bounded by the load side"
+            "  note: core 1 (simulator + load) above 90% at @128: the proxies' @128 figures are bounded by the load side"
         )
     lag = max(paths[name]["open_loop_max_lag_ms"] for name in TARGETS)
     conns = {name: paths[name]["open_loop_connections"] for name in TARGETS}
     emit(f"open loop: worst scheduling lag {lag:.1f} ms, connections used {conns}")
+    foreign = " ".join(
+        f"{name} {paths[name]['foreign_cores_mean']:.0%} (max {paths[name]['foreign_cores_max']:.0%})"
+        for name in TARGETS
+    )
+    emit(
+        f"other processes' CPU during the measurements, in % of one core: {foreign}; "
+        f"waited {report.get('quiet_wait_s', 0):.0f} s for quiet"
+    )
+    if max(paths[name]["foreign_cores_mean"] for name in TARGETS) > 0.05:
+        emit(
+            "  note: the machine was not quiet: the figures are noisier than usual, run again when it is idle"
+        )
     emit(f"elapsed {report.get('elapsed_s', 0):.0f} s")
 
 

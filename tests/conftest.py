@@ -7,7 +7,7 @@ temp folder (tests may edit it to test reloads), the simulator serving every pro
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,12 @@ from aiohttp.test_utils import TestServer
 from ruamel.yaml import YAML
 
 from faregate.accounting.tokens import TokenCounter
+from faregate.catalog.files import load_catalog_dir
+from faregate.catalog.model import Catalog
+from faregate.config.load import ConfigIssue
 from faregate.paths import catalog_dir, default_routes
+from faregate.server import runtime as runtime_module
+from faregate.server import serve as serve_module
 from faregate.server.app import create_app
 from faregate.server.options import ServeOptions
 from faregate.server.runtime import Runtime, Sources
@@ -29,6 +34,26 @@ from faregate.simulator import Simulator, run_simulator
 @pytest.fixture(scope="session")
 def counter() -> TokenCounter:
     return TokenCounter()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def catalog_parsed_once() -> Iterator[None]:
+    """Parsing the catalog's YAML is most of a demo's start-up: the server's loads parse each state of a
+    catalog folder once per session (a changed file is parsed again). `Catalog` is immutable, so sharing
+    it is safe; tests of the catalog loader itself call it directly and are not affected."""
+    cache: dict[tuple[object, ...], tuple[Catalog, list[ConfigIssue]]] = {}
+
+    def load(folder: Path) -> tuple[Catalog, list[ConfigIssue]]:
+        key = (folder.resolve(), *((p.name, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.yaml"))))
+        if key not in cache:
+            cache[key] = load_catalog_dir(folder)
+        catalog, issues = cache[key]
+        return catalog, list(issues)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(serve_module, "load_catalog_dir", load)
+        mp.setattr(runtime_module, "load_catalog_dir", load)
+        yield
 
 
 @dataclass
@@ -80,15 +105,17 @@ async def start_demo(
     options: ServeOptions | None = None,
     cooldown_s: float | None = None,
     without_keys: Iterable[str] = (),
+    base_urls: Mapping[str, str] | None = None,
 ) -> tuple[Demo, Callable[[], Awaitable[None]]]:
-    """`without_keys`: provider key env vars left unset, so those providers are inactive."""
+    """`without_keys`: provider key env vars left unset, so those providers are inactive; `base_urls`:
+    providers pointed somewhere other than the simulator (e.g. a port nobody listens on)."""
     sources = Sources(routes_path, catalog_dir(), {})
     sim, names = demo_simulator(sources, counter)
     sim_runner, origin = await run_simulator(sim, "127.0.0.1", 0)
-    keys, base_urls = demo_env(sources, sim, names, origin)
+    keys, sim_urls = demo_env(sources, sim, names, origin)
     unset = set(without_keys)
     keys = {var: value for var, value in keys.items() if var not in unset}
-    sources = replace(sources, env=keys, base_urls=base_urls)
+    sources = replace(sources, env=keys, base_urls={**sim_urls, **(base_urls or {})})
     runtime, issues = Runtime.from_sources(sources, counter=counter, simulated=True)
     assert runtime is not None, issues
     if cooldown_s is not None:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from faregate.cli_catalog import register as register_catalog
+
 Register = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
 
@@ -35,11 +37,19 @@ def register(command: Register) -> None:
     revoke = sub.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=cmd_keys_revoke)
-    update = sub.add_parser("update", help="change a key's label or limits (0 clears a limit)")
+    update = sub.add_parser(
+        "update",
+        help="change a key's label or limits (--rpm/--tpm 0 clears a limit, --budget none the budget)",
+    )
     update.add_argument("key_id")
     update.add_argument("--label", default=None)
     _limit_args(update)
     update.set_defaults(handler=cmd_keys_update)
+    audit = command("audit", cmd_audit, "Audit prices and recorded costs; non-zero exit on findings.")
+    from faregate.audit.main import add_arguments
+
+    add_arguments(audit)
+    register_catalog(command)  # catalog sync|list|diff|export
     for p in (create, lst, revoke, update):
         p.add_argument("--config", type=Path, default=None, help="routes.yaml (to find its server.store)")
         p.add_argument("--store", type=Path, default=None, help="SQLite store (default as for serve)")
@@ -47,8 +57,8 @@ def register(command: Register) -> None:
 
 def _limit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", default=None, help="budget in USD (e.g. 5 or 0.25)")
-    p.add_argument("--rpm", type=int, default=None, help="requests per minute")
-    p.add_argument("--tpm", type=int, default=None, help="tokens per minute")
+    p.add_argument("--rpm", type=_count, default=None, help="requests per minute (0: no limit)")
+    p.add_argument("--tpm", type=_count, default=None, help="tokens per minute (0: no limit)")
     p.add_argument("--group", default=None, help="key group that rules can match (when: key_group)")
 
 
@@ -62,6 +72,12 @@ def store_for(args: argparse.Namespace) -> Path:
         spec, _, _ = load_routes(config_path(args))
         configured = spec.server.store if spec else None
     return store_path(args.store, configured)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from faregate.audit.main import run
+
+    return run(args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -96,6 +112,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run(config, Path(folder), options, os.environ, demo=args.demo, store=store)
 
 
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("must not be negative (0: no limit)")
+    return n
+
+
 def _money(text: str | None) -> Decimal | None:
     if text is None:
         return None
@@ -117,7 +143,11 @@ def _keystore(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     secret, key = _keystore(args).create(
-        args.label, budget_usd=_money(args.budget), rpm=args.rpm, tpm=args.tpm, group=args.group
+        args.label,
+        budget_usd=_money(args.budget),
+        rpm=args.rpm or None,
+        tpm=args.tpm or None,
+        group=args.group,
     )
     print(f"created {key.id} ({key.label}). The key, shown this once:\n{secret}")
     return 0
@@ -150,11 +180,16 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table("id", "label", "key", "group", "budget", "spent", "rpm", "tpm", "status")
+    # The id is what `keys revoke`/`keys update` take: never truncate it, however narrow the terminal.
+    id_width = max((len(str(r["id"])) for r in rows), default=2)
+    table = Table(Column("id", no_wrap=True, min_width=id_width), "label", "key", "group", "budget", "spent")
+    for name in ("rpm", "tpm", "status"):
+        table.add_column(name)
+    columns = ("id", "label", "hint", "group", "budget_usd", "spent_usd", "rpm", "tpm", "status")
     for r in rows:
-        table.add_row(*(str(r[c] if r[c] is not None else "-") for c in ("id", "label", "hint", "group", "budget_usd", "spent_usd", "rpm", "tpm", "status")))
+        table.add_row(*(str(r[c] if r[c] is not None else "-") for c in columns))
     Console().print(table)
     return 0
 
@@ -172,8 +207,8 @@ def cmd_keys_update(args: argparse.Namespace) -> int:
     if args.label is not None:
         changes["label"] = args.label
     if args.budget is not None:
-        budget = _money(args.budget)
-        changes["budget_usd"] = budget if budget else None
+        # "none" clears the budget; 0 is a budget of nothing (spending stops), as for `keys create`.
+        changes["budget_usd"] = None if args.budget.lower() == "none" else _money(args.budget)
     for name in ("rpm", "tpm"):
         value = getattr(args, name)
         if value is not None:

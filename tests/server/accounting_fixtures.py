@@ -6,18 +6,25 @@ file, so the usage log's batch writer runs in the app's cleanup context as it do
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestServer
 
 from faregate.accounting.keys import ApiKey
 from faregate.accounting.tokens import TokenCounter
+from faregate.catalog.model import MILLION
 from faregate.paths import catalog_dir
 from faregate.server.accounts import Accounts
 from faregate.server.app import create_app
@@ -56,7 +63,9 @@ class KeyedDemo:
     ) -> tuple[int, dict[str, str], Any]:
         resp = await session.post(self.url + path, json=body, headers=auth_headers(secret, header))
         async with resp:
-            return resp.status, dict(resp.headers), await resp.json(content_type=None)
+            text = await resp.text()
+            is_json = resp.content_type == "application/json"
+            return resp.status, dict(resp.headers), json.loads(text) if is_json else text
 
     async def get(
         self, session: aiohttp.ClientSession, secret: str | None, path: str
@@ -71,7 +80,9 @@ def auth_headers(secret: str | None, header: str = "bearer") -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"} if header == "bearer" else {"X-API-Key": secret}
 
 
-def chat_body(text: str = "Hello there", *, model: str = PINNED, max_tokens: int | None = 16) -> dict[str, Any]:
+def chat_body(
+    text: str = "Hello there", *, model: str = PINNED, max_tokens: int | None = 16
+) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": text}]}
     if max_tokens is not None:
         body["max_tokens"] = max_tokens
@@ -105,23 +116,56 @@ async def start_keyed_demo(
     return KeyedDemo(Demo(sim, origin, runtime, server, routes_path), accounts, store), stop
 
 
-@pytest.fixture
-async def keyed(routes_copy: Path, counter: TokenCounter, tmp_path: Path) -> AsyncIterator[KeyedDemo]:
-    kd, stop = await start_keyed_demo(routes_copy, counter, tmp_path / "store.db")
-    try:
-        yield kd
-    finally:
-        await stop()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 def worst_cost(kd: KeyedDemo, model: str, prompt_tokens: int, max_tokens: int) -> Decimal:
-    """The budget reservation for a request pinned to `model`: its dearest channel at `max_tokens`."""
+    """The budget reservation for a request pinned to `model`: its dearest channel's price at `max_tokens`
+    (recomputed here from the price table, not with the gateway's own helper)."""
     table = kd.demo.runtime.holder.current
-    chans = [c for c in table.channels.values() if c.model_id == model and c.api_key]
-    return max(c.cost_usd(prompt_tokens, max_tokens) for c in chans)
+    prices = [c.price for c in table.channels.values() if c.model_id == model and c.api_key]
+    return max((p.input * prompt_tokens + p.output * max_tokens) / MILLION for p in prices)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without provider keys or FAREGATE_* settings, plus `extra`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("FAREGATE_") and not k.endswith(("_API_KEY", "_AUTH_TOKEN"))
+    }
+    return {**env, **extra}
+
+
+class GatewayProcess:
+    """`faregate serve --demo --port 0` as a subprocess, its stdout and stderr going to files in `cwd`."""
+
+    def __init__(self, cwd: Path, store: Path, env: dict[str, str]) -> None:
+        self.stdout_path, self.stderr_path = cwd / "stdout.txt", cwd / "stderr.txt"
+        argv = [sys.executable, "-m", "faregate.cli", "serve", "--demo", "--port", "0", "--store", str(store)]
+        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err)
+        self.url = ""
+
+    @property
+    def output(self) -> str:
+        return self.stdout_path.read_text(errors="replace") + self.stderr_path.read_text(errors="replace")
+
+    async def ready(self, timeout_s: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = re.search(r"serving on (http://[\d.]+:\d+)", self.stdout_path.read_text(errors="replace"))
+            if found:
+                self.url = found.group(1)
+                return self.url
+            if self.proc.poll() is not None:
+                raise AssertionError(f"faregate exited with {self.proc.returncode}:\n{self.output}")
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"faregate did not start within {timeout_s} s:\n{self.output}")
+
+    def sim_origin(self) -> str:
+        found = re.search(r"simulator on (http://[\d.]+:\d+)", self.output)
+        assert found, self.output
+        return found.group(1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)

@@ -8,13 +8,14 @@ from decimal import Decimal
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from faregate.catalog.model import MILLION, Price
 from tests.conftest import Demo
 
 ENVELOPE_KEYS = {"message", "type", "code", "param"}
 ROUTING_FIELDS = ("provider", "models", "route")
-HELLO = [{"role": "user", "content": "Hello there"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello there"}]
 
 
 def client(demo: Demo) -> openai.AsyncOpenAI:
@@ -23,7 +24,8 @@ def client(demo: Demo) -> openai.AsyncOpenAI:
 
 def exact_cost(price: Price, usage: Mapping[str, Any]) -> Decimal:
     """The cost recomputed from a price table (USD per 1M tokens) and an answer's usage (nothing cached)."""
-    return (price.input * usage["prompt_tokens"] + price.output * usage["completion_tokens"]) / MILLION
+    prompt, completion = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+    return (price.input * prompt + price.output * completion) / MILLION
 
 
 def check_accounting(demo: Demo, body: dict[str, Any], headers: Any | None = None) -> dict[str, Any]:

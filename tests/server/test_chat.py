@@ -116,7 +116,9 @@ async def test_header_model_wins_over_the_body(demo: Demo) -> None:
         ("auto", "google", "google/gemini-2.5-flash-lite"),
     ],
 )
-async def test_header_provider_narrows_the_plan(demo: Demo, model: str, provider: str, expected_model: str) -> None:
+async def test_header_provider_narrows_the_plan(
+    demo: Demo, model: str, provider: str, expected_model: str
+) -> None:
     _, _, routing = await chat(demo, model=model, extra_headers={"Faregate-Provider": provider})
     assert (routing["provider"], routing["model"]) == (provider, expected_model)
     assert providers_called(demo) == [provider]
@@ -131,7 +133,9 @@ async def test_header_provider_narrows_the_plan(demo: Demo, model: str, provider
         ("auto", {"sort": "price", "only": ["openai", "mistral"]}, "openai"),
     ],
 )
-async def test_provider_preferences_narrow_the_plan(demo: Demo, model: str, prefs: dict[str, Any], provider: str) -> None:
+async def test_provider_preferences_narrow_the_plan(
+    demo: Demo, model: str, prefs: dict[str, Any], provider: str
+) -> None:
     _, _, routing = await chat(demo, model=model, extra_body={"provider": prefs})
     assert routing["provider"] == provider
     assert providers_called(demo) == [provider]
@@ -189,7 +193,9 @@ async def test_tool_call_then_tool_result(demo: Demo, model: str) -> None:
 @pytest.mark.parametrize("model", ["auto", "openai/gpt-4o-mini", "google/gemini-2.5-flash-lite"])
 async def test_response_format_json_object(demo: Demo, model: str) -> None:
     messages = [{"role": "user", "content": "Answer in JSON: what is a harbor?"}]
-    completion, _, _ = await chat(demo, model=model, messages=messages, response_format={"type": "json_object"})
+    completion, _, _ = await chat(
+        demo, model=model, messages=messages, response_format={"type": "json_object"}
+    )
     assert isinstance(json.loads(completion.choices[0].message.content or ""), dict)
 
 

@@ -68,7 +68,9 @@ BAD_BODIES: list[tuple[str, bytes, str | None]] = [
 ]
 
 
-@pytest.mark.parametrize(("body", "param"), [(b, p) for _, b, p in BAD_BODIES], ids=[n for n, _, _ in BAD_BODIES])
+@pytest.mark.parametrize(
+    ("body", "param"), [(b, p) for _, b, p in BAD_BODIES], ids=[n for n, _, _ in BAD_BODIES]
+)
 async def test_a_bad_request_is_a_400_and_reaches_no_upstream(
     demo: Demo, http: aiohttp.ClientSession, body: bytes, param: str | None
 ) -> None:
@@ -82,7 +84,9 @@ async def test_a_bad_request_is_a_400_and_reaches_no_upstream(
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_an_unknown_model_is_a_404(demo: Demo, http: aiohttp.ClientSession, stream: bool) -> None:
-    async with http.post(CHAT, data=chat_body(model="acme/nonexistent-9", stream=stream), headers=JSON_HEADERS) as resp:
+    async with http.post(
+        CHAT, data=chat_body(model="acme/nonexistent-9", stream=stream), headers=JSON_HEADERS
+    ) as resp:
         error = await envelope(resp, 404)
     assert (error["code"], error["param"]) == ("model_not_found", "model")
     assert "acme/nonexistent-9" in error["message"]
@@ -90,7 +94,9 @@ async def test_an_unknown_model_is_a_404(demo: Demo, http: aiohttp.ClientSession
 
 
 async def test_an_unknown_model_in_the_header_is_a_404(demo: Demo, http: aiohttp.ClientSession) -> None:
-    async with http.post(CHAT, data=chat_body(), headers={**JSON_HEADERS, "Faregate-Model": "acme/nope"}) as resp:
+    async with http.post(
+        CHAT, data=chat_body(), headers={**JSON_HEADERS, "Faregate-Model": "acme/nope"}
+    ) as resp:
         error = await envelope(resp, 404)
     assert error["code"] == "model_not_found"
     assert demo.sim.received == ()
@@ -106,7 +112,9 @@ async def test_an_unknown_fallback_model_is_a_404(demo: Demo, http: aiohttp.Clie
 async def test_an_image_for_a_model_without_vision_is_a_400(demo: Demo, http: aiohttp.ClientSession) -> None:
     image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
     messages = [{"role": "user", "content": [{"type": "text", "text": "what is this?"}, image]}]
-    async with http.post(CHAT, data=chat_body(model="mistralai/codestral", messages=messages), headers=JSON_HEADERS) as resp:
+    async with http.post(
+        CHAT, data=chat_body(model="mistralai/codestral", messages=messages), headers=JSON_HEADERS
+    ) as resp:
         error = await envelope(resp, 400)
     assert error["code"] == "no_capable_channel"
     assert demo.sim.received == ()
@@ -132,8 +140,12 @@ async def test_an_unknown_path_is_a_404(demo: Demo, http: aiohttp.ClientSession,
     assert demo.sim.received == ()
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", CHAT), ("PUT", CHAT), ("DELETE", "/v1/models"), ("GET", "/admin/reload")])
-async def test_a_wrong_method_is_a_405(demo: Demo, http: aiohttp.ClientSession, method: str, path: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", CHAT), ("PUT", CHAT), ("DELETE", "/v1/models"), ("GET", "/admin/reload")]
+)
+async def test_a_wrong_method_is_a_405(
+    demo: Demo, http: aiohttp.ClientSession, method: str, path: str
+) -> None:
     async with http.request(method, path) as resp:
         error = await envelope(resp, 405)
     assert error["code"] == "method_not_allowed"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from dataclasses import replace
 from typing import Any
 
 import openai
@@ -16,7 +15,14 @@ import pytest
 
 from faregate.routing.table import Channel
 from tests.conftest import Demo, DemoFactory
-from tests.server.helpers import ENVELOPE_KEYS, HELLO, check_accounting, client, decimal_json, providers_called
+from tests.server.helpers import (
+    ENVELOPE_KEYS,
+    HELLO,
+    check_accounting,
+    client,
+    decimal_json,
+    providers_called,
+)
 
 FIRST, SECOND = "openrouter", "groq"
 
@@ -29,7 +35,9 @@ async def routed(demo: Demo, **kw: Any) -> dict[str, Any]:
 
 
 def _everything_else(demo: Demo) -> tuple[Channel, ...]:
-    return next(r for r in demo.runtime.holder.current.routes["default"] if r.name == "everything-else").channels
+    return next(
+        r for r in demo.runtime.holder.current.routes["default"] if r.name == "everything-else"
+    ).channels
 
 
 def outcomes(routing: dict[str, Any]) -> list[tuple[str, int | None, str]]:
@@ -54,18 +62,12 @@ async def test_a_timeout_moves_to_the_next_channel(slow_reads: Demo) -> None:
     assert outcomes(routing) == [(FIRST, None, "timeout"), (SECOND, 200, "ok")]
 
 
-async def test_a_connect_error_moves_to_the_next_channel(demo: Demo) -> None:
-    """The first channel points at a bound port that does not listen: the connection is refused."""
-    table = demo.runtime.holder.current
-    first = _everything_else(demo)[0]
+async def test_a_connect_error_moves_to_the_next_channel(make_demo: DemoFactory) -> None:
+    """The first provider points at a bound port that does not listen: the connection is refused."""
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
-        dead = replace(first, base_url=f"http://127.0.0.1:{closed.getsockname()[1]}/v1")
-        routes = {
-            name: tuple(replace(r, channels=tuple(dead if c.id == dead.id else c for c in r.channels)) for r in rules)
-            for name, rules in table.routes.items()
-        }
-        demo.runtime.holder.current = replace(table, routes=routes, channels={**table.channels, dead.id: dead})
+        port = closed.getsockname()[1]
+        demo = await make_demo(base_urls={FIRST: f"http://127.0.0.1:{port}/api/v1"})
         routing = await routed(demo)
     assert routing["provider"] == SECOND
     assert outcomes(routing)[0] == (FIRST, None, "connect")

@@ -59,7 +59,10 @@ async def test_stream_with_usage_ends_with_cost_and_routing(demo: Demo) -> None:
     assert body[-1].choices[0].finish_reason == "stop"
     final = exact({"usage": last.usage.model_dump(), "x-faregate": (last.model_extra or {})["x-faregate"]})
     routing = check_accounting(demo, final)
-    assert (headers["x-faregate-provider"], headers["x-faregate-model"]) == (routing["provider"], routing["model"])
+    assert (headers["x-faregate-provider"], headers["x-faregate-model"]) == (
+        routing["provider"],
+        routing["model"],
+    )
     assert headers["x-faregate-request-id"] == final["x-faregate"]["request_id"]
     assert {ch.model for ch in chunks} == {routing["model"]}
     [sent] = [r.json() for r in demo.sim.received]

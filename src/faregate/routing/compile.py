@@ -15,7 +15,7 @@ from types import MappingProxyType
 from faregate.catalog.merge import Merged, Problem, by_model
 from faregate.catalog.model import MILLION, Offering, ProviderInfo
 from faregate.config.model import Preferences, RoutesSpec, RuleSpec, Selector
-from faregate.routing.table import Baseline, Channel, CompiledRule, DecisionTable
+from faregate.routing.table import Baseline, Candidates, Channel, CompiledRule, DecisionTable, PlanEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +100,7 @@ def compile_table(
         model_names=MappingProxyType({o.model_id: o.name for o in merged.offerings if o.name}),
         known=frozenset(known),
         offerings=len(merged.offerings),
+        pinned=MappingProxyType({m: pinned(m, chs) for m, chs in models.items()}),
         generation=generation,
     )
     return Compiled(table, tuple(problems))
@@ -340,6 +341,9 @@ def _compile_rule(
             )
     if r.strategy == "weighted":
         weights = {m: weights.get(m, Decimal(1)) for m in models}
+    sorted_channels = sort_channels(kept, r.strategy, models, weights, order)
+    reason = f"rule '{r.name}' ({r.strategy})"
+    frozen_weights = MappingProxyType(weights)
     return CompiledRule(
         route=r.route,
         index=r.index,
@@ -347,10 +351,32 @@ def _compile_rule(
         when=r.when,
         strategy=r.strategy,
         models=tuple(models),
-        channels=sort_channels(kept, r.strategy, models, weights, order),
-        weights=MappingProxyType(weights),
+        channels=sorted_channels,
+        candidates=Candidates(
+            r.route,
+            r.name,
+            sorted_channels,
+            reason,
+            r.strategy,
+            tuple(models),
+            frozen_weights,
+            entries(sorted_channels, reason),
+        ),
+        weights=frozen_weights,
         excluded=tuple(excluded),
     )
+
+
+def pinned(model_id: str, channels: tuple[Channel, ...]) -> Candidates:
+    """A pinned model's candidates: its channels, provider order then cost (no rules)."""
+    return Candidates(
+        None, None, channels, "pinned model", models=(model_id,), entries=entries(channels, "pinned model")
+    )
+
+
+def entries(channels: Iterable[Channel], reason: str, prefix: str = "") -> tuple[PlanEntry, ...]:
+    """Plan entries numbered from 1: made once per rule here, per request only when a plan differs."""
+    return tuple(PlanEntry(c, f"{prefix}{reason} #{i}") for i, c in enumerate(channels, start=1))
 
 
 def sort_channels(
@@ -360,18 +386,25 @@ def sort_channels(
     weights: Mapping[str, Decimal],
     order: Callable[[str], int],
 ) -> tuple[Channel, ...]:
-    """Model groups ordered by strategy; within a model, provider order then expected cost."""
+    """Model groups ordered by strategy; within a model, provider order then expected cost.
+    Also run per request when a request removes or reorders channels, so it does only what it must."""
     groups = _group(channels)
     for chs in groups.values():
-        chs.sort(key=lambda c: (order(c.provider), c.expected_cost_usd, c.id))
-    position = {m: i for i, m in enumerate(models)}
-    keys: dict[str, Callable[[str], tuple[object, ...]]] = {
-        "cheapest": lambda m: (min(c.expected_cost_usd for c in groups[m]), m),
-        "fastest": lambda m: (min(c.expected_cost_usd for c in groups[m]), m),
-        "ordered": lambda m: (position.get(m, len(position)), m),
-        "weighted": lambda m: (-weights.get(m, Decimal(0)), min(c.expected_cost_usd for c in groups[m]), m),
-    }
-    return tuple(c for m in sorted(groups, key=keys[strategy]) for c in groups[m])
+        if len(chs) > 1:
+            chs.sort(key=lambda c: (order(c.provider), c.expected_cost_usd, c.id))
+    if len(groups) < 2:
+        return tuple(c for chs in groups.values() for c in chs)
+    key: Callable[[str], tuple[object, ...]]
+    if strategy == "ordered":
+        position = {m: i for i, m in enumerate(models)}
+        key = lambda m: (position.get(m, len(position)), m)  # noqa: E731
+    else:  # cheapest, fastest (cost is its prior), weighted (by weight, then cost)
+        cheapest = {m: min(c.expected_cost_usd for c in chs) for m, chs in groups.items()}
+        if strategy == "weighted":
+            key = lambda m: (-weights.get(m, Decimal(0)), cheapest[m], m)  # noqa: E731
+        else:
+            key = lambda m: (cheapest[m], m)  # noqa: E731
+    return tuple(c for m in sorted(groups, key=key) for c in groups[m])
 
 
 def _selects(s: Selector, c: Channel) -> bool:

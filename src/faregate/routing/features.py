@@ -53,7 +53,7 @@ def matches(w: When, f: Features) -> bool:
         and (w.prompt_tokens_gt is None or f.prompt_tokens > w.prompt_tokens_gt)
         and (w.prompt_tokens_lt is None or f.prompt_tokens < w.prompt_tokens_lt)
         and (w.key_group is None or f.key_group in w.key_group)
-        and all(f.headers.get(k) == v for k, v in w.header.items())
+        and (not w.header or all(f.headers.get(k) == v for k, v in w.header.items()))
         and (w.prompt_matches is None or w.prompt_matches.search(f.user_text) is not None)
     )
 

@@ -10,28 +10,25 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
-from types import MappingProxyType
 from typing import Literal
 
-from faregate.config.model import Preferences, Strategy
+from faregate.config.model import Preferences
 from faregate.errors import InvalidRequest, ModelNotFound
-from faregate.routing.compile import provider_rank, sort_channels, static_exclusion
+from faregate.routing.compile import entries as numbered
+from faregate.routing.compile import pinned, provider_rank, sort_channels, static_exclusion
 from faregate.routing.features import Features, matches
 from faregate.routing.health import HealthView, NoHealth
 from faregate.routing.preferences import NO_PREFERENCES, RequestPreferences, narrow
-from faregate.routing.table import Channel, CompiledRule, DecisionTable
+from faregate.routing.table import Candidates, Channel, CompiledRule, DecisionTable
+from faregate.routing.table import PlanEntry as PlanEntry  # re-exported: it belongs to the plan
 
 Kind = Literal["chat", "embedding"]
 NO_HEALTH = NoHealth()
-EMPTY_WEIGHTS: Mapping[str, Decimal] = MappingProxyType({})
-
-
-@dataclass(frozen=True, slots=True)
-class PlanEntry:
-    channel: Channel
-    reason: str
+NO_CAPS: frozenset[str] = frozenset()
+_RNG = random.Random()  # for weighted picks when the caller passes none (seeding one per request is slow)
+STABLE = frozenset({"cheapest", "ordered"})  # strategies whose compiled order holds for every request
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,17 +50,6 @@ class Plan:
         return all(why.startswith("cooling down") for _, why in self.skipped)
 
 
-@dataclass(frozen=True, slots=True)
-class Candidates:
-    route: str | None
-    rule: str | None
-    channels: tuple[Channel, ...]
-    reason: str
-    strategy: Strategy = "cheapest"
-    models: tuple[str, ...] = ()
-    weights: Mapping[str, Decimal] = field(default_factory=lambda: EMPTY_WEIGHTS)
-
-
 def resolve(table: DecisionTable, model: str, f: Features) -> Candidates:
     """An alias walks its route; a model id (canonical or an unambiguous upstream id) is pinned."""
     rules = table.route_for(model)
@@ -73,15 +59,7 @@ def resolve(table: DecisionTable, model: str, f: Features) -> Candidates:
             raise InvalidRequest(
                 f"no rule of route '{table.aliases[model]}' matches this request", param="model"
             )
-        return Candidates(
-            rule.route,
-            rule.name,
-            rule.channels,
-            f"rule '{rule.name}' ({rule.strategy})",
-            rule.strategy,
-            rule.models,
-            rule.weights,
-        )
+        return rule.candidates
     model_id = model if model in table.known else table.upstream_ids.get(model)
     if model_id is None:
         among = table.ambiguous_ids.get(model)
@@ -94,7 +72,7 @@ def resolve(table: DecisionTable, model: str, f: Features) -> Candidates:
         raise ModelNotFound(
             f"The model '{model}' does not exist or is not an alias of this gateway", param="model"
         )
-    return Candidates(None, None, table.models.get(model_id, ()), "pinned model", models=(model_id,))
+    return table.pinned.get(model_id) or pinned(model_id, ())  # known, but no channel to route to
 
 
 def first_match(rules: Sequence[CompiledRule], f: Features) -> CompiledRule | None:
@@ -122,6 +100,13 @@ def build_plan(
     if header_provider:
         prefs = _with_only(prefs, header_provider)
     effective = narrow(table.preferences, prefs)
+    # The table's channels already passed routes.yaml's preferences: check them again only when the
+    # request narrowed them. `need`, `min_context`: the request's hard requirements, computed once.
+    recheck = _narrower(effective, table.preferences)
+    need = _needs(f, prefs.require_parameters)
+    min_context = f.prompt_tokens + (max_tokens or 0)
+    keep_order = prefs.sort is None and prefs.order is None
+    cooling = health.cooling
     first = resolve(table, requested, f)
     sources = [(first, "")]
     for i, extra in enumerate(prefs.models):
@@ -140,13 +125,23 @@ def build_plan(
             if c.id in seen:
                 continue
             seen.add(c.id)
-            why = _unusable(c, kind, f, effective, prefs.require_parameters, health, now, max_tokens)
-            if why:
-                skipped.append((c.id, why))
-            else:
+            if (
+                c.kind == kind
+                and c.context >= min_context
+                and (not need or need <= c.caps)
+                and not (recheck and static_exclusion(c, effective))
+                and not cooling(c.id, now)
+            ):
                 kept.append(c)
-        ordered = _order(kept, len(kept) < len(cands.channels), cands, prefs, effective, health, rng)
-        entries += [PlanEntry(c, f"{prefix}{cands.reason} #{i + 1}") for i, c in enumerate(ordered)]
+            else:  # the slow path, for the reason only
+                why = _unusable(c, kind, f, effective, prefs.require_parameters, health, now, max_tokens)
+                skipped.append((c.id, why or "unusable"))
+        filtered = len(kept) < len(cands.channels)
+        if not filtered and not prefix and keep_order and cands.strategy in STABLE:
+            entries += cands.entries  # the compiled plan as it stands: nothing to remove or reorder
+            continue
+        ordered = _order(kept, filtered, cands, prefs, effective, health, rng)
+        entries += numbered(ordered, cands.reason, prefix)
     if not effective.allow_fallbacks:
         entries = entries[:1]
     return Plan(
@@ -173,6 +168,32 @@ def _with_only(prefs: RequestPreferences, provider: str) -> RequestPreferences:
         max_price_prompt=prefs.max_price_prompt,
         max_price_completion=prefs.max_price_completion,
         models=prefs.models,
+    )
+
+
+def _narrower(effective: Preferences, static: Preferences) -> bool:
+    """Does the request exclude more than routes.yaml? (`order` and `allow_fallbacks` exclude nothing.)"""
+    return effective is not static and (
+        effective.data_collection != static.data_collection
+        or effective.only != static.only
+        or effective.ignore != static.ignore
+        or effective.max_price_prompt != static.max_price_prompt
+        or effective.max_price_completion != static.max_price_completion
+    )
+
+
+def _needs(f: Features, require_parameters: bool) -> frozenset[str]:
+    """Capabilities a channel must have: tools and images always, JSON mode under require_parameters."""
+    if not (f.has_tools or f.has_images or (require_parameters and f.json_mode)):
+        return NO_CAPS
+    return frozenset(
+        cap
+        for cap, needed in (
+            ("tools", f.has_tools),
+            ("vision", f.has_images),
+            ("json", require_parameters and f.json_mode),
+        )
+        if needed
     )
 
 
@@ -227,7 +248,7 @@ def _order(
         rank = provider_rank(effective.order)
         kept = list(sort_channels(kept, cands.strategy, cands.models, cands.weights, rank))
     if cands.strategy == "weighted" and cands.weights and kept:
-        return _weighted_first(kept, cands.weights, rng or random.Random())
+        return _weighted_first(kept, cands.weights, rng or _RNG)
     return kept
 
 

@@ -40,6 +40,29 @@ class Channel:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanEntry:
+    """One step of a plan: a channel and why it is there ("rule 'tools' (cheapest) #2")."""
+
+    channel: Channel
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """What a name resolves to: a rule's or a pinned model's channels, pre-sorted, with their plan
+    entries numbered. Made at compile time, so resolving a request's model allocates nothing."""
+
+    route: str | None  # None: a pinned model
+    rule: str | None
+    channels: tuple[Channel, ...]
+    reason: str  # "rule 'tools' (cheapest)", "pinned model"
+    strategy: Strategy = "cheapest"
+    models: tuple[str, ...] = ()
+    weights: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
+    entries: tuple[PlanEntry, ...] = ()  # `channels` numbered: the plan when a request removes nothing
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledRule:
     route: str
     index: int
@@ -48,6 +71,7 @@ class CompiledRule:
     strategy: Strategy
     models: tuple[str, ...]  # candidate models in `use` order (after filtering)
     channels: tuple[Channel, ...]  # pre-filtered by static preferences, pre-sorted by strategy
+    candidates: Candidates  # the same, ready for the planner
     weights: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
     excluded: tuple[tuple[str, str], ...] = ()  # (model or channel, why) left out at compile time
 
@@ -75,6 +99,7 @@ class DecisionTable:
     known: frozenset[str] = frozenset()  # every model id in the catalog, routable or not
     ambiguous_ids: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     offerings: int = 0  # offerings known (of enabled providers), routable or not
+    pinned: Mapping[str, Candidates] = field(default_factory=lambda: MappingProxyType({}))  # by model
     generation: int = 0
 
     def route_for(self, alias: str) -> tuple[CompiledRule, ...] | None:

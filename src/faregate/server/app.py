@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from faregate.server import admin, models, usage
+from faregate.server import admin, catalog_admin, models, usage
 from faregate.server.auth import authenticate
 from faregate.server.chat import chat_handler
 from faregate.server.embeddings import handle_embeddings
@@ -42,6 +42,7 @@ def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.App
     app.cleanup_ctx.append(usage_writer)
     if opts.watch_interval_s > 0:
         app.cleanup_ctx.append(watch_files)
+    catalog_admin.setup(app)  # catalog sync: its cleanup context (after the session) and admin routes
     app.router.add_post("/v1/chat/completions", chat_handler("openai", "chat"))
     app.router.add_post("/chat/completions", chat_handler("openai", "chat"))
     app.router.add_post("/v1/messages", chat_handler("anthropic", "messages"))
@@ -86,9 +87,12 @@ async def http_session(app: web.Application) -> AsyncIterator[None]:
 async def watch_files(app: web.Application) -> AsyncIterator[None]:
     """Reload when routes.yaml or a catalog file changes (polling mtimes: no extra dependency, any OS)."""
     rt, interval = app[RUNTIME], app[OPTIONS].watch_interval_s
+    # Taken now, before the server accepts requests: an edit made once it serves is never mistaken for
+    # the state the table was loaded from (a baseline taken later in the task could already include it).
+    first = rt.sources.mtimes()
 
     async def loop() -> None:
-        seen = await asyncio.to_thread(rt.sources.mtimes)
+        seen = first
         while True:
             await asyncio.sleep(interval)
             try:

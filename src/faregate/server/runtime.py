@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ import aiohttp
 from faregate.accounting.record import MemoryRecorder, Recorder
 from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.files import load_catalog_dir
+from faregate.catalog.overlay import overlay_file
+from faregate.catalog.sync import SyncService
 from faregate.config.load import ConfigIssue
 from faregate.config.model import RoutesSpec
 from faregate.routing.health import Health
@@ -36,11 +39,17 @@ class Sources:
     catalog_dir: Path
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     base_urls: Mapping[str, str] | None = None  # demo: every provider pointed at the simulator
+    store: Path | None = None  # the SQLite store whose synced catalog state overlays catalog/ (None: none)
 
     def load(self, generation: int) -> tuple[Loaded | None, list[ConfigIssue]]:
         catalog, issues = load_catalog_dir(self.catalog_dir)
         if issues:
             return None, issues
+        if self.store is not None:
+            try:
+                catalog = overlay_file(catalog, self.store)
+            except sqlite3.Error as e:
+                return None, [ConfigIssue(str(self.store), 1, 1, f"cannot read the synced catalog: {e}")]
         return load_table(self.routes, catalog, self.env, generation=generation, base_urls=self.base_urls)
 
     def mtimes(self) -> tuple[float, ...]:
@@ -74,6 +83,7 @@ class Runtime:
         self.reload_lock = asyncio.Lock()
         self.reloads = 0
         self.last_issues: list[ConfigIssue] = []
+        self.catalog_sync: SyncService | None = None  # set by server/catalog_admin.py while serving
 
     @classmethod
     def from_sources(cls, sources: Sources, **kw: object) -> tuple[Runtime | None, list[ConfigIssue]]:

@@ -86,6 +86,7 @@ class Simulator:
         self._count_tokens = count_tokens
         self._faults = FaultBook()
         self._received: list[Received] = []
+        self._listing_bodies: dict[str, JSON] = {}  # provider -> what its listing answers instead
         self.stream_delay_s = stream_delay_s  # between SSE events
 
     @property
@@ -128,6 +129,12 @@ class Simulator:
 
     def clear(self, provider: str | None = None) -> None:
         self._faults.clear(None if provider is None else self._provider(provider).name)
+        for name in list(self._listing_bodies) if provider is None else [provider]:
+            self._listing_bodies.pop(name, None)
+
+    def malform_listing(self, provider: str, body: JSON) -> None:
+        """The provider's listing endpoints answer `body` (status 200) instead of the listing, until cleared."""
+        self._listing_bodies[self._provider(provider).name] = body
 
     # -- catalog changes -------------------------------------------------------------------------------
 
@@ -191,6 +198,8 @@ class Simulator:
                 self.stream_delay_s,
                 self._faults.drop_after(name),
             )
+            if name in self._listing_bodies and endpoint in LISTINGS[provider.listing]:
+                return json_response(self._listing_bodies[name])
             return await endpoint.handle(call)
         except SimError as e:
             return json_response(wire.render_error(e), status=e.status, headers=e.headers)

@@ -31,7 +31,9 @@ class ListedModel:
     context: int | None = None
     kind: Kind | None = None
     price: Price | None = None  # USD per 1M tokens, only where the listing publishes prices
-    caps: Mapping[str, bool] = NO_CAPS  # the capabilities this listing format states, on or off
+    caps: Mapping[str, bool] = field(
+        default_factory=lambda: NO_CAPS
+    )  # capabilities the format states, on/off
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""Price audits: `faregate audit` and `scripts/audit_prices.py` (DESIGN "Scripts")."""
