@@ -21,7 +21,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from faregate.canonical import ChatRequest
 from faregate.catalog.files import load_catalog_dir
 from faregate.paths import catalog_dir, default_routes
 from faregate.providers.openai.inbound import parse_chat
-from faregate.routing.features import extract_features
+from faregate.routing.features import Features, extract_features, matches
 from faregate.routing.health import Health
 from faregate.routing.load import load_table
 from faregate.routing.plan import build_plan
@@ -38,11 +38,12 @@ from faregate.routing.preferences import parse_request_preferences
 from faregate.routing.table import DecisionTable
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant. Answer briefly and precisely."}
-WORDS = (
+PROSE = (
     "the quarterly report shows steady growth in the northern region while costs in logistics rose "
     "because of fuel prices and delays at two ports; management expects margins to recover next year "
     "as new contracts start and the warehouse in the east opens with more capacity for seasonal demand"
-).split()
+)
+WORDS = PROSE.split()
 TOOLS = [
     {
         "type": "function",
@@ -84,6 +85,16 @@ def long_text(words: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(words))
 
 
+def conversation(turns: int) -> list[dict[str, str]]:
+    """User and assistant turns of a few sentences each, as a chat UI sends them."""
+    rng = random.Random(3)
+    out = []
+    for i in range(turns):
+        role = "user" if i % 2 == 0 else "assistant"
+        out.append({"role": role, "content": " ".join(rng.choice(WORDS) for _ in range(60)) + "?"})
+    return out
+
+
 def shapes() -> dict[str, dict[str, Any]]:
     user = {"role": "user", "content": "What is the capital of France, and what is it known for?"}
     return {
@@ -102,13 +113,17 @@ def shapes() -> dict[str, dict[str, Any]]:
         },
         "tools, auto": {
             "model": "auto",
-            "messages": [SYSTEM, {"role": "user", "content": "Weather in Paris, and flights to Rome on Friday?"}],
+            "messages": [
+                SYSTEM,
+                {"role": "user", "content": "Weather in Paris, and flights to Rome on Friday?"},
+            ],
             "tools": TOOLS,
         },
         "long prompt (~70k tokens), auto": {
             "model": "auto",
             "messages": [SYSTEM, {"role": "user", "content": "Summarise:\n" + long_text(70_000)}],
         },
+        "multi-turn chat (8 turns), auto": {"model": "auto", "messages": [SYSTEM, *conversation(8)]},
         "pinned model": {"model": "openai/gpt-4o-mini", "messages": [SYSTEM, user]},
         "provider prefs + models list": {
             "model": "auto",
@@ -148,12 +163,32 @@ class Row:
     body_bytes: int
     json_us: float
     plan_us: float
+    regex_us: float  # of plan_us: `prompt_matches` searches of the rules walked
     tokens_us: float
     plan: str
 
 
+def regex_walk(table: DecisionTable, model: str, f: Features) -> Callable[[], object]:
+    """The `prompt_matches` searches that matching `model`'s route runs for `f` (those whose rule's
+    other conditions hold, up to the first rule that matches), as one callable to time."""
+    searches = []
+    for rule in table.route_for(model) or ():
+        w = rule.when
+        if w.prompt_matches is not None and matches(replace(w, prompt_matches=None), f):
+            searches.append(w.prompt_matches.search)
+        if matches(w, f):
+            break
+    text = f.user_text
+    return lambda: [search(text) for search in searches]
+
+
 def measure(
-    name: str, payload: Mapping[str, Any], table: DecisionTable, counter: TokenCounter, repeats: int, min_s: float
+    name: str,
+    payload: Mapping[str, Any],
+    table: DecisionTable,
+    counter: TokenCounter,
+    repeats: int,
+    min_s: float,
 ) -> Row:
     body = json.dumps(payload).encode()
     req, routing = parse_chat(json.loads(body))
@@ -178,11 +213,14 @@ def measure(
         max_tokens=req.max_tokens,
     )
     first = plan.entries[0].channel.id if plan.entries else "(none)"
+    f = extract_features(req, count, headers, None)
+    walks = [regex_walk(table, m, f) for m in (plan.requested, *parse_request_preferences(routing).models)]
     return Row(
         name,
         len(body),
         best_ns(lambda: json.loads(body), repeats, min_s) / 1000,
         best_ns(plan_once, repeats, min_s) / 1000,
+        sum(best_ns(walk, repeats, min_s) for walk in walks) / 1000,
         best_ns(lambda: counter.count_request(req), repeats, min_s) / 1000,
         f"{plan.rule or 'pinned'} -> {first} (+{max(len(plan.entries) - 1, 0)})",
     )
@@ -206,7 +244,16 @@ def main(argv: list[str] | None = None) -> int:
     counter.warm()
 
     rows = [measure(n, p, loaded.table, counter, args.repeats, args.min_time) for n, p in shapes().items()]
-    head = ("shape", "body bytes", "json.loads µs", "plan µs", "plan/json", "tokens µs", "plan")
+    head = (
+        "shape",
+        "body bytes",
+        "json.loads µs",
+        "plan µs",
+        "plan/json",
+        "tokens µs",
+        "of plan: regex µs",
+        "plan",
+    )
     table = [
         (
             r.shape,
@@ -215,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.plan_us:,.2f}",
             f"{r.plan_us / r.json_us:.2f}",
             f"{r.tokens_us:,.1f}",
+            f"{r.regex_us:,.2f}",
             r.plan,
         )
         for r in rows
@@ -222,9 +270,18 @@ def main(argv: list[str] | None = None) -> int:
     widths = [max(len(str(x)) for x in col) for col in zip(head, *table, strict=True)]
     print(f"python {sys.version.split()[0]}, {args.routes}, every provider assumed keyed")
     for line in [head, tuple("-" * w for w in widths), *table]:
-        print("  ".join(f"{c:<{w}}" if i in (0, 6) else f"{c:>{w}}" for i, (c, w) in enumerate(zip(line, widths, strict=True))))
+        print(
+            "  ".join(
+                f"{c:<{w}}" if i in (0, 7) else f"{c:>{w}}"
+                for i, (c, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
     slower = [r.shape for r in rows if r.plan_us >= r.json_us]
-    print("planning costs less than json.loads on every shape" if not slower else f"planning >= json.loads: {', '.join(slower)}")
+    print(
+        "planning costs less than json.loads on every shape"
+        if not slower
+        else f"planning >= json.loads: {', '.join(slower)}"
+    )
     return 0
 
 

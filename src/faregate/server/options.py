@@ -11,8 +11,6 @@ class ServeOptions:
     port: int = 8080
     auth: str = "open"  # "open" | "keys"
     admin_key: str | None = field(default=None, repr=False)
-    max_body_bytes: int = 4 * 1024 * 1024
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 60.0
+    max_body_bytes: int = 4 * 1024 * 1024  # fixed at start-up: a reload does not change it
     watch_interval_s: float = 1.0  # 0 turns the file watch off
     simulated: bool = False
