@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import select
@@ -637,7 +638,7 @@ def rotate(items: Sequence[str], by: int) -> list[str]:
     return [*items[by:], *items[:by]]
 
 
-def orchestrate(plan: Plan, json_path: Path | None) -> int:
+def orchestrate(plan: Plan, json_path: Path | None, profile: Path | None = None) -> int:
     cores = os.cpu_count() or 1
     core0, core1 = (0, 1) if cores >= 2 and shutil.which("taskset") else (None, None)
     if core1 is not None:
@@ -649,7 +650,7 @@ def orchestrate(plan: Plan, json_path: Path | None) -> int:
     with tempfile.TemporaryDirectory(prefix="faregate-bench-") as tmp_name:
         tmp = Path(tmp_name)
         try:
-            return measure(plan, json_path, procs, tmp, core0, core1, started)
+            return measure(plan, json_path, profile, procs, tmp, core0, core1, started)
         except RuntimeError as e:
             note(f"bench_gateway: {e}")
             return 1
@@ -660,6 +661,7 @@ def orchestrate(plan: Plan, json_path: Path | None) -> int:
 def measure(
     plan: Plan,
     json_path: Path | None,
+    profile: Path | None,
     procs: Processes,
     tmp: Path,
     core0: int | None,
@@ -815,7 +817,89 @@ def measure(
         report["raw"] = {name: asdict(f) for name, f in figures.items()}
         json_path.write_text(json.dumps(report, indent=2) + "\n")
         note(f"figures written to {json_path}")
+    if profile is not None:
+        py_spy = shutil.which("py-spy")
+        if py_spy is None:
+            note("--profile needs py-spy (pip install py-spy): skipped")
+            return 0
+        seconds = max(5, round(plan.closed_s * 3))
+        note(f"profiling faregate under closed@32 for {seconds} s with py-spy ...")
+        spy_args = ["--duration", str(seconds), "--format", "raw", "--output", str(profile)]
+        spy = procs.start(
+            "py-spy",
+            pinned(
+                core1,
+                [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(fg.pid),
+                    "--rate",
+                    "250",
+                    "--nonblocking",
+                    "--gil",
+                    *spy_args,
+                ],
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp / "py-spy.log").open("wb"),
+        )
+        time.sleep(1.0)  # py-spy attaches
+        closed("faregate", 32, seconds)
+        try:
+            spy.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.terminate()
+        if profile.exists():
+            print_profile(profile)
+        else:
+            note(f"py-spy wrote nothing: {(tmp / 'py-spy.log').read_text(errors='replace')[-500:]}")
     return 0
+
+
+def print_profile(path: Path, top: int = 15, out: TextIO = sys.stdout) -> None:
+    """Hot spots from py-spy's raw (collapsed stacks) output: self time by function, and time by the
+    innermost faregate function of each sample (its own code and the libraries it calls, aiohttp apart)."""
+    own: collections.Counter[str] = collections.Counter()
+    by_faregate: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [short_frame(f) for f in stack.split(";") if f.strip()]
+        if not frames or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        own[frames[-1]] += n
+        inner = [i for i, f in enumerate(frames) if "faregate/" in f and not f.endswith(ENTRY_FRAMES)]
+        if not inner:
+            by_faregate["(aiohttp / asyncio, outside faregate code)"] += n
+        elif any("aiohttp/" in f for f in frames[inner[-1] + 1 :]):
+            by_faregate[f"{frames[inner[-1]]} -> aiohttp"] += n
+        else:
+            by_faregate[frames[inner[-1]]] += n
+    print(f"\nprofile of faregate under load ({total} samples, {path}): self time", file=out)
+    for frame, n in own.most_common(top):
+        print(f"  {n / total:6.1%}  {frame}", file=out)
+    print("by innermost faregate function (with the non-aiohttp code it calls)", file=out)
+    for frame, n in by_faregate.most_common(top):
+        print(f"  {n / total:6.1%}  {frame}", file=out)
+
+
+ENTRY_FRAMES: Final = ("(faregate/cli.py)", "(faregate/cli_commands.py)", "(faregate/server/serve.py)")
+
+
+def short_frame(frame: str) -> str:
+    """`func (/long/path/site-packages/pkg/mod.py:12)` -> `func (pkg/mod.py)`."""
+    name, _, where = frame.strip().partition(" (")
+    where = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", "/src/", "/lib/python3"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+            if marker == "/lib/python3":
+                where = where.split("/", 1)[-1]
+            break
+    return f"{name} ({where})"
 
 
 def summarize(
@@ -968,6 +1052,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--json", type=Path, default=None, metavar="FILE", help="also write every figure here"
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="then profile faregate under load with py-spy (raw stacks to FILE) and print its hot spots",
+    )
     parser.add_argument("--role", choices=("floor", "loadgen"), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -985,7 +1076,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "budget_s": plan.budget_s * args.rounds / plan.rounds,
             }
         )
-    return orchestrate(plan, args.json)
+    return orchestrate(plan, args.json, args.profile)
 
 
 if __name__ == "__main__":

@@ -168,7 +168,7 @@ class Row:
     plan: str
 
 
-def regex_walk(table: DecisionTable, model: str, f: Features) -> Callable[[], object]:
+def regex_walk(table: DecisionTable, model: str, f: Features) -> Callable[[], object] | None:
     """The `prompt_matches` searches that matching `model`'s route runs for `f` (those whose rule's
     other conditions hold, up to the first rule that matches), as one callable to time."""
     searches = []
@@ -179,7 +179,7 @@ def regex_walk(table: DecisionTable, model: str, f: Features) -> Callable[[], ob
         if matches(w, f):
             break
     text = f.user_text
-    return lambda: [search(text) for search in searches]
+    return (lambda: [search(text) for search in searches]) if searches else None
 
 
 def measure(
@@ -220,7 +220,7 @@ def measure(
         len(body),
         best_ns(lambda: json.loads(body), repeats, min_s) / 1000,
         best_ns(plan_once, repeats, min_s) / 1000,
-        sum(best_ns(walk, repeats, min_s) for walk in walks) / 1000,
+        sum(best_ns(walk, repeats, min_s) for walk in walks if walk is not None) / 1000,
         best_ns(lambda: counter.count_request(req), repeats, min_s) / 1000,
         f"{plan.rule or 'pinned'} -> {first} (+{max(len(plan.entries) - 1, 0)})",
     )
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.plan_us:,.2f}",
             f"{r.plan_us / r.json_us:.2f}",
             f"{r.tokens_us:,.1f}",
-            f"{r.regex_us:,.2f}",
+            f"{r.regex_us:,.2f}" if r.regex_us else "-",
             r.plan,
         )
         for r in rows

@@ -137,6 +137,7 @@ class ChatResponse:
     finish_reason: FinishReason = "stop"
     usage: Usage | None = None
     created: int = 0
+    stop_sequence: str | None = None  # the stop sequence that ended the answer, when the upstream says which
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +189,7 @@ class Finish:
 
     finish_reason: FinishReason
     usage: Usage | None = None
+    stop_sequence: str | None = None
 
 
 StreamEvent: TypeAlias = Start | TextDelta | ToolCallStart | ToolArgsDelta | Finish
@@ -211,4 +213,12 @@ def collect_stream(events: list[StreamEvent]) -> ChatResponse:
             case Finish():
                 finish = ev
     tool_calls = tuple(ToolCall(c[0], c[1], c[2]) for _, c in sorted(calls.items()))
-    return ChatResponse(rid, model, "".join(text), tool_calls, finish.finish_reason, finish.usage)
+    return ChatResponse(
+        rid,
+        model,
+        "".join(text),
+        tool_calls,
+        finish.finish_reason,
+        finish.usage,
+        stop_sequence=finish.stop_sequence,
+    )

@@ -17,9 +17,16 @@ Register = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.Ar
 
 def register(command: Register) -> None:
     serve = command("serve", cmd_serve, "Run the gateway.")
-    serve.add_argument("--host", default=None, help="address to bind (default: routes.yaml server.host, 127.0.0.1)")
+    serve.add_argument(
+        "--host", default=None, help="address to bind (default: routes.yaml server.host, 127.0.0.1)"
+    )
     serve.add_argument("--port", type=int, default=None, help="port (default: routes.yaml server.port, 8080)")
-    serve.add_argument("--store", type=Path, default=None, help="SQLite store (default: FAREGATE_STORE, server.store, ./faregate.db)")
+    serve.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="SQLite store (default: FAREGATE_STORE, server.store, ./faregate.db)",
+    )
     serve.add_argument(
         "--demo",
         action="store_true",
@@ -89,7 +96,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from faregate.settings import Settings
 
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     config = config_path(args)
     if args.demo and args.config is None and "FAREGATE_CONFIG" not in os.environ:
         config = default_routes()

@@ -717,13 +717,6 @@ async def test_anthropic_client_on_other_upstreams(demo: Demo, api: str) -> None
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="anthropic/response.py:render_response (and AnthropicStreamEncoder.finish) always answer "
-    "stop_reason 'end_turn' / stop_sequence null: the canonical ChatResponse keeps only finish_reason "
-    "'stop' (STOP_REASONS maps 'stop_sequence' to 'stop'), so an Anthropic upstream's "
-    "stop_reason='stop_sequence', stop_sequence='said' is lost on the way back to an Anthropic client",
-)
 async def test_stop_sequence_reason_survives_anthropic_to_anthropic(demo: Demo) -> None:
     up = UPSTREAMS["anthropic"]
     message, _ = await create(demo, up, stop_sequences=["said"])
@@ -735,19 +728,7 @@ async def test_stop_sequence_reason_survives_anthropic_to_anthropic(demo: Demo) 
 
 @pytest.mark.parametrize(
     "api",
-    [
-        "anthropic",
-        pytest.param(
-            "gemini",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="gemini/request.py:render_function_response ignores Message.is_error: an Anthropic "
-                "tool_result {is_error: true, content: 'city not found'} becomes functionResponse.response "
-                "{'content': 'city not found'}, the same as a success; Gemini's documented way to report a "
-                "failed call is an 'error' key in response",
-            ),
-        ),
-    ],
+    ["anthropic", "gemini"],
 )
 async def test_tool_error_result_stays_an_error(demo: Demo, api: str) -> None:
     up = UPSTREAMS[api]

@@ -9,13 +9,16 @@ from types import MappingProxyType
 from typing import Final
 
 from faregate.canonical import WireApi
-from faregate.providers.base import Adapter, Inbound
 from faregate.providers.anthropic import AnthropicAdapter, AnthropicInbound
+from faregate.providers.base import Adapter, Inbound
 from faregate.providers.gemini import GeminiAdapter
 from faregate.providers.openai import OpenAIAdapter, OpenAIInbound
 
 _ADAPTERS: Final[tuple[Adapter, ...]] = (OpenAIAdapter(), AnthropicAdapter(), GeminiAdapter())
-_INBOUND: Final[tuple[tuple[str, Inbound], ...]] = (("openai", OpenAIInbound()), ("anthropic", AnthropicInbound()))
+_INBOUND: Final[tuple[tuple[str, Inbound], ...]] = (
+    ("openai", OpenAIInbound()),
+    ("anthropic", AnthropicInbound()),
+)
 
 ADAPTERS: Final[Mapping[WireApi, Adapter]] = MappingProxyType({a.api: a for a in _ADAPTERS})
 INBOUND: Final[Mapping[str, Inbound]] = MappingProxyType(dict(_INBOUND))

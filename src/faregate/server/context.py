@@ -159,7 +159,9 @@ class Exchange:
         """Settle the budget reservation with the real cost (zero when the request failed)."""
         if self.ticket is not None and rt.accounts is not None:
             ok = self.status < 400
-            rt.accounts.settle(self.ticket, self.cost if ok else Decimal(0), self.usage.completion_tokens if ok else 0)
+            rt.accounts.settle(
+                self.ticket, self.cost if ok else Decimal(0), self.usage.completion_tokens if ok else 0
+            )
 
     def response_headers(self, ch: Channel, *, with_cost: bool = True) -> dict[str, str]:
         h = {

@@ -130,7 +130,13 @@ async def serve(
 
 
 def run(
-    config: Path, catalog_dir: Path, options: ServeOptions, env: Mapping[str, str], *, demo: bool, store: Path | None
+    config: Path,
+    catalog_dir: Path,
+    options: ServeOptions,
+    env: Mapping[str, str],
+    *,
+    demo: bool,
+    store: Path | None,
 ) -> int:
     try:
         asyncio.run(serve(config, catalog_dir, options, env, demo=demo, store=store))

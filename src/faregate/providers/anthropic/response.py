@@ -112,7 +112,13 @@ def parse_response(body: bytes) -> ChatResponse:
         tool_calls=tuple(calls),
         finish_reason=finish_reason(data.get("stop_reason")),
         usage=parse_usage(usage),
+        stop_sequence=matched_stop(data),
     )
+
+
+def matched_stop(data: Mapping[str, Any]) -> str | None:
+    seq = data.get("stop_sequence")
+    return seq if data.get("stop_reason") == "stop_sequence" and isinstance(seq, str) else None
 
 
 def require_str(block: Mapping[str, Any], key: str, index: int) -> str:
@@ -155,8 +161,8 @@ def render_response(resp: ChatResponse, model: str, usage: Usage, extras: Mappin
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": stop_reason(resp.finish_reason),
-        "stop_sequence": None,
+        "stop_reason": "stop_sequence" if resp.stop_sequence is not None else stop_reason(resp.finish_reason),
+        "stop_sequence": resp.stop_sequence,
         "usage": wire_usage,
     }
     if "x-faregate" in extras:

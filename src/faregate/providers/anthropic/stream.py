@@ -28,6 +28,7 @@ from faregate.canonical import (
 from faregate.errors import FaregateError, anthropic_envelope
 from faregate.providers.anthropic.errors import protocol_error, stream_error
 from faregate.providers.anthropic.response import (
+    matched_stop,
     finish_reason,
     message_id,
     parse_usage,
@@ -48,6 +49,7 @@ class AnthropicStreamDecoder:
 
     usage: dict[str, int] = field(default_factory=dict)  # Anthropic's usage fields, latest value wins
     finish_reason: FinishReason = "stop"
+    stop_sequence: str | None = None
     tool_slot: dict[int, int] = field(default_factory=dict)  # content block index -> tool call index
     finished: bool = False
 
@@ -87,11 +89,12 @@ class AnthropicStreamDecoder:
                 reason = data["delta"].get("stop_reason")
                 if reason is not None:
                     self.finish_reason = finish_reason(reason)
+                    self.stop_sequence = matched_stop(data["delta"])
                 self._take_usage(data.get("usage") or {})
                 return []
             case "message_stop":
                 self.finished = True
-                return [Finish(self.finish_reason, parse_usage(self.usage))]
+                return [Finish(self.finish_reason, parse_usage(self.usage), self.stop_sequence)]
             case "error":
                 raise stream_error(data)
             case _:  # ping, content_block_stop, and event types added later
@@ -173,7 +176,12 @@ class AnthropicStreamEncoder:
             wire_usage["cost"] = extras["cost"]
         delta: JSONObject = {
             "type": "message_delta",
-            "delta": {"stop_reason": stop_reason(finish.finish_reason), "stop_sequence": None},
+            "delta": {
+                "stop_reason": "stop_sequence"
+                if finish.stop_sequence is not None
+                else stop_reason(finish.finish_reason),
+                "stop_sequence": finish.stop_sequence,
+            },
             "usage": wire_usage,
         }
         if "x-faregate" in extras:

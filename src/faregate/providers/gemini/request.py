@@ -194,7 +194,9 @@ def guess_image_type(url: str) -> str:
 
 def render_function_response(msg: Message, names: Mapping[str, str]) -> JSONObject:
     name = names.get(msg.tool_call_id or "") or msg.name or "unknown"
-    return {"functionResponse": {"name": name, "response": tool_result_object(msg.text)}}
+    # Gemini's convention for a failed call: the response object carries an `error` key.
+    response = {"error": msg.text} if msg.is_error else tool_result_object(msg.text)
+    return {"functionResponse": {"name": name, "response": response}}
 
 
 def tool_result_object(text: str) -> JSONObject:

@@ -49,7 +49,9 @@ def parse_embeddings(body: object) -> tuple[EmbeddingRequest, str, JSONObject]:
     return EmbeddingRequest(model or None, inputs, dims, user, extra), fmt, routing
 
 
-def render_embeddings(resp: EmbeddingResponse, model: str, usage: Usage, fmt: str, extras: JSONObject) -> JSONObject:
+def render_embeddings(
+    resp: EmbeddingResponse, model: str, usage: Usage, fmt: str, extras: JSONObject
+) -> JSONObject:
     data: list[dict[str, Any]] = [
         {"object": "embedding", "index": i, "embedding": _encode(v, fmt)} for i, v in enumerate(resp.vectors)
     ]
