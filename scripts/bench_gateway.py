@@ -1,6 +1,6 @@
 """Benchmark faregate against the provider simulator and a minimal aiohttp reverse proxy (the floor).
 
-    python scripts/bench_gateway.py [--quick] [--rounds N] [--json FILE]
+    python scripts/bench_gateway.py [--quick] [--rounds N] [--json FILE] [--profile FILE]
 
 Starts, as separate processes on 127.0.0.1:
   * the provider simulator (`scripts/_bench_sim.py`), serving every provider of the shipped catalog;
@@ -23,8 +23,12 @@ faregate), in rounds with a rotating order, so noise hits all three alike:
     windows, divided by the requests answered in them) and its peak RSS (/proc/<pid>/status VmHWM).
 Prints one table with faregate/floor ratios next to the goals of issue 3 (throughput at least 70% of
 the floor's, added latency at 1 connection at most 1.5x the floor's, time to first event within 1 ms
-of the floor's). Never asserts; `--json FILE` also writes every figure. Bounded in time: the full run
-takes about 3.5 minutes, `--quick` about 35 seconds; every child process is stopped at the end.
+of the floor's). Never asserts; `--json FILE` also writes every figure; `--profile FILE` then samples
+faregate under load with py-spy (if installed: `pip install py-spy`) and prints its hot spots.
+Other processes on the machine skew such figures: before each measurement the script waits (briefly)
+for the machine to be idle, and it reports how much CPU other processes took while it measured.
+Bounded in time: the full run takes 3.5 to 5 minutes, `--quick` under a minute; every child process
+is stopped at the end.
 """
 
 from __future__ import annotations

@@ -530,6 +530,32 @@ async def test_metrics_totals_equal_the_usage_log(keyed: KeyedDemo, http: aiohtt
     assert json.loads(by_id[sent_a[-1][1]["X-Faregate-Request-Id"]]["attempts"])[0]["status"] == 500
 
 
+def _rows_on_disk(store: Path) -> int:
+    con = sqlite3.connect(store)
+    try:
+        return int(con.execute("select count(*) from usage").fetchone()[0])
+    finally:
+        con.close()
+
+
+async def test_rows_are_written_in_batches_off_the_hot_path_and_on_reload(
+    keyed: KeyedDemo, http: aiohttp.ClientSession
+) -> None:
+    usage = keyed.accounts.usage
+    usage.interval_s = 60.0
+    await asyncio.sleep(0.4)  # the writer task picks the new interval up after its current wait
+    secret, _ = keyed.create_key("batched")
+    answers = [await keyed.post(http, secret, chat_body(f"Hi {i}")) for i in range(5)]
+    assert all(s == 200 for s, _, _ in answers)
+    assert (
+        _rows_on_disk(keyed.store) == 0
+    )  # answered, and not yet written: the answer did not wait for SQLite
+    for _, headers, _ in answers:  # still visible as traces meanwhile
+        assert (await keyed.get(http, secret, f"/v1/requests/{headers['X-Faregate-Request-Id']}"))[0] == 200
+    assert await keyed.demo.runtime.reload() == []
+    assert _rows_on_disk(keyed.store) == 5  # a reload writes what is pending
+
+
 async def test_a_trace_for_every_request_scoped_to_its_key(
     keyed: KeyedDemo, http: aiohttp.ClientSession
 ) -> None:

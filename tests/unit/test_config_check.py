@@ -103,7 +103,7 @@ PROBLEMS = [
         "alias_hides_model.yaml",
         10,
         3,
-        "alias 'small' hides the model of the same name (acme/small)",
+        "alias 'small' hides the model id 'small' (acme/small): requests for it would get the route",
         id="alias-hides-model",
     ),
     pytest.param(

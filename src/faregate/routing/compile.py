@@ -54,12 +54,14 @@ def compile_table(
         upstream.setdefault(o.upstream_id, set()).add(o.model_id)
     aliases, alias_problems = _resolve_aliases(spec)
     problems += alias_problems
-    for alias in spec.aliases:
-        if alias in known or alias in upstream:  # aliases are resolved first: the model would be unreachable
+    for alias in spec.aliases:  # names resolve as aliases first: a model of the same name is unreachable
+        if alias in known or alias in upstream:
             hidden = ", ".join(sorted(upstream.get(alias, ()))) or alias
             problems.append(
                 Problem(
-                    spec.alias_paths[alias], f"alias '{alias}' hides the model of the same name ({hidden})"
+                    spec.alias_paths[alias],
+                    f"alias '{alias}' hides the model id '{alias}' ({hidden}): requests for it would get "
+                    "the route",
                 )
             )
     routes = {}
@@ -297,7 +299,6 @@ def _compile_rule(
             problems.append(
                 Problem((*r.path, "use"), f"rule '{r.name}': no model in the catalog matches this filter")
             )
-            unknown += 1
     else:
         models = r.use
         for i, m in enumerate(r.use):

@@ -86,7 +86,7 @@ async def serve(
         )
     counter = TokenCounter()
     await asyncio.to_thread(counter.warm)  # load the BPE ranks now, not on the first request
-    sources = Sources(config, catalog_dir, dict(env))
+    sources = Sources(config, catalog_dir, dict(env), store=store)
     sim_runner = None
     if demo:
         sim, names = demo_simulator(sources, counter)
