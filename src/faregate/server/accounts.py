@@ -12,6 +12,7 @@ from faregate.accounting.usage_log import UsageLog
 from faregate.db import open_db
 from faregate.routing.plan import Plan
 
+PROMPT_MARGIN = 5  # reserve prompt tokens + 1/5: providers' tokenizers count differently from tiktoken
 KEY_CACHE_S = 2.0  # a revoked key stops working within this long (keys are looked up by hash, then cached)
 DEFAULT_MAX_OUTPUT = 4096  # worst-case completion when neither the request nor the offering gives a limit
 
@@ -40,10 +41,12 @@ class Accounts:
         return key
 
     def admit(self, key: ApiKey, plan: Plan, prompt_tokens: int, max_tokens: int | None) -> Ticket:
-        """Check rpm/tpm and reserve the plan's worst-case cost against the budget."""
+        """Check rpm/tpm and reserve the plan's worst-case cost against the budget: the dearest channel at
+        the prompt (with a margin for other tokenizers) and the largest answer the request allows."""
+        prompt_bound = prompt_tokens + prompt_tokens // PROMPT_MARGIN
         worst = max(
             (
-                e.channel.cost_usd(prompt_tokens, max_tokens or e.channel.max_output or DEFAULT_MAX_OUTPUT)
+                e.channel.cost_usd(prompt_bound, max_tokens or e.channel.max_output or DEFAULT_MAX_OUTPUT)
                 for e in plan.entries
             ),
             default=Decimal(0),

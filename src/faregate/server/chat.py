@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import replace
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +23,7 @@ from faregate.routing.features import Features, extract_features
 from faregate.routing.plan import build_plan
 from faregate.routing.preferences import parse_request_preferences
 from faregate.routing.table import Channel, DecisionTable
+from faregate.server.accounts import DEFAULT_MAX_OUTPUT
 from faregate.server.context import Exchange, no_channel_error, read_json
 from faregate.server.execute import Walk, call_chat, open_stream
 from faregate.server.keys import HTTP, RUNTIME
@@ -59,6 +61,8 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
             ex.plan = plan
             if not plan.entries:
                 raise no_channel_error(plan, table, rt)
+            if ex.key is not None and ex.key.budget_usd is not None and req.max_tokens is None:
+                req = replace(req, max_tokens=DEFAULT_MAX_OUTPUT)  # a budget needs a bound on every answer
             ex.admit(rt, plan, f.prompt_tokens, req.max_tokens)
             walk = Walk(plan)
             ex.walk = walk
@@ -73,6 +77,9 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
             return web.json_response(out, headers=ex.response_headers(ch), dumps=_dumps)
         except FaregateError as e:
             ex.fail(e)
+            raise
+        except BaseException as e:  # a bug or a cancelled request: the record must not say 200
+            ex.fail_unexpected(e)
             raise
         finally:
             ex.release(rt)
@@ -123,6 +130,9 @@ async def _stream(
         ex.fail(e, status=502)
         await _write_quietly(response, encoder.error(e))
     except (ConnectionResetError, ConnectionError):
+        # The upstream has billed what it generated so far: charge that (estimated) before recording 499.
+        if ex.channel is None:
+            ex.settle(ch, _estimate(rt, ch, f, "".join(text)), table, rt)
         ex.fail(FaregateError("the client closed the connection"), status=499)
         return response
     except Exception as e:  # an upstream drop or a decoder error after the first byte

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -156,12 +157,10 @@ class Exchange:
             self.ticket = rt.accounts.admit(self.key, plan, prompt_tokens, max_tokens)
 
     def release(self, rt: Runtime) -> None:
-        """Settle the budget reservation with the real cost (zero when the request failed)."""
+        """Settle the budget reservation with the cost recorded (zero when nothing was billed), so the
+        budget and the usage log always agree."""
         if self.ticket is not None and rt.accounts is not None:
-            ok = self.status < 400
-            rt.accounts.settle(
-                self.ticket, self.cost if ok else Decimal(0), self.usage.completion_tokens if ok else 0
-            )
+            rt.accounts.settle(self.ticket, self.cost, self.usage.completion_tokens)
 
     def response_headers(self, ch: Channel, *, with_cost: bool = True) -> dict[str, str]:
         h = {
@@ -175,6 +174,11 @@ class Exchange:
         if with_cost:
             h["X-Faregate-Cost"] = usd_text(self.cost)
         return h
+
+    def fail_unexpected(self, e: BaseException) -> None:
+        cancelled = isinstance(e, asyncio.CancelledError)
+        self.status = 499 if cancelled else 500
+        self.error = "the client went away" if cancelled else f"internal error ({type(e).__name__})"
 
     def fail(self, e: FaregateError, *, status: int | None = None) -> None:
         self.status = status or e.status

@@ -60,6 +60,9 @@ async def handle_embeddings(request: web.Request) -> web.StreamResponse:
     except FaregateError as e:
         ex.fail(e)
         raise
+    except BaseException as e:  # a bug or a cancelled request: the record must not say 200
+        ex.fail_unexpected(e)
+        raise
     finally:
         ex.release(rt)
         rt.recorder.record(ex.record())

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from faregate.accounting.pricing import usd_number
+from faregate.accounting.pricing import usd_number, usd_text
 from faregate.accounting.usage_log import days_ago
 from faregate.errors import AuthenticationError, InvalidRequest, NotFound
 from faregate.server.accounts import Accounts
@@ -73,6 +73,12 @@ async def handle_metrics(request: web.Request) -> web.Response:
             "total_saved": usd_number(saved),
             "average_latency_ms": round(t.latency_ms_sum / t.requests, 2) if t.requests else 0.0,
             "error_rate": round(t.errors / t.requests, 4) if t.requests else 0.0,
+            # JSON numbers are exact to 15 significant digits; these strings are exact at any size.
+            "exact_usd": {
+                "total_spend": usd_text(t.spend_usd),
+                "estimated_spend_without_routing": usd_text(t.baseline_usd),
+                "total_saved": usd_text(saved),
+            },
         }
     )
 
