@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import replace
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web

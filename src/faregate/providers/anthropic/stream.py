@@ -28,8 +28,8 @@ from faregate.canonical import (
 from faregate.errors import FaregateError, anthropic_envelope
 from faregate.providers.anthropic.errors import protocol_error, stream_error
 from faregate.providers.anthropic.response import (
-    matched_stop,
     finish_reason,
+    matched_stop,
     message_id,
     parse_usage,
     render_usage,
