@@ -523,8 +523,9 @@ class Processes:
 
 def wait_ready(
     url: str, body: bytes, headers: dict[str, str], timeout_s: float, proc: subprocess.Popen[bytes], log: Path
-) -> None:
-    """Until `url` answers the request with 200; fails at once (with the log's end) if `proc` exits."""
+) -> dict[str, str]:
+    """Until `url` answers the request with 200 (returns its headers); fails at once (with the log's
+    end) if `proc` exits."""
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline and proc.poll() is None:
@@ -534,7 +535,7 @@ def wait_ready(
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
                 if response.status == 200:
-                    return
+                    return dict(response.headers.items())
         except urllib.error.HTTPError as e:
             last = f"HTTP {e.code}: {e.read()[:300]!r}"
         except OSError as e:
@@ -564,7 +565,7 @@ def faregate_routes(tmp: Path, base_urls: dict[str, str]) -> Path:
     return path
 
 
-def chat_body(*, faregate: bool, stream: bool) -> str:
+def chat_body(*, faregate: bool, stream: bool, only: bool = False) -> str:
     body: dict[str, Any] = {
         "model": MODEL if faregate else UPSTREAM_MODEL,
         "messages": MESSAGES,
@@ -572,7 +573,7 @@ def chat_body(*, faregate: bool, stream: bool) -> str:
     }
     if stream:
         body |= {"stream": True, "stream_options": {"include_usage": True}}
-    if faregate:
+    if faregate and only:
         body["provider"] = {"only": [PROVIDER]}
     return json.dumps(body, separators=(",", ":"))
 
@@ -622,8 +623,8 @@ def percentile(values: Sequence[float], q: float) -> float:
 class PathFigures:
     rps: dict[int, list[float]] = field(default_factory=lambda: {c: [] for c in CONCURRENCY})
     busy_128: list[dict[str, float]] = field(default_factory=list)
-    cpu_s: float = 0.0
-    requests: int = 0
+    cpu_s: dict[int, float] = field(default_factory=lambda: dict.fromkeys(CONCURRENCY, 0.0))
+    requests: dict[int, int] = field(default_factory=lambda: dict.fromkeys(CONCURRENCY, 0))
     errors: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     open_connections: int = 0
@@ -642,7 +643,9 @@ def rotate(items: Sequence[str], by: int) -> list[str]:
     return [*items[by:], *items[:by]]
 
 
-def orchestrate(plan: Plan, json_path: Path | None, profile: Path | None = None) -> int:
+def orchestrate(
+    plan: Plan, json_path: Path | None, profile: Path | None = None, profile_conns: int = CONCURRENCY[-1]
+) -> int:
     cores = os.cpu_count() or 1
     core0, core1 = (0, 1) if cores >= 2 and shutil.which("taskset") else (None, None)
     if core1 is not None:
@@ -654,7 +657,7 @@ def orchestrate(plan: Plan, json_path: Path | None, profile: Path | None = None)
     with tempfile.TemporaryDirectory(prefix="faregate-bench-") as tmp_name:
         tmp = Path(tmp_name)
         try:
-            return measure(plan, json_path, profile, procs, tmp, core0, core1, started)
+            return measure(plan, json_path, (profile, profile_conns), procs, tmp, core0, core1, started)
         except RuntimeError as e:
             note(f"bench_gateway: {e}")
             return 1
@@ -665,7 +668,7 @@ def orchestrate(plan: Plan, json_path: Path | None, profile: Path | None = None)
 def measure(
     plan: Plan,
     json_path: Path | None,
-    profile: Path | None,
+    profiling: tuple[Path | None, int],
     procs: Processes,
     tmp: Path,
     core0: int | None,
@@ -715,10 +718,16 @@ def measure(
     pids = {name: proc.pid for name, proc in procs_by_name.items()}
     logs = {"simulator": sim_log, "floor": floor_log, "faregate": fg_log}
     targets: dict[str, dict[str, Any]] = {}
+    only = False  # faregate picks the pinned model's offerings cheapest first: openai's, as the floor
     for name in TARGETS:
         is_fg = name == "faregate"
-        body, stream_body = chat_body(faregate=is_fg, stream=False), chat_body(faregate=is_fg, stream=True)
-        wait_ready(urls[name], body.encode(), auth, 60, procs_by_name[name], logs[name])
+        body = chat_body(faregate=is_fg, stream=False)
+        answered = wait_ready(urls[name], body.encode(), auth, 60, procs_by_name[name], logs[name])
+        if is_fg and answered.get("X-Faregate-Provider", PROVIDER) != PROVIDER:
+            only = True  # the catalog changed: pin the provider too (OpenRouter's `provider.only`)
+            body = chat_body(faregate=True, stream=False, only=True)
+            wait_ready(urls[name], body.encode(), auth, 60, procs_by_name[name], logs[name])
+        stream_body = chat_body(faregate=is_fg, stream=True, only=only)
         targets[name] = {
             "url": urls[name],
             "headers": auth,
@@ -777,8 +786,8 @@ def measure(
                 res = closed(name, conns, plan.closed_s)
                 f = figures[name]
                 f.rps[conns].append(res["rps"])
-                f.cpu_s += res["cpu_s"]
-                f.requests += res["requests"]
+                f.cpu_s[conns] += res["cpu_s"]
+                f.requests[conns] += res["requests"]
                 f.errors += res["errors"]
                 if conns == CONCURRENCY[-1]:
                     f.busy_128.append(res["busy"])
@@ -815,19 +824,21 @@ def measure(
 
     report = summarize(figures, rate, rounds_done, plan, pinned_cores=core0 is not None)
     report["quiet_wait_s"] = round(quiet.waited_s, 1)
+    report["requests"] = {name: json.loads(targets[name]["body"]) for name in TARGETS}
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     print_table(report)
     if json_path is not None:
         report["raw"] = {name: asdict(f) for name, f in figures.items()}
         json_path.write_text(json.dumps(report, indent=2) + "\n")
         note(f"figures written to {json_path}")
+    profile, profile_conns = profiling
     if profile is not None:
         py_spy = shutil.which("py-spy")
         if py_spy is None:
             note("--profile needs py-spy (pip install py-spy): skipped")
             return 0
         seconds = max(5, round(plan.closed_s * 3))
-        note(f"profiling faregate under closed@32 for {seconds} s with py-spy ...")
+        note(f"profiling faregate under closed@{profile_conns} for {seconds} s with py-spy ...")
         spy_args = ["--duration", str(seconds), "--format", "raw", "--output", str(profile)]
         spy = procs.start(
             "py-spy",
@@ -849,7 +860,8 @@ def measure(
             stderr=(tmp / "py-spy.log").open("wb"),
         )
         time.sleep(1.0)  # py-spy attaches
-        closed("faregate", 32, seconds)
+        sampled = closed("faregate", profile_conns, seconds)
+        note(f"faregate served {sampled['rps']:.0f} req/s while sampled")
         try:
             spy.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -906,6 +918,14 @@ def short_frame(frame: str) -> str:
     return f"{name} ({where})"
 
 
+LOADED: Final = tuple(c for c in CONCURRENCY if c > 1)
+
+
+def cpu_ms(f: PathFigures, at: Sequence[int]) -> float:
+    requests = sum(f.requests[c] for c in at)
+    return sum(f.cpu_s[c] for c in at) * 1000 / requests if requests else float("nan")
+
+
 def summarize(
     figures: dict[str, PathFigures], rate: float, rounds: int, plan: Plan, *, pinned_cores: bool
 ) -> dict[str, Any]:
@@ -925,7 +945,9 @@ def summarize(
             "added_p50_ms": p50 - base50,
             "added_p99_ms": p99 - base99,
             "ttfe_p50_ms": percentile(f.ttfe_ms, 50),
-            "cpu_ms_per_request": f.cpu_s * 1000 / f.requests if f.requests else float("nan"),
+            # under load (32 and 128 connections): what bounds throughput; at 1 connection for reference
+            "cpu_ms_per_request": cpu_ms(f, LOADED),
+            "cpu_ms_per_request_at": {str(c): cpu_ms(f, (c,)) for c in CONCURRENCY},
             "peak_rss_mib": f.peak_rss_mib,
             "errors": f.errors,
             "busy_at_128": busy,
@@ -977,12 +999,18 @@ def print_table(report: dict[str, Any], out: TextIO = sys.stdout) -> None:
         f"open loop at {report['open_loop_rate']:.0f} req/s, "
         + ("floor and faregate on core 0, simulator and load on core 1" if report["pinned"] else "not pinned")
     )
+    fg_request = report.get("requests", {}).get("faregate", {})
+    emit(
+        f"request: a short chat, max_tokens 16; faregate gets model {fg_request.get('model')}"
+        + (f", provider {fg_request['provider']}" if "provider" in fg_request else "")
+        + f"; floor and simulator get {UPSTREAM_MODEL} at the simulator's {PROVIDER} endpoint"
+    )
     header = (
         f"{'path':<10}{'req/s@1':>9}{'@32':>8}{'@128':>8}{'added p50':>11}{'added p99':>11}"
-        f"{'TTFE p50':>10}{'CPU ms/req':>12}{'peak RSS':>10}{'errors':>8}"
+        f"{'TTFE p50':>10}{'CPU ms/req':>12}{'@1':>7}{'peak RSS':>10}{'errors':>8}"
     )
     emit(header)
-    emit(f"{'':<10}{'':>25}{'ms':>11}{'ms':>11}{'ms':>10}{'':>12}{'MiB':>10}")
+    emit(f"{'':<10}{'':>25}{'ms':>11}{'ms':>11}{'ms':>10}{'under load':>12}{'':>7}{'MiB':>10}")
     emit("-" * len(header))
     for name in TARGETS:
         p = paths[name]
@@ -991,7 +1019,7 @@ def print_table(report: dict[str, Any], out: TextIO = sys.stdout) -> None:
         emit(
             f"{name:<10}{num(p['rps']['1'], 0):>9}{num(p['rps']['32'], 0):>8}{num(p['rps']['128'], 0):>8}"
             f"{added50:>11}{added99:>11}{num(p['ttfe_p50_ms'], 3):>10}{num(p['cpu_ms_per_request'], 3):>12}"
-            f"{num(p['peak_rss_mib'], 1):>10}{p['errors']:>8}"
+            f"{num(p['cpu_ms_per_request_at']['1'], 3):>7}{num(p['peak_rss_mib'], 1):>10}{p['errors']:>8}"
         )
     emit("(simulator row: its own latency at the open-loop rate, the base the others are measured from)")
     emit()
@@ -1063,6 +1091,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="FILE",
         help="then profile faregate under load with py-spy (raw stacks to FILE) and print its hot spots",
     )
+    parser.add_argument(
+        "--profile-conns", type=int, default=CONCURRENCY[-1], metavar="N", help="connections while profiling"
+    )
     parser.add_argument("--role", choices=("floor", "loadgen"), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -1080,7 +1111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "budget_s": plan.budget_s * args.rounds / plan.rounds,
             }
         )
-    return orchestrate(plan, args.json, args.profile)
+    return orchestrate(plan, args.json, args.profile, args.profile_conns)
 
 
 if __name__ == "__main__":

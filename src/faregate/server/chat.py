@@ -39,7 +39,7 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
         rt = request.app[RUNTIME]
         table = rt.holder.current  # read once: this request finishes on this table
         ex = Exchange.begin(request, endpoint)
-        try:
+        with ex.recorded(rt):
             body = await read_json(request)
             req, routing = inbound.parse_chat(body)
             ex.requested = request.headers.get("Faregate-Model") or req.model or "auto"
@@ -75,15 +75,6 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
             extras = ex.settle(ch, usage, table, rt)
             out = inbound.render_chat(resp, ch.model_id, usage, extras)
             return web.json_response(out, headers=ex.response_headers(ch), dumps=_dumps)
-        except FaregateError as e:
-            ex.fail(e)
-            raise
-        except BaseException as e:  # a bug or a cancelled request: the record must not say 200
-            ex.fail_unexpected(e)
-            raise
-        finally:
-            ex.release(rt)
-            rt.recorder.record(ex.record())
 
     return handle
 

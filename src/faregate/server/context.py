@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -174,6 +176,21 @@ class Exchange:
         if with_cost:
             h["X-Faregate-Cost"] = usd_text(self.cost)
         return h
+
+    @contextlib.contextmanager
+    def recorded(self, rt: Runtime) -> Iterator[None]:
+        """Around a handler: whatever happens, settle the budget and write exactly one record."""
+        try:
+            yield
+        except FaregateError as e:
+            self.fail(e)
+            raise
+        except BaseException as e:  # a bug or a cancelled request: the record must not say 200
+            self.fail_unexpected(e)
+            raise
+        finally:
+            self.release(rt)
+            rt.recorder.record(self.record())
 
     def fail_unexpected(self, e: BaseException) -> None:
         cancelled = isinstance(e, asyncio.CancelledError)

@@ -8,7 +8,6 @@ import time
 from aiohttp import web
 
 from faregate.canonical import Usage
-from faregate.errors import FaregateError
 from faregate.providers.openai.embeddings import parse_embeddings, render_embeddings
 from faregate.routing.features import Features
 from faregate.routing.plan import build_plan
@@ -22,7 +21,7 @@ async def handle_embeddings(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     table = rt.holder.current
     ex = Exchange.begin(request, "embeddings")
-    try:
+    with ex.recorded(rt):
         req, fmt, routing = parse_embeddings(await read_json(request))
         ex.requested = request.headers.get("Faregate-Model") or req.model or "auto"
         prompt_tokens = sum(rt.counter.count_text(s, req.model or "") for s in req.inputs)
@@ -57,12 +56,3 @@ async def handle_embeddings(request: web.Request) -> web.StreamResponse:
         return web.json_response(
             out, headers=ex.response_headers(ch), dumps=lambda o: json.dumps(o, separators=(",", ":"))
         )
-    except FaregateError as e:
-        ex.fail(e)
-        raise
-    except BaseException as e:  # a bug or a cancelled request: the record must not say 200
-        ex.fail_unexpected(e)
-        raise
-    finally:
-        ex.release(rt)
-        rt.recorder.record(ex.record())

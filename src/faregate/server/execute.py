@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import aiohttp
 
@@ -31,6 +32,8 @@ from faregate.providers.sse import SseDecoder
 from faregate.routing.health import Health
 from faregate.routing.plan import Plan
 from faregate.routing.table import Channel
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -84,17 +87,19 @@ async def _send(
     )
 
 
-async def call_chat(
+async def call_once(
     session: aiohttp.ClientSession,
     walk: Walk,
-    req: ChatRequest,
     timeouts: aiohttp.ClientTimeout,
     health: Health,
-) -> tuple[Channel, ChatResponse]:
+    build: Callable[[Adapter, Target], UpstreamCall],
+    parse: Callable[[Adapter, bytes], T],
+) -> tuple[Channel, T]:
+    """The plan walk for a non-streamed call: `build` the upstream request, `parse` a 2xx answer."""
     for entry in walk.plan.entries:
         ch = entry.channel
         adapter = adapter_for(ch.api)
-        call = adapter.chat_request(req, target(ch))
+        call = build(adapter, target(ch))
         walk.dropped = call.dropped
         started = time.perf_counter()
         try:
@@ -108,13 +113,30 @@ async def call_chat(
             walk.fail(ch, adapter.classify_error(status, body), started, health)
             continue
         try:
-            parsed = adapter.parse_chat_response(body)
+            parsed = parse(adapter, body)
         except (ValueError, KeyError, TypeError) as e:
             walk.fail(ch, UpstreamError("protocol", f"unreadable response: {e}", status), started, health)
             continue
         walk.ok(ch, status, started, health)
         return ch, parsed
     raise walk.exhausted()
+
+
+async def call_chat(
+    session: aiohttp.ClientSession,
+    walk: Walk,
+    req: ChatRequest,
+    timeouts: aiohttp.ClientTimeout,
+    health: Health,
+) -> tuple[Channel, ChatResponse]:
+    return await call_once(
+        session,
+        walk,
+        timeouts,
+        health,
+        lambda a, t: a.chat_request(req, t),
+        lambda a, b: a.parse_chat_response(b),
+    )
 
 
 async def call_embeddings(
@@ -124,29 +146,14 @@ async def call_embeddings(
     timeouts: aiohttp.ClientTimeout,
     health: Health,
 ) -> tuple[Channel, EmbeddingResponse]:
-    for entry in walk.plan.entries:
-        ch = entry.channel
-        adapter = adapter_for(ch.api)
-        call = adapter.embeddings_request(req, target(ch))
-        started = time.perf_counter()
-        try:
-            async with await _send(session, call, timeouts) as resp:
-                body = await resp.read()
-                status = resp.status
-        except (TimeoutError, aiohttp.ClientError) as e:
-            walk.fail(ch, _transport_error(e), started, health)
-            continue
-        if status >= 300:
-            walk.fail(ch, adapter.classify_error(status, body), started, health)
-            continue
-        try:
-            parsed = adapter.parse_embeddings_response(body)
-        except (ValueError, KeyError, TypeError) as e:
-            walk.fail(ch, UpstreamError("protocol", f"unreadable response: {e}", status), started, health)
-            continue
-        walk.ok(ch, status, started, health)
-        return ch, parsed
-    raise walk.exhausted()
+    return await call_once(
+        session,
+        walk,
+        timeouts,
+        health,
+        lambda a, t: a.embeddings_request(req, t),
+        lambda a, b: a.parse_embeddings_response(b),
+    )
 
 
 @dataclass(slots=True)
@@ -160,7 +167,7 @@ class OpenStream:
     first: list[StreamEvent]
     ttft_ms: float
 
-    async def events(self) -> AsyncIterator[StreamEvent]:
+    async def events(self) -> AsyncGenerator[StreamEvent, None]:
         """The first events, then the rest as they arrive. Ends after `Finish`; raises on a drop."""
         try:
             for ev in self.first:
