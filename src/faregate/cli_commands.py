@@ -118,7 +118,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     store = store_path(args.store, spec.server.store)
     folder = args.catalog or settings.catalog_dir or catalog_dir()
-    return run(config, Path(folder), options, os.environ, demo=args.demo, store=store)
+    env = {**provider_env_file(), **os.environ}  # provider keys may sit in .env too; the environment wins
+    return run(config, Path(folder), options, env, demo=args.demo, store=store)
+
+
+def provider_env_file(path: Path = Path(".env")) -> dict[str, str]:
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None} if path.is_file() else {}
 
 
 def _count(text: str) -> int:
