@@ -20,7 +20,8 @@ faregate), in rounds with a rotating order, so noise hits all three alike:
     simulator-direct percentile at the same rate;
   * streaming time to first event (`stream: true`; time from sending until the first `data:` line);
   * CPU time per request of the serving process (/proc/<pid>/stat utime+stime over the closed-loop
-    windows, divided by the requests answered in them) and its peak RSS (/proc/<pid>/status VmHWM).
+    windows, divided by the requests answered in them: under load, i.e. at 32 and 128 connections,
+    and at 1 connection) and its peak RSS (/proc/<pid>/status VmHWM).
 Prints one table with faregate/floor ratios next to the goals of issue 3 (throughput at least 70% of
 the floor's, added latency at 1 connection at most 1.5x the floor's, time to first event within 1 ms
 of the floor's). Never asserts; `--json FILE` also writes every figure; `--profile FILE` then samples
@@ -67,7 +68,7 @@ GOAL_TTFE_MS: Final = 1.0  # faregate minus floor, at most
 OPEN_LOOP_LOAD: Final = 0.5  # open-loop rate as a share of the slowest path's capacity
 REQUEST_TIMEOUT_S: Final = 10.0
 CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
-PROVIDER: Final = "openai"  # the floor forwards to this provider's endpoint; faregate is pinned to it
+PROVIDER: Final = "openai"  # the floor forwards to this provider's endpoint; faregate's pinned model too
 UPSTREAM_MODEL: Final = "gpt-4o-mini"
 MODEL: Final = "openai/gpt-4o-mini"
 MESSAGES: Final = [{"role": "user", "content": "Say hello in five words."}]
