@@ -57,6 +57,9 @@ COLUMNS: dict[str, Any] = {
 }
 
 
+INSERT = f"INSERT OR REPLACE INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
 def to_pusd(amount: Decimal) -> int:
     return int((amount * PICO).to_integral_value())
 
@@ -197,7 +200,9 @@ class UsageLog:
             if not batch:
                 return 0
             try:
-                self.db.table("usage").insert_all((to_row(r) for r in batch), replace=True, batch_size=500)
+                rows = [tuple(row[c] for c in COLUMNS) for row in map(to_row, batch)]
+                with self.db.conn:  # one transaction; plain executemany: sqlite-utils' per-row work is the cost here
+                    self.db.conn.executemany(INSERT, rows)
             except Exception:
                 log.exception("usage log write failed; %d rows kept for the next try", len(batch))
                 with self._lock:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
-import uuid
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -36,7 +36,7 @@ API_KEY = "faregate.api_key"
 def request_id(request: web.Request) -> str:
     rid = request.get(REQUEST_ID)
     if not isinstance(rid, str):
-        rid = uuid.uuid4().hex
+        rid = os.urandom(16).hex()  # 128 random bits, like a uuid4, at a fraction of the cost
         request[REQUEST_ID] = rid
     return rid
 
@@ -189,8 +189,11 @@ class Exchange:
             self.fail_unexpected(e)
             raise
         finally:
-            self.release(rt)
-            rt.recorder.record(self.record())
+            self.release(rt)  # the budget settles now; the record is made once the answer is on its way
+            asyncio.get_running_loop().call_soon(self._record, rt)
+
+    def _record(self, rt: Runtime) -> None:
+        rt.recorder.record(self.record())
 
     def fail_unexpected(self, e: BaseException) -> None:
         cancelled = isinstance(e, asyncio.CancelledError)

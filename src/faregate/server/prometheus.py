@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -62,21 +63,31 @@ class PromMetrics:
             registry=self.registry,
         )
         self.registry.register(CooldownCollector(health))
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(...)`, cached: prometheus-client validates and locks on every call."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def observe(self, r: RequestRecord) -> None:
         provider, model, rule = r.provider or "", r.model_id or "", r.rule or ""
-        self.requests.labels(r.endpoint, provider, model, rule, str(r.status)).inc()
+        status = str(r.status)
+        self._child(self.requests, r.endpoint, provider, model, rule, status).inc()
         if r.status >= 400:
-            self.errors.labels(r.endpoint, str(r.status)).inc()
-        self.latency.labels(r.endpoint, provider).observe(r.latency_ms / 1000)
+            self._child(self.errors, r.endpoint, status).inc()
+        self._child(self.latency, r.endpoint, provider).observe(r.latency_ms / 1000)
         if r.usage.prompt_tokens:
-            self.tokens.labels(provider, model, "prompt").inc(r.usage.prompt_tokens)
+            self._child(self.tokens, provider, model, "prompt").inc(r.usage.prompt_tokens)
         if r.usage.completion_tokens:
-            self.tokens.labels(provider, model, "completion").inc(r.usage.completion_tokens)
+            self._child(self.tokens, provider, model, "completion").inc(r.usage.completion_tokens)
         if r.cost_usd:
-            self.cost.labels(provider, model, rule).inc(float(r.cost_usd))
+            self._child(self.cost, provider, model, rule).inc(float(r.cost_usd))
         for a in r.attempts:
-            self.attempts.labels(a.provider, a.channel, a.outcome).inc()
+            self._child(self.attempts, a.provider, a.channel, a.outcome).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
