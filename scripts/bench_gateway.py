@@ -50,7 +50,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, TextIO
 from urllib.parse import urlsplit
@@ -85,6 +85,7 @@ class Plan:
     calibrate_s: float
     budget_s: float  # no new round starts after this (the run stops by itself)
     quiet_budget_s: float  # at most this long in all, waiting for other processes to calm down
+    accounting: str = "default"  # faregate's set-up: default (usage log, auth open), off (no store), keys
 
 
 FULL: Final = Plan(
@@ -701,15 +702,48 @@ def measure(
         env=env,
     )
     routes = faregate_routes(tmp, base_urls)
+    serve = [py, "-m", "faregate.cli", "serve", "--config", str(routes), "--port", str(fg_port)]
+    fg_env = {**env, **keys}
+    auth = {"Authorization": f"Bearer {keys.get('OPENAI_API_KEY', 'sim-key')}"}
+    fg_auth = auth
+    if plan.accounting == "off":
+        serve.append("--no-store")
+    elif plan.accounting == "keys":  # every request authenticated by a key with limits, usage logged
+        store = tmp / "faregate.db"
+        made = subprocess.run(
+            [
+                py,
+                "-m",
+                "faregate.cli",
+                "keys",
+                "create",
+                "--label",
+                "bench",
+                "--budget",
+                "1000000",
+                "--rpm",
+                "100000000",
+                "--tpm",
+                "100000000000",
+                "--store",
+                str(store),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        )
+        fg_auth = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
+        serve += ["--store", str(store)]
+        fg_env["FAREGATE_AUTH"] = "keys"
     fg = procs.start(
         "faregate",
-        pinned(core0, [py, "-m", "faregate.cli", "serve", "--config", str(routes), "--port", str(fg_port)]),
+        pinned(core0, serve),
         stdout=fg_log.open("wb"),
         stderr=subprocess.STDOUT,
-        env={**env, **keys},
+        env=fg_env,
         cwd=tmp,
     )
-    auth = {"Authorization": f"Bearer {keys.get('OPENAI_API_KEY', 'sim-key')}"}
     urls = {
         "simulator": upstream,
         "floor": f"http://127.0.0.1:{floor_port}/v1/chat/completions",
@@ -723,15 +757,16 @@ def measure(
     for name in TARGETS:
         is_fg = name == "faregate"
         body = chat_body(faregate=is_fg, stream=False)
-        answered = wait_ready(urls[name], body.encode(), auth, 60, procs_by_name[name], logs[name])
+        headers = fg_auth if is_fg else auth
+        answered = wait_ready(urls[name], body.encode(), headers, 60, procs_by_name[name], logs[name])
         if is_fg and answered.get("X-Faregate-Provider", PROVIDER) != PROVIDER:
             only = True  # the catalog changed: pin the provider too (OpenRouter's `provider.only`)
             body = chat_body(faregate=True, stream=False, only=True)
-            wait_ready(urls[name], body.encode(), auth, 60, procs_by_name[name], logs[name])
+            wait_ready(urls[name], body.encode(), headers, 60, procs_by_name[name], logs[name])
         stream_body = chat_body(faregate=is_fg, stream=True, only=only)
         targets[name] = {
             "url": urls[name],
-            "headers": auth,
+            "headers": headers,
             "body": body,
             "stream_body": stream_body,
             "pid": pids[name],
@@ -1095,6 +1130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile-conns", type=int, default=CONCURRENCY[-1], metavar="N", help="connections while profiling"
     )
+    parser.add_argument(
+        "--accounting",
+        choices=("default", "off", "keys"),
+        default="default",
+        help="faregate as shipped (usage log, auth open), without a store (--no-store), or with auth: keys and"
+        " a key with limits on every request",
+    )
     parser.add_argument("--role", choices=("floor", "loadgen"), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -1103,7 +1145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_floor(args.upstream, args.port)
     if args.role == "loadgen":
         return run_loadgen()
-    plan = QUICK if args.quick else FULL
+    plan = replace(QUICK if args.quick else FULL, accounting=args.accounting)
     if args.rounds is not None:
         plan = Plan(
             **{

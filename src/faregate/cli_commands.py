@@ -28,6 +28,11 @@ def register(command: Register) -> None:
         help="SQLite store (default: FAREGATE_STORE, server.store, ./faregate.db)",
     )
     serve.add_argument(
+        "--no-store",
+        action="store_true",
+        help="keep no store: no keys, no usage log (traces in memory only), no catalog sync; auth must be open",
+    )
+    serve.add_argument(
         "--demo",
         action="store_true",
         help="run the shipped routes.yaml (unless --config is given) against the built-in provider simulator",
@@ -116,7 +121,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     from faregate.db import store_path
 
-    store = store_path(args.store, spec.server.store)
+    store = None if args.no_store else store_path(args.store, spec.server.store)
+    if store is None and options.auth == "keys":
+        print("faregate: auth: keys needs a store for its keys (drop --no-store)")
+        return 1
     folder = args.catalog or settings.catalog_dir or catalog_dir()
     env = {**provider_env_file(), **os.environ}  # provider keys may sit in .env too; the environment wins
     return run(config, Path(folder), options, env, demo=args.demo, store=store)

@@ -201,7 +201,9 @@ class UsageLog:
                 return 0
             try:
                 rows = [tuple(row[c] for c in COLUMNS) for row in map(to_row, batch)]
-                with self.db.conn:  # one transaction; plain executemany: sqlite-utils' per-row work is the cost here
+                with (
+                    self.db.conn
+                ):  # one transaction; plain executemany: sqlite-utils' per-row work is the cost here
                     self.db.conn.executemany(INSERT, rows)
             except Exception:
                 log.exception("usage log write failed; %d rows kept for the next try", len(batch))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
