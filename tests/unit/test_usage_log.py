@@ -159,10 +159,10 @@ def test_a_failed_write_keeps_its_rows_for_the_next_try(
 ) -> None:
     for i in range(3):
         log.record(record(i))
-    real = usage_log.to_row
-    monkeypatch.setattr(usage_log, "to_row", lambda r: 1 / 0)
+    real = usage_log.INSERT
+    monkeypatch.setattr(usage_log, "INSERT", "INSERT INTO no_such_table VALUES (1)")  # the write fails
     assert log.flush() == 0
-    monkeypatch.setattr(usage_log, "to_row", real)
+    monkeypatch.setattr(usage_log, "INSERT", real)
     log.record(record(3))
     assert log.flush() == 4
     assert [r.id for r in log.rows()] == ["req0000", "req0001", "req0002", "req0003"]
@@ -217,3 +217,12 @@ async def _until(check: Any, within_s: float) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.01)
+
+
+def test_rows_follow_the_column_order_the_insert_names() -> None:
+    from faregate.accounting.record import RequestRecord
+    from faregate.accounting.usage_log import COLUMNS, INSERT, to_row
+
+    row = to_row(RequestRecord(id="x", created=1.0, endpoint="chat", requested="auto", status=200))
+    assert list(row) == list(COLUMNS)
+    assert INSERT.count("?") == len(COLUMNS)

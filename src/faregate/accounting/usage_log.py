@@ -169,7 +169,7 @@ class UsageLog:
         ensure_table(db)
         self.batch_size = batch_size
         self.interval_s = interval_s
-        self._pending: list[RequestRecord] = []
+        self._pending: list[tuple[RequestRecord, tuple[Any, ...]]] = []  # records with their rows
         self._lock = threading.Lock()  # the buffer, shared with the writer thread
         self._write_lock = threading.Lock()  # one batch write at a time
         self._task: asyncio.Task[None] | None = None
@@ -177,15 +177,18 @@ class UsageLog:
         self.written = 0
 
     def record(self, rec: RequestRecord) -> None:
+        # The row is made here, on the caller's thread, in small steps: made by the writer thread for a
+        # whole batch, it would hold the GIL for milliseconds and stall the event loop's answers.
+        row = tuple(to_row(rec).values())
         with self._lock:
-            self._pending.append(rec)
+            self._pending.append((rec, row))
             full = len(self._pending) >= self.batch_size
         if full:
             self._wake.set()
 
     def get(self, request_id: str) -> RequestRecord | None:
         with self._lock:
-            for rec in reversed(self._pending):
+            for rec, _ in reversed(self._pending):
                 if rec.id == request_id:
                     return rec
         with self._write_lock:
@@ -200,11 +203,8 @@ class UsageLog:
             if not batch:
                 return 0
             try:
-                rows = [tuple(row[c] for c in COLUMNS) for row in map(to_row, batch)]
-                with (
-                    self.db.conn
-                ):  # one transaction; plain executemany: sqlite-utils' per-row work is the cost here
-                    self.db.conn.executemany(INSERT, rows)
+                with self.db.conn:  # one transaction; plain executemany (sqlite-utils' per-row work costs)
+                    self.db.conn.executemany(INSERT, [row for _, row in batch])
             except Exception:
                 log.exception("usage log write failed; %d rows kept for the next try", len(batch))
                 with self._lock:
