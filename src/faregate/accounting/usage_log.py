@@ -188,9 +188,9 @@ class UsageLog:
 
     def get(self, request_id: str) -> RequestRecord | None:
         with self._lock:
-            for pending in reversed(self._pending):
-                if pending[0].id == request_id:
-                    return pending[0]
+            found: RequestRecord | None = next((r for r, _ in reversed(self._pending) if r.id == request_id), None)
+        if found is not None:
+            return found
         with self._write_lock:
             rows = list(self.db.query("select * from usage where id = ?", [request_id]))
         return from_row(rows[0]) if rows else None
