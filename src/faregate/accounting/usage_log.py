@@ -13,9 +13,10 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import sqlite_utils
@@ -26,35 +27,37 @@ from faregate.canonical import Usage
 log = logging.getLogger("faregate.usage")
 PICO = Decimal("1e12")
 
-COLUMNS: dict[str, Any] = {
-    "id": str,
-    "created": float,
-    "key_id": str,
-    "endpoint": str,
-    "alias": str,
-    "route": str,
-    "rule": str,
-    "model": str,
-    "provider": str,
-    "channel": str,
-    "status": int,
-    "stream": int,
-    "prompt_tokens": int,
-    "completion_tokens": int,
-    "cached_tokens": int,
-    "cache_write_tokens": int,
-    "usage_estimated": int,
-    "cost_usd": str,
-    "cost_pusd": int,
-    "baseline_cost_usd": str,
-    "baseline_cost_pusd": int,
-    "latency_ms": float,
-    "ttft_ms": float,
-    "attempts": str,
-    "plan": str,
-    "features": str,
-    "error": str,
-}
+COLUMNS: Mapping[str, Any] = MappingProxyType(
+    {
+        "id": str,
+        "created": float,
+        "key_id": str,
+        "endpoint": str,
+        "alias": str,
+        "route": str,
+        "rule": str,
+        "model": str,
+        "provider": str,
+        "channel": str,
+        "status": int,
+        "stream": int,
+        "prompt_tokens": int,
+        "completion_tokens": int,
+        "cached_tokens": int,
+        "cache_write_tokens": int,
+        "usage_estimated": int,
+        "cost_usd": str,
+        "cost_pusd": int,
+        "baseline_cost_usd": str,
+        "baseline_cost_pusd": int,
+        "latency_ms": float,
+        "ttft_ms": float,
+        "attempts": str,
+        "plan": str,
+        "features": str,
+        "error": str,
+    }
+)
 
 
 INSERT = f"INSERT OR REPLACE INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -70,7 +73,7 @@ def from_pusd(pusd: int | None) -> Decimal:
 
 def ensure_table(db: sqlite_utils.Database) -> None:
     if "usage" not in db.table_names():
-        db.table("usage").create(COLUMNS, pk="id")
+        db.table("usage").create(dict(COLUMNS), pk="id")
         db.table("usage").create_index(["key_id", "created"])
         db.table("usage").create_index(["created"])
 
@@ -188,7 +191,9 @@ class UsageLog:
 
     def get(self, request_id: str) -> RequestRecord | None:
         with self._lock:
-            found: RequestRecord | None = next((r for r, _ in reversed(self._pending) if r.id == request_id), None)
+            found: RequestRecord | None = next(
+                (r for r, _ in reversed(self._pending) if r.id == request_id), None
+            )
         if found is not None:
             return found
         with self._write_lock:

@@ -27,7 +27,6 @@ from faregate.routing.table import PlanEntry as PlanEntry  # re-exported: it bel
 Kind = Literal["chat", "embedding"]
 NO_HEALTH = NoHealth()
 NO_CAPS: frozenset[str] = frozenset()
-_RNG = random.Random()  # for weighted picks when the caller passes none (seeding one per request is slow)
 STABLE = frozenset({"cheapest", "ordered"})  # strategies whose compiled order holds for every request
 
 
@@ -248,7 +247,7 @@ def _order(
         rank = provider_rank(effective.order)
         kept = list(sort_channels(kept, cands.strategy, cands.models, cands.weights, rank))
     if cands.strategy == "weighted" and cands.weights and kept:
-        return _weighted_first(kept, cands.weights, rng or _RNG)
+        return _weighted_first(kept, cands.weights, rng or random.Random())  # the server passes its own
     return kept
 
 

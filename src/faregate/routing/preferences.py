@@ -29,17 +29,19 @@ class RequestPreferences:
 
 
 NO_PREFERENCES = RequestPreferences()
-KNOWN = {
-    "order",
-    "only",
-    "ignore",
-    "allow_fallbacks",
-    "require_parameters",
-    "data_collection",
-    "sort",
-    "max_price",
-    "quantizations",  # accepted for OpenRouter compatibility; faregate's catalog has no quantizations
-}
+KNOWN = frozenset(
+    {
+        "order",
+        "only",
+        "ignore",
+        "allow_fallbacks",
+        "require_parameters",
+        "data_collection",
+        "sort",
+        "max_price",
+        "quantizations",  # accepted for OpenRouter compatibility; faregate's catalog has no quantizations
+    }
+)
 
 
 def parse_request_preferences(fields: Mapping[str, Any]) -> RequestPreferences:

@@ -112,6 +112,7 @@ async def handle_explain(request: web.Request) -> web.Response:
         header_provider=request.headers.get("Faregate-Provider"),
         health=rt.health,
         now=time.monotonic(),
+        rng=rt.rng,
         max_tokens=req.max_tokens,
     )
     return web.json_response(explain(table, plan, f))

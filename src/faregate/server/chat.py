@@ -56,6 +56,7 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
                 header_provider=request.headers.get("Faregate-Provider"),
                 health=rt.health,
                 now=time.monotonic(),
+                rng=rt.rng,
                 max_tokens=req.max_tokens,
             )
             ex.plan = plan

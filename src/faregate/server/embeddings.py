@@ -42,6 +42,7 @@ async def handle_embeddings(request: web.Request) -> web.StreamResponse:
             header_provider=request.headers.get("Faregate-Provider"),
             health=rt.health,
             now=time.monotonic(),
+            rng=rt.rng,
         )
         ex.plan = plan
         if not plan.entries:

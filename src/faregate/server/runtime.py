@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -81,6 +82,9 @@ class Runtime:
         self.recorder: Recorder = ObservedRecorder(inner, self.prom)
         self.simulated = simulated
         self.reload_lock = asyncio.Lock()
+        self.rng = (
+            random.Random()
+        )  # weighted strategies draw from this (made once: seeding per request is slow)
         self.reloads = 0
         self.last_issues: list[ConfigIssue] = []
         self.catalog_sync: SyncService | None = None  # set by server/catalog_admin.py while serving
