@@ -79,7 +79,10 @@ async def usage_writer(app: web.Application) -> AsyncIterator[None]:
 async def http_session(app: web.Application) -> AsyncIterator[None]:
     """One pooled client session for every upstream call."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
-    async with aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False) as session:
+    # No cookie jar: a cookie one upstream sets must never ride along on another caller's request.
+    async with aiohttp.ClientSession(
+        connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True, trust_env=False
+    ) as session:
         app[HTTP] = session
         yield
 
