@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from faregate.accounting.keys import PREFIX as KEY_PREFIX
 from faregate.accounting.keys import ApiKey
 from faregate.errors import AuthenticationError, PermissionDenied
 from faregate.server.context import API_KEY, KEY_GROUP, KEY_ID
@@ -43,7 +44,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     if admin or request.path in PUBLIC:
         return await handler(request)
-    key = accounts.authenticate(given) if (accounts is not None and given) else None
+    # Only `fg_` keys are ours: any other (an OpenAI key an SDK sends on an open gateway) is not looked up.
+    ours = given is not None and given.startswith(KEY_PREFIX)
+    key = accounts.authenticate(given) if (accounts is not None and ours and given) else None
     if key is not None:
         request[API_KEY] = key
         request[KEY_ID] = key.id
