@@ -104,6 +104,12 @@ async def _stream(
     encoder = inbound.stream_encoder(ch.model_id, req.include_usage)
     text: list[str] = []
     events = upstream.events()
+
+    def charge_partial() -> None:
+        """A stream cut short: the upstream has billed what it generated so far, so charge that (estimated)."""
+        if ex.channel is None:
+            ex.settle(ch, _estimate(rt, ch, f, "".join(text)), table, rt)
+
     try:
         async for ev in events:
             if isinstance(ev, Finish):
@@ -122,12 +128,11 @@ async def _stream(
         ex.fail(e, status=502)
         await _write_quietly(response, encoder.error(e))
     except (ConnectionResetError, ConnectionError):
-        # The upstream has billed what it generated so far: charge that (estimated) before recording 499.
-        if ex.channel is None:
-            ex.settle(ch, _estimate(rt, ch, f, "".join(text)), table, rt)
+        charge_partial()
         ex.fail(FaregateError("the client closed the connection"), status=499)
         return response
     except Exception as e:  # an upstream drop or a decoder error after the first byte
+        charge_partial()
         err = getattr(e, "error", None)
         msg = getattr(err, "message", None) or f"upstream stream failed ({type(e).__name__})"
         ex.fail(_dropped(f"{ch.provider}: {msg}"), status=502)
