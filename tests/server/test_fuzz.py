@@ -13,11 +13,35 @@ from hypothesis import strategies as st
 from tests.conftest import Demo
 
 KEYS = [
-    "model", "messages", "tools", "tool_choice", "response_format", "stream", "stream_options", "max_tokens",
-    "temperature", "top_p", "stop", "user", "provider", "models", "input", "system", "max_tokens", "n",
-    "stop_sequences", "metadata", "dimensions", "encoding_format", "role", "content", "type",
+    "model",
+    "messages",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "user",
+    "provider",
+    "models",
+    "input",
+    "system",
+    "max_tokens",
+    "n",
+    "stop_sequences",
+    "metadata",
+    "dimensions",
+    "encoding_format",
+    "role",
+    "content",
+    "type",
 ]
-scalars = st.none() | st.booleans() | st.integers(-3, 10**6) | st.floats(allow_nan=False) | st.text(max_size=20)
+scalars = (
+    st.none() | st.booleans() | st.integers(-3, 10**6) | st.floats(allow_nan=False) | st.text(max_size=20)
+)
 values = st.recursive(
     scalars | st.sampled_from(["user", "assistant", "system", "tool", "auto", "openai/gpt-4o-mini", "text"]),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=5),
