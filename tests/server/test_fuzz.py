@@ -54,9 +54,11 @@ bodies = st.dictionaries(st.sampled_from(KEYS), values, max_size=8) | values
 @given(body=bodies, path=st.sampled_from(["/v1/chat/completions", "/v1/messages", "/v1/embeddings"]))
 async def test_no_body_makes_a_server_error(demo: Demo, body: Any, path: str) -> None:
     demo.sim.reset_received()
-    async with aiohttp.ClientSession() as s:
-        async with s.post(demo.url + path, data=json.dumps(body), headers={"x-api-key": "x"}) as r:
-            status, text = r.status, await r.text()
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(demo.url + path, data=json.dumps(body), headers={"x-api-key": "x"}) as r,
+    ):
+        status, text = r.status, await r.text()
     assert status < 500, (status, text[:300])
     if status >= 400:
         envelope = json.loads(text)
