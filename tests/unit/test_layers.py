@@ -13,7 +13,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "faregate"
 LAYERS = ["config", "catalog", "routing", "providers", "accounting", "server"]
-LEAVES = {"canonical", "errors", "paths", "db", "settings", "__init__"}
+LEAVES = {"canonical", "errors", "paths", "db", "settings", "jsonio", "__init__"}
 TOP = {"server", "simulator", "cli", "cli_commands", "cli_catalog", "cli_audit", "audit"}
 
 
@@ -25,7 +25,9 @@ def imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     out = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("faregate"):
+        if isinstance(node, ast.ImportFrom) and node.module == "faregate":  # from faregate import jsonio
+            out.update(f"faregate.{a.name}" for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("faregate"):
             out.add(node.module)
         elif isinstance(node, ast.Import):
             out.update(a.name for a in node.names if a.name.startswith("faregate"))

@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
+from faregate import jsonio
 from faregate.accounting.record import Attempt, RequestRecord
 from faregate.canonical import Usage
 
@@ -103,9 +104,9 @@ def to_row(r: RequestRecord) -> dict[str, Any]:
         "baseline_cost_pusd": to_pusd(r.baseline_cost_usd),
         "latency_ms": r.latency_ms,
         "ttft_ms": r.ttft_ms,
-        "attempts": json.dumps([_attempt(a) for a in r.attempts]),
-        "plan": json.dumps(list(r.plan)),
-        "features": json.dumps(dict(r.features)),
+        "attempts": jsonio.dumps([_attempt(a) for a in r.attempts]).decode(),
+        "plan": jsonio.dumps(list(r.plan)).decode(),
+        "features": jsonio.dumps(dict(r.features)).decode(),
         "error": r.error,
     }
 

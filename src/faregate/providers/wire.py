@@ -4,13 +4,13 @@ masking anything that looks like a credential before an upstream's words reach a
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Final
 
+from faregate import jsonio
 from faregate.canonical import JSONObject
 
 _COMPACT: Final = (",", ":")
@@ -37,17 +37,13 @@ def _default(o: object) -> Any:
 def dumps(obj: object) -> bytes:
     """Compact UTF-8 JSON. Falls back to ASCII escapes when text holds lone surrogates (valid JSON input
     like "\\ud800" parses into them, and they cannot be encoded as UTF-8)."""
-    text = json.dumps(obj, separators=_COMPACT, ensure_ascii=False, default=_default)
-    try:
-        return text.encode()
-    except UnicodeEncodeError:
-        return json.dumps(obj, separators=_COMPACT, default=_default).encode()
+    return jsonio.dumps(obj, default=_default)
 
 
 def load_object(body: bytes | str, what: str) -> JSONObject:
     """Parse a JSON object or raise `ValueError` with a short message (never the body itself)."""
     try:
-        data = json.loads(body)
+        data = jsonio.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ValueError(f"{what}: not valid JSON") from None
     if not isinstance(data, dict):

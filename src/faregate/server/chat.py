@@ -7,11 +7,9 @@ The same handler serves both formats; only the `Inbound` differs.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
 
 from aiohttp import web
 
@@ -24,7 +22,7 @@ from faregate.routing.plan import build_plan
 from faregate.routing.preferences import parse_request_preferences
 from faregate.routing.table import Channel, DecisionTable
 from faregate.server.accounts import DEFAULT_MAX_OUTPUT
-from faregate.server.context import Exchange, no_channel_error, read_json
+from faregate.server.context import Exchange, json_bytes_response, no_channel_error, read_json
 from faregate.server.execute import Walk, call_chat, open_stream
 from faregate.server.keys import HTTP, RUNTIME
 from faregate.server.runtime import Runtime
@@ -75,7 +73,7 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
             )
             extras = ex.settle(ch, usage, table, rt)
             out = inbound.render_chat(resp, ch.model_id, usage, extras)
-            return web.json_response(out, headers=ex.response_headers(ch), dumps=_dumps)
+            return json_bytes_response(out, ex.response_headers(ch))
 
     return handle
 
@@ -162,7 +160,3 @@ async def _write_eof_quietly(response: web.StreamResponse) -> None:
 def _estimate(rt: Runtime, ch: Channel, f: Features, completion_text: str) -> Usage:
     """The upstream reported no usage: count with tiktoken and say so."""
     return Usage(f.prompt_tokens, rt.counter.count_text(completion_text, ch.model_id), estimated=True)
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)

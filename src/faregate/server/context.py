@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from faregate import jsonio
 from faregate.accounting.keys import ApiKey
 from faregate.accounting.limits import Ticket
 from faregate.accounting.pricing import cost_usd, savings, usd_number, usd_text
@@ -51,9 +52,13 @@ async def read_json(request: web.Request) -> Any:
     if not raw:
         raise InvalidRequest("the request body is empty: send a JSON object")
     try:
-        return json.loads(raw)
+        return jsonio.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InvalidRequest(f"the request body is not valid JSON: {e}") from None
+
+
+def json_bytes_response(body: Any, headers: dict[str, str]) -> web.Response:
+    return web.Response(body=jsonio.dumps(body), headers=headers, content_type="application/json")
 
 
 def no_channel_error(plan: Plan, table: DecisionTable, rt: Runtime) -> FaregateError:

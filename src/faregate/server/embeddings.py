@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from aiohttp import web
@@ -12,7 +11,7 @@ from faregate.providers.openai.embeddings import parse_embeddings, render_embedd
 from faregate.routing.features import Features
 from faregate.routing.plan import build_plan
 from faregate.routing.preferences import parse_request_preferences
-from faregate.server.context import Exchange, no_channel_error, read_json
+from faregate.server.context import Exchange, json_bytes_response, no_channel_error, read_json
 from faregate.server.execute import Walk, call_embeddings
 from faregate.server.keys import HTTP, RUNTIME
 
@@ -54,6 +53,4 @@ async def handle_embeddings(request: web.Request) -> web.StreamResponse:
         usage = resp.usage if resp.usage.prompt_tokens else Usage(prompt_tokens, 0, estimated=True)
         extras = ex.settle(ch, usage, table, rt)
         out = render_embeddings(resp, ch.model_id, usage, fmt, extras)
-        return web.json_response(
-            out, headers=ex.response_headers(ch), dumps=lambda o: json.dumps(o, separators=(",", ":"))
-        )
+        return json_bytes_response(out, ex.response_headers(ch))

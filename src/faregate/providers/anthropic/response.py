@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
+from faregate import jsonio
 from faregate.canonical import ChatResponse, FinishReason, JSONObject, ToolCall, Usage
 
 STOP_REASONS: Final[Mapping[str, FinishReason]] = MappingProxyType(
@@ -81,7 +82,7 @@ def compact_json(value: Any) -> str:
 def parse_response(body: bytes) -> ChatResponse:
     """An upstream `Message`. Text blocks are concatenated, `tool_use` blocks become tool calls, thinking
     and server-tool blocks are not part of the canonical answer. Raises `ValueError` when malformed."""
-    data = json.loads(body)
+    data = jsonio.loads(body)
     if not isinstance(data, dict) or not isinstance(data.get("content"), list):
         raise ValueError("anthropic response is not a message with a content list")
     text: list[str] = []

@@ -8,12 +8,12 @@ reason, cumulative usage) and `message_stop`; `ping` may come anywhere, `error` 
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from faregate import jsonio
 from faregate.canonical import (
     Finish,
     FinishReason,
@@ -57,7 +57,7 @@ class AnthropicStreamDecoder:
         if self.finished:
             return []
         try:
-            data = json.loads(ev.data)
+            data = jsonio.loads(ev.data)
         except ValueError:
             raise protocol_error(f"malformed event data in {ev.event or 'unnamed'} event") from None
         if not isinstance(data, dict):

@@ -6,11 +6,11 @@ arrives in a last chunk with `choices: []` (we always ask for it); `data: [DONE]
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from faregate import jsonio
 from faregate.canonical import (
     Finish,
     FinishReason,
@@ -101,7 +101,7 @@ def _usage_of(chunk: Mapping[str, Any]) -> object:
 
 def _load_chunk(data: str) -> Mapping[str, Any]:
     try:
-        chunk = json.loads(data)
+        chunk = jsonio.loads(data)
     except ValueError:
         raise ValueError("stream: a chunk is not valid JSON") from None
     if not isinstance(chunk, dict):
