@@ -1,8 +1,10 @@
 """JSON on the hot path: orjson where it can, the standard library where orjson refuses.
 
-A leaf module. orjson is several times faster at both ends; it refuses a few inputs the standard
-library takes (escaped lone surrogates, integers past 64 bits, non-string keys), and for those the
-standard library answers, so behaviour is the same as with `json` alone, only faster.
+A leaf module. orjson is several times faster at both ends. It refuses a few inputs the standard
+library takes (escaped lone surrogates; when writing, integers past 64 bits and non-string keys), and
+for those the standard library answers. Two differences remain, both towards valid, ordinary JSON:
+integers past 64 bits are read as floats (as JavaScript reads them), and an infinite float is written
+as null (the standard library writes `Infinity`, which is not JSON).
 """
 
 from __future__ import annotations
