@@ -23,7 +23,7 @@ def layer_of(module: str) -> str:
 
 def imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    out = set()
+    out: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module == "faregate":  # from faregate import jsonio
             out.update(f"faregate.{a.name}" for a in node.names)
