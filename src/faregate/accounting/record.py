@@ -20,6 +20,16 @@ class Attempt:
     latency_ms: float
     error: str | None = None
 
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "provider": self.provider,
+            "status": self.status,
+            "outcome": self.outcome,
+            "latency_ms": self.latency_ms,
+            "error": self.error,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class RequestRecord:

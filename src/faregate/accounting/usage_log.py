@@ -104,21 +104,10 @@ def to_row(r: RequestRecord) -> dict[str, Any]:
         "baseline_cost_pusd": to_pusd(r.baseline_cost_usd),
         "latency_ms": r.latency_ms,
         "ttft_ms": r.ttft_ms,
-        "attempts": jsonio.dumps([_attempt(a) for a in r.attempts]).decode(),
+        "attempts": jsonio.dumps([a.as_json() for a in r.attempts]).decode(),
         "plan": jsonio.dumps(list(r.plan)).decode(),
         "features": jsonio.dumps(dict(r.features)).decode(),
         "error": r.error,
-    }
-
-
-def _attempt(a: Attempt) -> dict[str, Any]:
-    return {
-        "channel": a.channel,
-        "provider": a.provider,
-        "status": a.status,
-        "outcome": a.outcome,
-        "latency_ms": a.latency_ms,
-        "error": a.error,
     }
 
 

@@ -41,14 +41,7 @@ def explain(table: DecisionTable, plan: Plan, f: Features) -> dict[str, Any]:
         "pinned": plan.pinned,
         "route": route,
         "rule": plan.rule,
-        "features": {
-            "prompt_tokens": f.prompt_tokens,
-            "has_images": f.has_images,
-            "has_tools": f.has_tools,
-            "json_mode": f.json_mode,
-            "stream": f.stream,
-            "key_group": f.key_group,
-        },
+        "features": f.as_json(),
         "rules": [
             {
                 "name": v.name,

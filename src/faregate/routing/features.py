@@ -23,6 +23,17 @@ class Features:
     headers: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # names lower-cased
     key_group: str | None = None
 
+    def as_json(self) -> dict[str, object]:
+        """What traces and explain show (never the user text or headers)."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "has_images": self.has_images,
+            "has_tools": self.has_tools,
+            "json_mode": self.json_mode,
+            "stream": self.stream,
+            "key_group": self.key_group,
+        }
+
 
 def extract_features(
     req: ChatRequest,

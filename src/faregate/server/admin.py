@@ -9,10 +9,8 @@ from aiohttp import web
 
 from faregate.routing.explain import explain
 from faregate.routing.features import extract_features
-from faregate.routing.plan import build_plan
-from faregate.routing.preferences import parse_request_preferences
 from faregate.routing.table import Channel, DecisionTable
-from faregate.server.context import read_json
+from faregate.server.context import plan_request, read_json
 from faregate.server.keys import RUNTIME
 
 
@@ -103,16 +101,5 @@ async def handle_explain(request: web.Request) -> web.Response:
     table = rt.holder.current
     req, routing = INBOUND["openai"].parse_chat(await read_json(request))
     f = extract_features(req, rt.counter.count_request, request.headers)
-    plan = build_plan(
-        table,
-        req.model,
-        f,
-        parse_request_preferences(routing),
-        header_model=request.headers.get("Faregate-Model"),
-        header_provider=request.headers.get("Faregate-Provider"),
-        health=rt.health,
-        now=time.monotonic(),
-        rng=rt.rng,
-        max_tokens=req.max_tokens,
-    )
+    plan = plan_request(request, rt, table, req.model, f, routing, max_tokens=req.max_tokens)
     return web.json_response(explain(table, plan, f))

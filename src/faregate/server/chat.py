@@ -7,7 +7,6 @@ The same handler serves both formats; only the `Inbound` differs.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -18,11 +17,9 @@ from faregate.errors import FaregateError
 from faregate.providers.base import Inbound
 from faregate.providers.registry import INBOUND
 from faregate.routing.features import Features, extract_features
-from faregate.routing.plan import build_plan
-from faregate.routing.preferences import parse_request_preferences
 from faregate.routing.table import Channel, DecisionTable
 from faregate.server.accounts import DEFAULT_MAX_OUTPUT
-from faregate.server.context import Exchange, json_bytes_response, no_channel_error, read_json
+from faregate.server.context import Exchange, json_bytes_response, no_channel_error, plan_request, read_json
 from faregate.server.execute import Walk, call_chat, open_stream
 from faregate.server.keys import HTTP, RUNTIME
 from faregate.server.runtime import Runtime
@@ -42,21 +39,9 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
             req, routing = inbound.parse_chat(body)
             ex.requested = request.headers.get("Faregate-Model") or req.model or "auto"
             ex.stream = req.stream
-            prefs = parse_request_preferences(routing)
             f = extract_features(req, rt.counter.count_request, request.headers, ex.key_group)
             ex.features = f
-            plan = build_plan(
-                table,
-                req.model,
-                f,
-                prefs,
-                header_model=request.headers.get("Faregate-Model"),
-                header_provider=request.headers.get("Faregate-Provider"),
-                health=rt.health,
-                now=time.monotonic(),
-                rng=rt.rng,
-                max_tokens=req.max_tokens,
-            )
+            plan = plan_request(request, rt, table, req.model, f, routing, max_tokens=req.max_tokens)
             ex.plan = plan
             if not plan.entries:
                 raise no_channel_error(plan, table, rt)

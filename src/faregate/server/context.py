@@ -7,10 +7,10 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -22,7 +22,8 @@ from faregate.accounting.record import RequestRecord
 from faregate.canonical import Usage
 from faregate.errors import AllChannelsFailed, FaregateError, InvalidRequest, PayloadTooLarge
 from faregate.routing.features import Features
-from faregate.routing.plan import Plan
+from faregate.routing.plan import Plan, build_plan
+from faregate.routing.preferences import parse_request_preferences
 from faregate.routing.table import Channel, DecisionTable
 from faregate.server.execute import Walk
 from faregate.server.keys import OPTIONS
@@ -55,6 +56,33 @@ async def read_json(request: web.Request) -> Any:
         return jsonio.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InvalidRequest(f"the request body is not valid JSON: {e}") from None
+
+
+def plan_request(
+    request: web.Request,
+    rt: Runtime,
+    table: DecisionTable,
+    model: str | None,
+    f: Features,
+    routing: Mapping[str, Any],
+    *,
+    kind: Literal["chat", "embedding"] = "chat",
+    max_tokens: int | None = None,
+) -> Plan:
+    """The request's plan on `table`: its routing fields and headers, with the runtime's health and RNG."""
+    return build_plan(
+        table,
+        model,
+        f,
+        parse_request_preferences(routing),
+        kind=kind,
+        header_model=request.headers.get("Faregate-Model"),
+        header_provider=request.headers.get("Faregate-Provider"),
+        health=rt.health,
+        now=time.monotonic(),
+        rng=rt.rng,
+        max_tokens=max_tokens,
+    )
 
 
 def json_bytes_response(body: Any, headers: dict[str, str]) -> web.Response:
@@ -139,17 +167,7 @@ class Exchange:
                     "route": plan.route if plan else None,
                     "rule": plan.rule if plan else None,
                     "reason": reason,
-                    "attempts": [
-                        {
-                            "channel": a.channel,
-                            "provider": a.provider,
-                            "status": a.status,
-                            "outcome": a.outcome,
-                            "latency_ms": a.latency_ms,
-                            "error": a.error,
-                        }
-                        for a in (self.walk.attempts if self.walk else ())
-                    ],
+                    "attempts": [a.as_json() for a in (self.walk.attempts if self.walk else ())],
                     "dropped_params": list(self.walk.dropped) if self.walk else [],
                 },
                 "savings": {**saved.as_json(), "baseline": baseline.model_id if baseline else None},
@@ -231,15 +249,6 @@ class Exchange:
             ttft_ms=None if self.ttft_ms is None else round(self.ttft_ms, 2),
             attempts=tuple(self.walk.attempts) if self.walk else (),
             plan=tuple(e.channel.id for e in plan.entries) if plan else (),
-            features={}
-            if f is None
-            else {
-                "prompt_tokens": f.prompt_tokens,
-                "has_images": f.has_images,
-                "has_tools": f.has_tools,
-                "json_mode": f.json_mode,
-                "stream": f.stream,
-                "key_group": f.key_group,
-            },
+            features={} if f is None else f.as_json(),
             error=self.error,
         )

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 from aiohttp import web
 
 from faregate.canonical import Usage
 from faregate.providers.openai.embeddings import parse_embeddings, render_embeddings
 from faregate.routing.features import Features
-from faregate.routing.plan import build_plan
-from faregate.routing.preferences import parse_request_preferences
-from faregate.server.context import Exchange, json_bytes_response, no_channel_error, read_json
+from faregate.server.context import Exchange, json_bytes_response, no_channel_error, plan_request, read_json
 from faregate.server.execute import Walk, call_embeddings
 from faregate.server.keys import HTTP, RUNTIME
 
@@ -31,18 +27,7 @@ async def handle_embeddings(request: web.Request) -> web.StreamResponse:
             key_group=ex.key_group,
         )
         ex.features = f
-        plan = build_plan(
-            table,
-            req.model,
-            f,
-            parse_request_preferences(routing),
-            kind="embedding",
-            header_model=request.headers.get("Faregate-Model"),
-            header_provider=request.headers.get("Faregate-Provider"),
-            health=rt.health,
-            now=time.monotonic(),
-            rng=rt.rng,
-        )
+        plan = plan_request(request, rt, table, req.model, f, routing, kind="embedding")
         ex.plan = plan
         if not plan.entries:
             raise no_channel_error(plan, table, rt)
