@@ -13,8 +13,16 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "faregate"
 LAYERS = ["config", "catalog", "routing", "providers", "accounting", "server"]
-LEAVES = {"canonical", "errors", "paths", "db", "settings", "jsonio", "__init__"}
-TOP = {"server", "simulator", "cli", "cli_commands", "cli_catalog", "cli_audit", "audit"}
+LEAVES = {"canonical", "errors", "paths", "db", "settings", "jsonio"}
+TOP = {
+    "server",
+    "simulator",
+    "cli",
+    "cli_commands",
+    "cli_catalog",
+    "audit",
+    "__init__",
+}  # __init__: the public surface
 
 
 def layer_of(module: str) -> str:
