@@ -18,6 +18,7 @@ from faregate.server import admin, catalog_admin, models, usage
 from faregate.server.auth import authenticate
 from faregate.server.chat import chat_handler
 from faregate.server.embeddings import handle_embeddings
+from faregate.server.optimize import handle_optimize
 from faregate.server.keys import HTTP, OPTIONS, RUNTIME
 from faregate.server.middleware import error_envelope
 from faregate.server.options import ServeOptions
@@ -52,6 +53,7 @@ def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.App
     app.router.add_post("/admin/reload", admin.handle_reload)
     app.router.add_get("/admin/routes", admin.handle_routes)
     app.router.add_post("/admin/explain", admin.handle_explain)
+    app.router.add_post("/v1/optimize", handle_optimize)
     app.router.add_get("/v1/key", usage.handle_key)
     app.router.add_get("/v1/metrics", usage.handle_metrics)
     app.router.add_get("/v1/requests/{request_id}", usage.handle_trace)
