@@ -18,9 +18,9 @@ from faregate.server import admin, catalog_admin, models, usage
 from faregate.server.auth import authenticate
 from faregate.server.chat import chat_handler
 from faregate.server.embeddings import handle_embeddings
-from faregate.server.optimize import handle_optimize
 from faregate.server.keys import HTTP, OPTIONS, RUNTIME
 from faregate.server.middleware import error_envelope
+from faregate.server.optimize import handle_optimize
 from faregate.server.options import ServeOptions
 from faregate.server.runtime import Runtime
 
