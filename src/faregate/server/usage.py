@@ -85,7 +85,7 @@ async def handle_metrics(request: web.Request) -> web.Response:
 
 async def handle_trace(request: web.Request) -> web.Response:
     rid = request.match_info["request_id"]
-    rec = request.app[RUNTIME].recorder.get(rid)
+    rec = await asyncio.to_thread(request.app[RUNTIME].recorder.get, rid)  # may wait on a batch write
     key = caller_key(request)
     visible = rec is not None and (is_admin(request) or rec.key_id == (key.id if key else None))
     if rec is None or not visible:
