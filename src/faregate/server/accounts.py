@@ -21,7 +21,8 @@ class Accounts:
     def __init__(self, path: Path | str) -> None:
         self.db = open_db(path)
         self.keys = KeyStore(self.db)
-        self.usage = UsageLog(open_db(path))  # its own connection: its writer thread never holds up key lookups
+        # The usage log gets its own connection: its writer thread never holds up key lookups.
+        self.usage = UsageLog(open_db(path))
         self.limits = Limits(spent_usd=self.usage.spend_by_key())
         self._cache: dict[str, tuple[ApiKey | None, float]] = {}
 
