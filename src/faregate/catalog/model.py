@@ -64,9 +64,3 @@ class Offering:
 class Catalog:
     providers: Mapping[str, ProviderInfo] = field(default_factory=lambda: MappingProxyType({}))
     offerings: tuple[Offering, ...] = ()
-
-    def offering(self, model_id: str, provider: str) -> Offering | None:
-        for o in self.offerings:
-            if o.model_id == model_id and o.provider == provider:
-                return o
-        return None

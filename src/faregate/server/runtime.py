@@ -85,7 +85,6 @@ class Runtime:
         self.rng = (
             random.Random()
         )  # weighted strategies draw from this (made once: seeding per request is slow)
-        self.reloads = 0
         self.last_issues: list[ConfigIssue] = []
         self.catalog_sync: SyncService | None = None  # set by server/catalog_admin.py while serving
 
@@ -109,7 +108,6 @@ class Runtime:
             self.health.cooldown_s = loaded.spec.server.cooldown_s
             self.timeout = upstream_timeout(loaded.spec)
             self.holder.current = loaded.table
-            self.reloads += 1
             log.info("reloaded routes: generation %d", generation)
             if self.accounts is not None:
                 await self.accounts.usage.aflush()
