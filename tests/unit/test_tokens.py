@@ -130,6 +130,36 @@ def test_encodings_are_cached_per_instance(counter: TokenCounter) -> None:
     assert counter.encoding_for("gpt-4") is not counter.encoding_for("gpt-4o")
 
 
+def test_constructing_a_counter_loads_no_encoding_until_a_count_needs_one(offline: Path) -> None:
+    counter = TokenCounter()
+    assert counter.loaded() == frozenset()
+    assert counter.count_text("", "gpt-4o") == 0  # empty text needs no encoding
+    assert counter.loaded() == frozenset()
+    assert counter.count_text("hello world", "gpt-4o") == 2
+    assert counter.loaded() == {"o200k_base"}  # cl100k is never loaded for an o200k model
+    assert counter.count_messages([_user(TextPart("hello world"))], "gpt-4") == 9
+    assert counter.loaded() == {"o200k_base", "cl100k_base"}
+
+
+@pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
+def test_dropping_the_python_ranks_leaves_counts_unchanged(name: str, offline: Path) -> None:
+    raw = _raw(name)
+    spec = ENCODINGS[name]  # type: ignore[index]
+    reference = tiktoken.Encoding(
+        name=f"{name}-reference",
+        pat_str=spec.pat_str,
+        mergeable_ranks=ranks_from_bytes(name, raw),  # type: ignore[arg-type]
+        special_tokens=dict(spec.special_tokens),
+    )
+    built = build_encoding(name, raw)  # type: ignore[arg-type]
+    assert built._mergeable_ranks == {}  # no second copy of the ranks beside the Rust core's
+    assert built.n_vocab == reference.n_vocab
+    for text in ["hello world", "Ünïcödé 🐱 façade", "def f(x):\n    return x ** 2\n", "<|endoftext|> 12345"]:
+        tokens = built.encode_ordinary(text)
+        assert tokens == reference.encode_ordinary(text)
+        assert built.decode(tokens) == text
+
+
 # --- encoding selection ---
 
 

@@ -21,6 +21,7 @@ from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.files import load_catalog_dir
 from faregate.config.load import ConfigIssue
 from faregate.routing.load import load_table
+from faregate.server import eventloop
 from faregate.server.accounts import Accounts
 from faregate.server.app import create_app
 from faregate.server.middleware import is_loopback
@@ -84,8 +85,7 @@ async def serve(
         raise StartError(
             message=f"auth: open is allowed only on a loopback address, not {options.host}: use auth: keys"
         )
-    counter = TokenCounter()
-    await asyncio.to_thread(counter.warm)  # load the BPE ranks now, not on the first request
+    counter = TokenCounter()  # each encoding loads on the first count that needs it, not at start-up
     sources = Sources(config, catalog_dir, dict(env), store=store)
     sim_runner = None
     if demo:
@@ -138,8 +138,10 @@ def run(
     demo: bool,
     store: Path | None,
 ) -> int:
+    factory = eventloop.uvloop_factory()
+    log.info("event loop: %s", eventloop.loop_name(factory))
     try:
-        asyncio.run(serve(config, catalog_dir, options, env, demo=demo, store=store))
+        eventloop.run(serve(config, catalog_dir, options, env, demo=demo, store=store), factory)
     except StartError as e:
         print(f"faregate: cannot start:\n{e}", file=sys.stderr)
         return 1
