@@ -1,7 +1,8 @@
 """Per-key limits: requests and tokens per minute (sliding window) and budgets (USD).
 
 Budgets are checked before the upstream call against the plan's worst-case cost and reserved; the
-reservation is settled with the real cost afterwards. Check and reserve happen with no `await` in
+reservation is settled with the real cost afterwards. A request that set no answer bound of its own gets
+one lowered to what the remaining budget affords (`AnswerBound`), decided in the same step. Check and reserve happen with no `await` in
 between, so concurrent requests on one event loop cannot together overspend. Time comes in as an
 argument (monotonic seconds), so the logic is tested without sleeping.
 """
@@ -13,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from faregate.accounting.budget import MIN_ANSWER_TOKENS, AnswerBound
 from faregate.accounting.keys import ApiKey
 from faregate.errors import InsufficientCredits, RateLimited
 
@@ -54,6 +56,8 @@ class Ticket:
     reserved_usd: Decimal
     prompt_tokens: int
     settled: bool = False
+    max_tokens: int | None = None  # the answer bound the budget imposed, when it lowered the default
+    left_usd: Decimal | None = None  # what the budget had left at admission, when it lowered the bound
 
 
 @dataclass(slots=True)
@@ -63,8 +67,17 @@ class Limits:
     requests: dict[str, Window] = field(default_factory=dict)
     tokens: dict[str, Window] = field(default_factory=dict)
 
-    def admit(self, key: ApiKey, now: float, *, prompt_tokens: int, worst_cost_usd: Decimal) -> Ticket:
-        """Raise `RateLimited` or `InsufficientCredits`, or reserve and return a ticket."""
+    def admit(
+        self,
+        key: ApiKey,
+        now: float,
+        *,
+        prompt_tokens: int,
+        worst_cost_usd: Decimal | None = None,
+        bound: AnswerBound | None = None,
+    ) -> Ticket:
+        """Raise `RateLimited` or `InsufficientCredits`, or reserve and return a ticket. The worst case is
+        `worst_cost_usd`, or `bound`'s, lowered to fit the budget when the bound is adjustable."""
         req = self.requests.setdefault(key.id, Window())
         tok = self.tokens.setdefault(key.id, Window())
         req.trim(now)
@@ -85,19 +98,16 @@ class Limits:
                 f"rate limit: {key.tpm} tokens per minute for this key", retry_after_s=math.ceil(wait)
             )
         reserve = Decimal(0)
+        lowered: int | None = None
+        left: Decimal | None = None
         if key.budget_usd is not None:
             committed = self.spent_usd.get(key.id, Decimal(0)) + self.reserved_usd.get(key.id, Decimal(0))
-            if committed + worst_cost_usd > key.budget_usd:
-                left = max(Decimal(0), key.budget_usd - committed)
-                raise InsufficientCredits(
-                    f"budget exhausted: ${format(left, 'f')} left of ${format(key.budget_usd, 'f')}, this request may"
-                    f" cost up to ${format(worst_cost_usd, 'f')} (at its max_tokens; send a smaller max_tokens)"
-                )
-            reserve = worst_cost_usd
+            left = key.budget_usd - committed
+            reserve, lowered = _reservation(key.budget_usd, left, worst_cost_usd, bound)
             self.reserved_usd[key.id] = self.reserved_usd.get(key.id, Decimal(0)) + reserve
         req.add(now, 1)
         tok.add(now, prompt_tokens)
-        return Ticket(key.id, reserve, prompt_tokens)
+        return Ticket(key.id, reserve, prompt_tokens, max_tokens=lowered, left_usd=left if lowered else None)
 
     def settle(self, ticket: Ticket, now: float, *, cost_usd: Decimal, completion_tokens: int) -> None:
         """Release the reservation and book the real cost and the completion tokens."""
@@ -114,3 +124,30 @@ class Limits:
         if key.budget_usd is None:
             return None
         return max(Decimal(0), key.budget_usd - self.spent_usd.get(key.id, Decimal(0)))
+
+
+def _reservation(
+    budget: Decimal, left: Decimal, worst_cost_usd: Decimal | None, bound: AnswerBound | None
+) -> tuple[Decimal, int | None]:
+    """(what to reserve, the lowered answer bound or None), or raise `InsufficientCredits`."""
+    worst = bound.worst_usd() if bound is not None else (worst_cost_usd or Decimal(0))
+    if worst <= left:
+        return worst, None
+    shown = max(Decimal(0), left)
+    if bound is not None and bound.adjustable:
+        n = bound.affordable(left)
+        if n >= MIN_ANSWER_TOKENS:
+            return bound.worst_usd(n), n
+        minimal = bound.worst_usd(MIN_ANSWER_TOKENS)
+        raise InsufficientCredits(
+            f"budget exhausted: ${_usd(shown)} left of ${_usd(budget)}, and this request's prompt with a minimal"
+            f" answer ({MIN_ANSWER_TOKENS} tokens) may cost up to ${_usd(minimal)}"
+        )
+    raise InsufficientCredits(
+        f"budget exhausted: ${_usd(shown)} left of ${_usd(budget)}, this request may"
+        f" cost up to ${_usd(worst)} (at its max_tokens; send a smaller max_tokens)"
+    )
+
+
+def _usd(amount: Decimal) -> str:
+    return format(amount, "f")

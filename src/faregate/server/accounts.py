@@ -6,6 +6,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from faregate.accounting.budget import AnswerBound
 from faregate.accounting.keys import ApiKey, KeyStore, hash_key
 from faregate.accounting.limits import Limits, Ticket
 from faregate.accounting.usage_log import UsageLog
@@ -43,16 +44,16 @@ class Accounts:
 
     def admit(self, key: ApiKey, plan: Plan, prompt_tokens: int, max_tokens: int | None) -> Ticket:
         """Check rpm/tpm and reserve the plan's worst-case cost against the budget: the dearest channel at
-        the prompt (with a margin for other tokenizers) and the largest answer the request allows."""
-        prompt_bound = prompt_tokens + prompt_tokens // PROMPT_MARGIN
-        worst = max(
-            (
-                e.channel.cost_usd(prompt_bound, max_tokens or e.channel.max_output or DEFAULT_MAX_OUTPUT)
-                for e in plan.entries
-            ),
-            default=Decimal(0),
+        the prompt (with a margin for other tokenizers) and the largest answer the request allows. A chat
+        request with no `max_tokens` (`max_tokens` None) is bounded at `DEFAULT_MAX_OUTPUT`, lowered to what
+        the budget affords: the ticket's `max_tokens` says so."""
+        bound = AnswerBound(
+            prompt_tokens=prompt_tokens + prompt_tokens // PROMPT_MARGIN,
+            prices=tuple(e.channel.price for e in plan.entries),
+            max_tokens=DEFAULT_MAX_OUTPUT if max_tokens is None else max_tokens,
+            adjustable=max_tokens is None,
         )
-        return self.limits.admit(key, time.monotonic(), prompt_tokens=prompt_tokens, worst_cost_usd=worst)
+        return self.limits.admit(key, time.monotonic(), prompt_tokens=prompt_tokens, bound=bound)
 
     def settle(self, ticket: Ticket, cost_usd: Decimal, completion_tokens: int) -> None:
         self.limits.settle(ticket, time.monotonic(), cost_usd=cost_usd, completion_tokens=completion_tokens)

@@ -18,7 +18,6 @@ from faregate.providers.base import Inbound
 from faregate.providers.registry import INBOUND
 from faregate.routing.features import Features, extract_features
 from faregate.routing.table import Channel, DecisionTable
-from faregate.server.accounts import DEFAULT_MAX_OUTPUT
 from faregate.server.context import Exchange, json_bytes_response, no_channel_error, plan_request, read_json
 from faregate.server.execute import Walk, call_chat, open_stream
 from faregate.server.keys import HTTP, RUNTIME
@@ -45,9 +44,10 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
             ex.plan = plan
             if not plan.entries:
                 raise no_channel_error(plan, table, rt)
-            if ex.key is not None and ex.key.budget_usd is not None and req.max_tokens is None:
-                req = replace(req, max_tokens=DEFAULT_MAX_OUTPUT)  # a budget needs a bound on every answer
             ex.admit(rt, plan, f.prompt_tokens, req.max_tokens)
+            bound = ex.answer_bound(req.max_tokens)
+            if bound != req.max_tokens:
+                req = replace(req, max_tokens=bound)
             walk = Walk(plan)
             ex.walk = walk
             if req.stream:

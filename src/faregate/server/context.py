@@ -25,6 +25,7 @@ from faregate.routing.features import Features
 from faregate.routing.plan import Plan, build_plan
 from faregate.routing.preferences import parse_request_preferences
 from faregate.routing.table import Channel, DecisionTable
+from faregate.server.accounts import DEFAULT_MAX_OUTPUT
 from faregate.server.execute import Walk
 from faregate.server.keys import OPTIONS
 from faregate.server.runtime import Runtime
@@ -171,15 +172,39 @@ class Exchange:
                     "dropped_params": list(self.walk.dropped) if self.walk else [],
                 },
                 "savings": {**saved.as_json(), "baseline": baseline.model_id if baseline else None},
+                **self._budget_json(),
                 "usage_estimated": usage.estimated,
                 "simulated": rt.simulated,
             },
+        }
+
+    def _budget_json(self) -> dict[str, Any]:
+        """`budget` in `x-faregate`, when the key's remaining budget lowered the answer's bound."""
+        t = self.ticket
+        if t is None or t.max_tokens is None:
+            return {}
+        left = t.left_usd if t.left_usd is not None else Decimal(0)
+        return {
+            "budget": {
+                "max_tokens": t.max_tokens,
+                "default_max_tokens": DEFAULT_MAX_OUTPUT,
+                "remaining_usd": usd_text(left),
+                "reason": f"max_tokens lowered from {DEFAULT_MAX_OUTPUT} to {t.max_tokens}: what the key's"
+                f" remaining budget (${usd_text(left)}) affords at the dearest channel of the plan",
+            }
         }
 
     def admit(self, rt: Runtime, plan: Plan, prompt_tokens: int, max_tokens: int | None) -> None:
         """Rate limits and budget, before any upstream call (raises 429 / 402)."""
         if self.key is not None and rt.accounts is not None:
             self.ticket = rt.accounts.admit(self.key, plan, prompt_tokens, max_tokens)
+
+    def answer_bound(self, max_tokens: int | None) -> int | None:
+        """The `max_tokens` to send: the request's own; else, for a key with a budget, the bound its
+        reservation was made at (the default, or what the remaining budget affords)."""
+        if max_tokens is not None or self.ticket is None or self.key is None or self.key.budget_usd is None:
+            return max_tokens
+        return self.ticket.max_tokens or DEFAULT_MAX_OUTPUT
 
     def release(self, rt: Runtime) -> None:
         """Settle the budget reservation with the cost recorded (zero when nothing was billed), so the
