@@ -300,6 +300,67 @@ async def test_a_listing_cut_short_adds_but_retires_nothing(sync_demo: SyncDemo)
     assert ("anthropic/claude-new", "anthropic") in d.runtime.holder.current.unpriced
 
 
+async def test_a_new_model_with_no_price_anywhere_is_listed_audited_and_never_routed(
+    sync_demo: SyncDemo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OpenAI's listing publishes no prices: a model only it lists is known, visible, and not routable."""
+    d = sync_demo
+    new = SimModel("gpt-7-preview", "GPT-7 Preview", "chat", 400_000, D("0.01"), D("0.01"))
+    d.sim.set_models("openai", [*d.sim.providers["openai"].models, new])
+    (run,) = (await d.sync("openai"))["results"]
+    assert run["status"] == "ok" and run["added"] == 1 and run["unpriced"] == ["openai/gpt-7-preview"]
+    assert {"change": "added", "model": "openai/gpt-7-preview", "new": "unpriced"}.items() <= run["changes"][
+        0
+    ].items()
+
+    async with d.http.get(f"{d.url}/v1/models") as resp:
+        listed = {m["id"]: m for m in (await resp.json())["data"]}
+    entry = listed["openai/gpt-7-preview"]
+    assert entry["pricing"] is None and entry["routable"] is False
+    assert "not routable until priced" in entry["not_routable_reason"]
+    assert [(o["provider"], o["upstream_id"], o["pricing"]) for o in entry["offerings"]] == [
+        ("openai", "gpt-7-preview", None)
+    ]
+    assert listed["openai/gpt-6-luna"]["routable"] is True  # priced models say so too
+    async with d.http.get(f"{d.url}/v1/models/gpt-7-preview") as resp:  # by its bare upstream id too
+        assert resp.status == 200
+        assert (await resp.json())["pricing"] is None
+
+    # Nothing routes to it: pinned, it is a clear 404; no alias rule picks it up; no upstream sees it.
+    d.sim.reset_received()
+    for model in ("openai/gpt-7-preview", "gpt-7-preview"):
+        body, resp = await d.chat(model)
+        assert resp.status == 404, body
+        assert body["error"]["code"] == "model_not_priced"
+        assert "not routable until priced" in body["error"]["message"]
+    body, resp = await d.chat()
+    assert resp.status == 200 and body["x-faregate"]["routing"]["model"] != "openai/gpt-7-preview"
+    assert not any(b"gpt-7-preview" in (r.body or b"") for r in d.sim.received)
+    table = d.runtime.holder.current
+    assert all(c.model_id != "openai/gpt-7-preview" for c in table.channels.values())
+
+    # `faregate audit` on the same store names it in `unpriced`.
+    code = main(
+        [
+            "audit",
+            "--config",
+            str(d.runtime.sources.routes),
+            "--store",
+            str(d.store),
+            "--section",
+            "unpriced",
+            "--json",
+        ]
+    )
+    rows = json.loads(capsys.readouterr().out)["sections"]["unpriced"]["rows"]
+    assert {
+        "model": "openai/gpt-7-preview",
+        "provider": "openai",
+        "upstream_id": "gpt-7-preview",
+    }.items() <= (next(r for r in rows if r["model"] == "openai/gpt-7-preview").items())
+    assert code == 1  # a finding in a section that fails the run by default
+
+
 # -- the scheduler and backoff -------------------------------------------------------------------------------
 
 

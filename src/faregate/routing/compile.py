@@ -103,6 +103,9 @@ def compile_table(
         known=frozenset(known),
         offerings=len(merged.offerings),
         pinned=MappingProxyType({m: pinned(m, chs) for m, chs in models.items()}),
+        unpriced_offerings=tuple(
+            o for o in merged.offerings if o.price is None and not o.retired and o.provider not in inactive
+        ),
         generation=generation,
     )
     return Compiled(table, tuple(problems))

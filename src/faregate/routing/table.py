@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
 
-from faregate.catalog.model import MILLION, Kind, Price
+from faregate.catalog.model import MILLION, Kind, Offering, Price
 from faregate.config.model import Api, Policy, Preferences, Strategy, When
 
 
@@ -100,6 +100,8 @@ class DecisionTable:
     ambiguous_ids: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     offerings: int = 0  # offerings known (of enabled providers), routable or not
     pinned: Mapping[str, Candidates] = field(default_factory=lambda: MappingProxyType({}))  # by model
+    # Offerings of active providers with no price anywhere (a sync found them): listed, never routed.
+    unpriced_offerings: tuple[Offering, ...] = ()
     generation: int = 0
 
     def route_for(self, alias: str) -> tuple[CompiledRule, ...] | None:

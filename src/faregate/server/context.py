@@ -20,7 +20,7 @@ from faregate.accounting.limits import Ticket
 from faregate.accounting.pricing import cost_usd, savings, usd_number, usd_text
 from faregate.accounting.record import RequestRecord
 from faregate.canonical import Usage
-from faregate.errors import AllChannelsFailed, FaregateError, InvalidRequest, PayloadTooLarge
+from faregate.errors import AllChannelsFailed, FaregateError, InvalidRequest, ModelNotFound, PayloadTooLarge
 from faregate.routing.features import Features
 from faregate.routing.plan import Plan, build_plan
 from faregate.routing.preferences import parse_request_preferences
@@ -98,6 +98,15 @@ def no_channel_error(plan: Plan, table: DecisionTable, rt: Runtime) -> FaregateE
         err = AllChannelsFailed([], skipped=len(plan.skipped))
         err.headers["Retry-After"] = str(max(1, int(min(left) + 0.999)))
         return err
+    if not plan.skipped and plan.pinned:
+        unpriced = _unpriced_at(table, plan.requested)
+        if unpriced:
+            return ModelNotFound(
+                f"The model '{plan.requested}' is known (listed by {', '.join(unpriced)}) but has no price"
+                " anywhere: it is not routable until priced (declare its price under `models:` in routes.yaml)",
+                param="model",
+                code="model_not_priced",
+            )
     if not plan.skipped:
         inactive = "; ".join(f"{p}: {why}" for p, why in table.inactive.items())
         err = AllChannelsFailed([], skipped=0)
@@ -109,6 +118,12 @@ def no_channel_error(plan: Plan, table: DecisionTable, rt: Runtime) -> FaregateE
     return InvalidRequest(
         f"no channel can serve this request ({reasons})", param="model", code="no_capable_channel"
     )
+
+
+def _unpriced_at(table: DecisionTable, requested: str) -> list[str]:
+    """The providers where `requested` (a model id or a bare upstream id) is listed with no price."""
+    model_id = requested if requested in table.known else table.upstream_ids.get(requested)
+    return sorted({o.provider for o in table.unpriced_offerings if o.model_id == model_id})
 
 
 @dataclass(slots=True)
