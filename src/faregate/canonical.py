@@ -78,6 +78,26 @@ class ToolChoice:
     name: str | None = None
 
 
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    """How hard the model should think: OpenAI's `reasoning_effort`, Anthropic's `thinking` budget,
+    Gemini's `thinkingConfig`, OpenRouter's `reasoning`. Either field may be unset; each format renders
+    the one it has, converting the other (`providers/reasoning.py`). `effort="none"` turns thinking off;
+    both unset is "the model decides" (Anthropic's adaptive thinking, Gemini's dynamic budget)."""
+
+    effort: ReasoningEffort | None = None
+    budget_tokens: int | None = None
+    include_thoughts: bool = True  # whether the client wants the thinking text back (where it can be had)
+
+
+# The client formats whose answer names the stop sequence that ended it (Anthropic's `stop_sequence`).
+# For them, an upstream that does not say which one matched gets none: faregate matches them itself.
+NAMES_STOP_SEQUENCE: frozenset[WireApi] = frozenset({"anthropic"})
+
+
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """What the client asked for, whatever format it spoke. Routing fields live in `RoutingRequest`."""
@@ -94,6 +114,8 @@ class ChatRequest:
     top_p: float | None = None
     stop: tuple[str, ...] = ()
     user: str | None = None
+    top_k: int | None = None
+    reasoning: Reasoning | None = None
     source_api: WireApi = "openai"
     # Fields of the source format that have no canonical meaning; forwarded only to an upstream that
     # speaks the same format (e.g. OpenAI's `seed`, `logprobs`), dropped (and noted) otherwise.
@@ -113,6 +135,21 @@ class ChatRequest:
     @property
     def user_text(self) -> str:
         return "\n".join(m.text for m in self.messages if m.role == "user")
+
+    @property
+    def json_schema(self) -> Mapping[str, Any] | None:
+        """The schema of a `json_schema` response format, when there is one."""
+        fmt = self.response_format
+        spec = fmt.get("json_schema") if fmt is not None and fmt.get("type") == "json_schema" else None
+        schema = spec.get("schema") if isinstance(spec, Mapping) else None
+        return schema if isinstance(schema, Mapping) else None
+
+    def stops_for(self, names_stop: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(stop sequences to send upstream, stop sequences faregate must match itself). An upstream that
+        does not name the matching sequence (`names_stop` False) gets none when the client needs the name."""
+        if self.stop and not names_stop and self.source_api in NAMES_STOP_SEQUENCE:
+            return (), self.stop
+        return self.stop, ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +200,7 @@ class EmbeddingResponse:
 class Start:
     id: str
     model: str
+    usage: Usage | None = None  # the prompt tokens known when the stream starts (Anthropic's message_start)
 
 
 @dataclass(frozen=True, slots=True)

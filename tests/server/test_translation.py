@@ -676,13 +676,39 @@ async def test_image_block_on_openai_upstream(demo: Demo) -> None:
     assert message.usage.input_tokens - text_only.usage.input_tokens == IMAGE_TOKENS
 
 
-async def test_stop_sequences_on_openai_upstream(demo: Demo) -> None:
-    up = UPSTREAMS["openai"]
-    message, _ = await create(demo, up, stop_sequences=["said"])
-    assert last_body(demo, up)["stop"] == ["said"]
+@pytest.mark.parametrize("api", APIS)
+async def test_stop_sequences_are_named_whatever_the_upstream(demo: Demo, api: str) -> None:
+    """OpenAI and Gemini say only "stop": faregate matches the sequences itself (not sent to them), so
+    the Anthropic client is told which one ended the answer, as Anthropic itself tells it."""
+    up = UPSTREAMS[api]
+    message, _ = await create(demo, up, stop_sequences=["nothing-like-this", "said"])
+    sent = last_body(demo, up)
+    if api == "anthropic":
+        assert sent["stop_sequences"] == ["nothing-like-this", "said"]
+    else:
+        assert "stop" not in sent and "stopSequences" not in sent.get("generationConfig", {})
     assert message_text(message) == f"{up.head} You "
-    # OpenAI's finish_reason `stop` does not tell a stop sequence from a natural end.
-    assert message.stop_reason in ("end_turn", "stop_sequence")
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "said")
+    # streamed: the same text, the same stop reason, whichever delta the sequence straddles
+    async with (
+        anth(demo) as c,
+        c.messages.stream(
+            model=up.model,
+            max_tokens=MAX_TOKENS,
+            messages=HELLO,
+            stop_sequences=["nothing-like-this", "said"],
+        ) as stream,
+    ):
+        final = await stream.get_final_message()
+    assert message_text(final) == f"{up.head} You "
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "said")
+
+
+async def test_a_stop_sequence_that_never_comes_ends_the_turn(demo: Demo) -> None:
+    up = UPSTREAMS["openai"]
+    message, _ = await create(demo, up, stop_sequences=["nothing-like-this"])
+    assert (message.stop_reason, message.stop_sequence) == ("end_turn", None)
+    assert message_text(message).startswith(f"{up.head} You said: Hello there.")
 
 
 async def test_max_tokens_on_openai_upstream(demo: Demo) -> None:

@@ -30,6 +30,7 @@ from faregate.canonical import (
     ImagePart,
     Message,
     Part,
+    Reasoning,
     Start,
     StreamEvent,
     TextDelta,
@@ -171,7 +172,7 @@ def test_malformed_response_is_value_error(body: bytes) -> None:
 
 def test_text_stream_event_by_event() -> None:
     assert decode(sse_events(raw("stream_text.sse"))) == [
-        Start("msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY", "claude-sonnet-4-5-20250929"),
+        Start("msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY", "claude-sonnet-4-5-20250929", Usage(25, 1)),
         TextDelta("Hello"),
         TextDelta("!"),
         Finish("stop", Usage(25, 15)),
@@ -180,7 +181,7 @@ def test_text_stream_event_by_event() -> None:
 
 def test_tool_use_stream_event_by_event() -> None:
     assert decode(sse_events(raw("stream_tool_use.sse"))) == [
-        Start("msg_01Aq9w938a90dw8q", "claude-sonnet-4-5-20250929"),
+        Start("msg_01Aq9w938a90dw8q", "claude-sonnet-4-5-20250929", Usage(2572, 2, 2000, 100)),
         TextDelta("Okay"),
         TextDelta(","),
         TextDelta(" let's check the weather for San Francisco, CA:"),
@@ -205,7 +206,7 @@ def test_error_event_raises_stream_error_after_the_text_so_far() -> None:
         for ev in sse_events(raw("stream_error.sse")):
             seen.extend(decoder.feed(ev))
     assert seen == [
-        Start("msg_01XFDUDYJgAACzvnptvVoYEL", "claude-sonnet-4-5-20250929"),
+        Start("msg_01XFDUDYJgAACzvnptvVoYEL", "claude-sonnet-4-5-20250929", Usage(12, 1)),
         TextDelta("Once upon"),
     ]
     assert info.value.error == UpstreamError(
@@ -275,7 +276,7 @@ def test_server_tool_input_deltas_are_not_client_tool_calls() -> None:
         {"type": "message_stop"},
     ]
     assert decode([SseEvent(json.dumps(e)) for e in events]) == [
-        Start("msg_1", "m"),
+        Start("msg_1", "m", Usage(1, 0)),
         Finish("stop", Usage(1, 3)),
     ]
 
@@ -451,13 +452,14 @@ def test_json_object_mode_becomes_a_system_instruction() -> None:
     assert body_of(req)["system"] == f"Be brief.\n\n{JSON_INSTRUCTION}"
 
 
-def test_json_schema_mode_instruction_carries_the_schema() -> None:
+def test_json_schema_mode_is_anthropics_structured_output() -> None:
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
     req = chat(
         user("hi"), response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
     )
-    system = body_of(req)["system"]
-    assert system.startswith(JSON_INSTRUCTION) and json.dumps(schema) in system
+    body = body_of(req)
+    assert body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    assert "system" not in body
 
 
 def test_extra_is_forwarded_only_when_the_client_spoke_anthropic() -> None:
@@ -734,11 +736,8 @@ def test_parse_maps_a_full_request() -> None:
         ("END",),
     )
     assert (req.user, req.stream, req.include_usage, req.source_api) == ("u-1", True, True, "anthropic")
-    assert dict(req.extra) == {
-        "thinking": {"type": "enabled", "budget_tokens": 2048},
-        "top_k": 40,
-        "parallel_tool_calls": False,
-    }
+    assert dict(req.extra) == {"parallel_tool_calls": False}
+    assert (req.top_k, req.reasoning) == (40, Reasoning(budget_tokens=2048))
 
 
 def test_model_is_optional_and_means_auto() -> None:
@@ -875,7 +874,12 @@ def test_encoder_writes_anthropics_event_sequence() -> None:
         [],
         None,
     )
-    assert start["usage"] == {"input_tokens": 0, "output_tokens": 0}
+    assert start["usage"] == {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
     assert events[6][1] == {
         "type": "content_block_start",
         "index": 1,
@@ -1139,5 +1143,6 @@ def test_encoder_output_decodes_back_to_the_same_events(events: list[StreamEvent
     check_sdk_events(data)
     start = events[0]
     assert isinstance(start, Start)
-    expected = [Start(start.id if start.id.startswith("msg_") else "msg_" + start.id, "auto"), *events[1:]]
+    rid = start.id if start.id.startswith("msg_") else "msg_" + start.id
+    expected = [Start(rid, "auto", Usage()), *events[1:]]
     assert decode(sse_events(data)) == expected

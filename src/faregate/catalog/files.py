@@ -70,6 +70,7 @@ def parse_catalog_file(data: dict[str, Any]) -> tuple[ProviderInfo, list[Offerin
             caps=frozenset(c for c in CAPS if o.get(c)),
             name=o.get("name"),
             retired="retired" in o,
+            aliases=tuple(o.get("aliases", ())),
         )
         for model_id, o in data["offerings"].items()
     ]

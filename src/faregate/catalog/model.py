@@ -54,6 +54,7 @@ class Offering:
     caps: frozenset[str] = frozenset()
     name: str | None = None
     retired: bool = False
+    aliases: tuple[str, ...] = ()  # other upstream ids the provider answers to (dated snapshots)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -43,6 +43,7 @@ class UpstreamCall:
     headers: Mapping[str, str] = field(repr=False)
     body: bytes | None
     dropped: tuple[str, ...] = ()  # request fields this format cannot carry (noted in the trace)
+    local_stops: tuple[str, ...] = ()  # stop sequences not sent: faregate matches them (providers/stops.py)
 
 
 class StreamDecoder(Protocol):

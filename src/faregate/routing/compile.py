@@ -51,7 +51,8 @@ def compile_table(
     rejected = {str(p.path[1]) for p in merged.problems if len(p.path) > 1 and p.path[0] == "models"}
     upstream: dict[str, set[str]] = {}
     for o in merged.offerings:
-        upstream.setdefault(o.upstream_id, set()).add(o.model_id)
+        for uid in (o.upstream_id, *o.aliases):  # a dated snapshot id names its model too
+            upstream.setdefault(uid, set()).add(o.model_id)
     aliases, alias_problems = _resolve_aliases(spec)
     problems += alias_problems
     for alias in spec.aliases:  # names resolve as aliases first: a model of the same name is unreachable

@@ -17,6 +17,7 @@ from aiohttp import web
 from faregate.server import admin, catalog_admin, models, usage
 from faregate.server.auth import authenticate
 from faregate.server.chat import chat_handler
+from faregate.server.count import count_handler, render_anthropic_count
 from faregate.server.embeddings import handle_embeddings
 from faregate.server.keys import HTTP, OPTIONS, RUNTIME
 from faregate.server.middleware import error_envelope
@@ -47,6 +48,7 @@ def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.App
     app.router.add_post("/v1/chat/completions", chat_handler("openai", "chat"))
     app.router.add_post("/chat/completions", chat_handler("openai", "chat"))
     app.router.add_post("/v1/messages", chat_handler("anthropic", "messages"))
+    app.router.add_post("/v1/messages/count_tokens", count_handler("anthropic", render_anthropic_count))
     app.router.add_post("/v1/embeddings", handle_embeddings)
     app.router.add_get("/v1/models", models.handle_list)
     app.router.add_get("/v1/models/{model_id:.+}", models.handle_get)

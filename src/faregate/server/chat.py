@@ -12,10 +12,11 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from faregate.canonical import ChatRequest, Finish, TextDelta, ToolArgsDelta, Usage
+from faregate.canonical import ChatRequest, Finish, Start, StreamEvent, TextDelta, ToolArgsDelta, Usage
 from faregate.errors import FaregateError
-from faregate.providers.base import Inbound
+from faregate.providers.base import Inbound, StreamEncoder
 from faregate.providers.registry import INBOUND
+from faregate.providers.stops import StopFilter, apply_stops
 from faregate.routing.features import Features, extract_features
 from faregate.routing.table import Channel, DecisionTable
 from faregate.server.context import Exchange, json_bytes_response, no_channel_error, plan_request, read_json
@@ -53,6 +54,7 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
             if req.stream:
                 return await _stream(request, rt, table, inbound, req, f, walk, ex)
             ch, resp = await call_chat(request.app[HTTP], walk, req, rt.timeout, rt.health)
+            resp = apply_stops(resp, walk.local_stops)
             usage = resp.usage or _estimate(
                 rt, ch, f, resp.text + "".join(c.arguments for c in resp.tool_calls)
             )
@@ -87,6 +89,11 @@ async def _stream(
     encoder = inbound.stream_encoder(ch.model_id, req.include_usage)
     text: list[str] = []
     events = upstream.events()
+    stops = StopFilter(walk.local_stops)
+
+    def settle(ev: Finish) -> bytes:
+        usage = ev.usage or _estimate(rt, ch, f, "".join(text))
+        return encoder.finish(ev, usage, ex.settle(ch, usage, table, rt))
 
     def charge_partial() -> None:
         """A stream cut short: the upstream has billed what it generated so far, so charge that (estimated)."""
@@ -94,17 +101,9 @@ async def _stream(
             ex.settle(ch, _estimate(rt, ch, f, "".join(text)), table, rt)
 
     try:
-        async for ev in events:
-            if isinstance(ev, Finish):
-                usage = ev.usage or _estimate(rt, ch, f, "".join(text))
-                extras = ex.settle(ch, usage, table, rt)
-                await response.write(encoder.finish(ev, usage, extras))
+        async for raw in events:
+            if await _relay(response, encoder, stops.feed(raw), text, settle, f.prompt_tokens):
                 break
-            if isinstance(ev, TextDelta | ToolArgsDelta):
-                text.append(ev.text if isinstance(ev, TextDelta) else ev.arguments)
-            chunk = encoder.encode(ev)
-            if chunk:
-                await response.write(chunk)
         else:
             raise _dropped("the upstream closed the stream early")
     except FaregateError as e:
@@ -124,6 +123,29 @@ async def _stream(
         await events.aclose()  # releases the upstream connection whichever way the stream ended
     await _write_eof_quietly(response)
     return response
+
+
+async def _relay(
+    response: web.StreamResponse,
+    encoder: StreamEncoder,
+    events: list[StreamEvent],
+    text: list[str],
+    settle: Callable[[Finish], bytes],
+    prompt_tokens: int,
+) -> bool:
+    """Write `events` to the client; True once the closing events (from `settle`) are written."""
+    for ev in events:
+        if isinstance(ev, Finish):
+            await response.write(settle(ev))
+            return True
+        if isinstance(ev, Start) and ev.usage is None:
+            ev = replace(ev, usage=Usage(prompt_tokens, 0, estimated=True))  # counted so far
+        if isinstance(ev, TextDelta | ToolArgsDelta):
+            text.append(ev.text if isinstance(ev, TextDelta) else ev.arguments)
+        chunk = encoder.encode(ev)
+        if chunk:
+            await response.write(chunk)
+    return False
 
 
 def _dropped(message: str) -> FaregateError:

@@ -44,6 +44,7 @@ class Walk:
     attempts: list[Attempt] = field(default_factory=list)
     failures: list[tuple[str, UpstreamError]] = field(default_factory=list)
     dropped: tuple[str, ...] = ()
+    local_stops: tuple[str, ...] = ()  # stop sequences the channel's call left to faregate
 
     def fail(self, ch: Channel, err: UpstreamError, started: float, health: Health) -> None:
         latency = (time.perf_counter() - started) * 1000
@@ -100,7 +101,7 @@ async def call_once(
         ch = entry.channel
         adapter = adapter_for(ch.api)
         call = build(adapter, target(ch))
-        walk.dropped = call.dropped
+        walk.dropped, walk.local_stops = call.dropped, call.local_stops
         started = time.perf_counter()
         try:
             async with await _send(session, call, timeouts) as resp:
@@ -208,7 +209,7 @@ async def open_stream(
         ch = entry.channel
         adapter: Adapter = adapter_for(ch.api)
         call = adapter.chat_request(req, target(ch))
-        walk.dropped = call.dropped
+        walk.dropped, walk.local_stops = call.dropped, call.local_stops
         started = time.perf_counter()
         try:
             resp = await _send(session, call, timeouts)

@@ -99,6 +99,8 @@ def parse_messages(body: JSONObject, *, need_max_tokens: bool = True) -> Prompt:
     system_text = system if isinstance(system, str) else " ".join(b.get("text", "") for b in system)
     texts, images, last_user, tool_result = _read_messages(messages)
     tools, mode, forced = _read_tools(body)
+    fmt = (body.get("output_config") or {}).get("format") or body.get("output_format") or {}
+    schema = fmt.get("schema") if fmt.get("type") == "json_schema" else None
     stops = body.get("stop_sequences") or []
     if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
         raise invalid("stop_sequences: Input should be a valid list of strings")
@@ -114,6 +116,7 @@ def parse_messages(body: JSONObject, *, need_max_tokens: bool = True) -> Prompt:
         tool_result=tool_result,
         max_tokens=max_tokens,
         stop=tuple(stops),
+        json_schema=schema if isinstance(schema, dict) else None,
     )
 
 

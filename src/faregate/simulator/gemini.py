@@ -32,6 +32,13 @@ FIELDS: Final = frozenset(
     {"contents", "tools", "toolConfig", "safetySettings", "systemInstruction", "generationConfig"}
     | {"cachedContent", "model"}
 )
+# GenerationConfig's fields: anything else is "Unknown name" (a 400), as Gemini answers.
+GENERATION_FIELDS: Final = frozenset(
+    {"temperature", "topP", "topK", "candidateCount", "maxOutputTokens", "stopSequences", "seed"}
+    | {"presencePenalty", "frequencyPenalty", "responseMimeType", "responseSchema", "responseJsonSchema"}
+    | {"responseModalities", "responseLogprobs", "logprobs", "thinkingConfig", "mediaResolution"}
+    | {"speechConfig", "enableEnhancedCivicAnswers"}
+)
 STATUSES: Final[Mapping[int, str]] = MappingProxyType(
     {
         400: "INVALID_ARGUMENT",
@@ -108,6 +115,13 @@ def parse_request(body: JSONObject) -> Prompt:
     system_text = " ".join(p.get("text", "") for p in get(system, "parts") or ()) if system else ""
     tools, mode, forced = _read_tools(body)
     config = get(body, "generationConfig") or {}
+    known_config = GENERATION_FIELDS | {re.sub(r"([A-Z])", r"_\1", f).lower() for f in GENERATION_FIELDS}
+    unknown_config = sorted(set(config) - known_config)
+    if unknown_config:
+        raise invalid(
+            f"Invalid JSON payload received. Unknown name \"{unknown_config[0]}\" at 'generation_config': "
+            "Cannot find field."
+        )
     max_tokens = get(config, "maxOutputTokens")
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
         raise invalid("* GenerateContentRequest.generation_config.max_output_tokens: must be positive\n")

@@ -27,6 +27,7 @@ from faregate.canonical import (
 from faregate.errors import FaregateError, InvalidRequest, anthropic_envelope
 from faregate.providers.anthropic.response import compact_json, render_response
 from faregate.providers.anthropic.stream import AnthropicStreamEncoder
+from faregate.providers.reasoning import parse_anthropic_thinking
 
 IMAGE_MEDIA_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 TOOL_CHOICE_MODES: Final[Mapping[str, Literal["auto", "none", "required", "tool"]]] = MappingProxyType(
@@ -37,7 +38,7 @@ ROUTING_FIELDS: Final[Mapping[str, type]] = MappingProxyType({"provider": dict, 
 # Fields read into canonical ones; every other top-level key goes to `extra` (forwarded to Anthropic only).
 CANONICAL_FIELDS: Final = frozenset(
     {"model", "messages", "system", "tools", "tool_choice", "max_tokens", "stop_sequences", "temperature"}
-    | {"top_p", "top_k", "metadata", "stream"}
+    | {"top_p", "top_k", "metadata", "stream", "thinking", "output_format"}
 )
 
 
@@ -251,6 +252,27 @@ def parse_metadata(raw: Any, extra: dict[str, Any]) -> str | None:
     return user
 
 
+def parse_output_format(body: Mapping[str, Any], extra: dict[str, Any]) -> Mapping[str, Any] | None:
+    """Structured output, `output_config.format` (or the older beta's top-level `output_format`), as
+    OpenAI's `response_format`; the rest of `output_config` (`effort`) stays in `extra`."""
+    fmt = body.get("output_format")
+    config = body.get("output_config")
+    if config is not None:
+        config = dict(as_object(config, "output_config"))
+        fmt = config.pop("format", None) or fmt
+        if config:
+            extra["output_config"] = config
+        else:
+            extra.pop("output_config", None)
+    if fmt is None:
+        return None
+    fmt = as_object(fmt, "output_config.format")
+    if fmt.get("type") != "json_schema":
+        raise fail("output_config.format.type: must be 'json_schema'", "output_config.format.type")
+    schema = as_object(fmt.get("schema"), "output_config.format.schema")
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": dict(schema)}}
+
+
 def parse_routing(body: Mapping[str, Any]) -> JSONObject:
     """faregate's own fields: consumed here, never forwarded. Only their top-level type is checked."""
     routing: JSONObject = {}
@@ -278,9 +300,7 @@ def parse_request(raw: object) -> tuple[ChatRequest, JSONObject]:
         if k not in CANONICAL_FIELDS and k not in ROUTING_FIELDS and v is not None
     }
     user = parse_metadata(body.get("metadata"), extra)
-    top_k = get_int(body, "top_k", 0)
-    if top_k is not None:
-        extra["top_k"] = top_k
+    response_format = parse_output_format(body, extra)
     choice, serial = parse_tool_choice(body.get("tool_choice"))
     if serial:
         extra["parallel_tool_calls"] = False  # OpenAI's name; each adapter maps it to its own field
@@ -300,6 +320,9 @@ def parse_request(raw: object) -> tuple[ChatRequest, JSONObject]:
         top_p=get_number(body, "top_p", 0.0, 1.0),
         stop=parse_stop(body.get("stop_sequences")),
         user=user,
+        top_k=get_int(body, "top_k", 0),
+        reasoning=parse_anthropic_thinking(body.get("thinking")),
+        response_format=response_format,
         source_api="anthropic",
         extra=MappingProxyType(extra),
     )

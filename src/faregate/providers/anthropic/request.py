@@ -24,6 +24,7 @@ from faregate.canonical import (
     ToolChoice,
 )
 from faregate.providers.anthropic.response import parse_arguments
+from faregate.providers.reasoning import BUDGETS, MIN_ANTHROPIC_BUDGET, budget_of, in_family
 from faregate.providers.wire import split_data_url
 
 DEFAULT_MAX_TOKENS: Final = 4096  # Anthropic requires max_tokens; used when neither request nor offering says
@@ -44,6 +45,7 @@ PARAMS: Final[Mapping[str, Param]] = MappingProxyType(
         "top_p": Param("top_p", clamp=(0.0, 1.0)),
         "stop": Param("stop_sequences", convert=list),
         "user": Param("metadata.user_id"),
+        "top_k": Param("top_k"),
     }
 )
 
@@ -51,9 +53,12 @@ TOOL_CHOICES: Final[Mapping[str, str]] = MappingProxyType(
     {"auto": "auto", "required": "any", "tool": "tool", "none": "none"}
 )
 
-# Anthropic has no JSON mode: a JSON `response_format` becomes this instruction at the end of `system`,
-# as Anthropic's guide to consistent output suggests (state the exact format). Rather that than dropping it.
+# Anthropic has no plain JSON mode: `json_object` becomes this instruction at the end of `system`, as
+# Anthropic's guide to consistent output suggests (state the exact format). Rather that than dropping it.
+# A `json_schema` format is Anthropic's structured output, `output_config.format`.
 JSON_INSTRUCTION: Final = "Respond only with a single valid JSON object: no prose, no Markdown code fences."
+# Claude families without extended thinking: a `thinking` sent to them is dropped (and noted).
+NO_THINKING_PREFIXES: Final = ("claude-3-5", "claude-3-haiku", "claude-3-opus", "claude-3-sonnet", "claude-2")
 
 
 def render_request(
@@ -62,13 +67,16 @@ def render_request(
     """The body for `upstream_id`, and the request fields Anthropic could not carry."""
     dropped: list[str] = []
     system, turns = split_system(req.messages)
-    instruction = json_instruction(req.response_format)
+    schema = req.json_schema
+    instruction = "" if schema is not None else json_instruction(req.response_format)
     system = "\n\n".join(s for s in (system, instruction) if s)
     body: JSONObject = {
         "model": upstream_id,
         "messages": merge_turns(render_message(m, dropped) for m in turns),
         "max_tokens": req.max_tokens or max_output_tokens or DEFAULT_MAX_TOKENS,
     }
+    if schema is not None:
+        body["output_config"] = {"format": {"type": "json_schema", "schema": dict(schema)}}
     if system:
         body["system"] = system
     if req.tools:
@@ -79,10 +87,37 @@ def render_request(
     elif req.tool_choice:
         dropped.append("tool_choice")  # Anthropic rejects tool_choice without tools
     apply_params(body, req, PARAMS)
+    render_thinking(body, req, upstream_id, dropped)
     if req.stream:
         body["stream"] = True
     dropped.extend(merge_extra(body, req))
     return body, dropped
+
+
+def render_thinking(body: JSONObject, req: ChatRequest, upstream_id: str, dropped: list[str]) -> None:
+    """`thinking`: a budget below `max_tokens` (Anthropic's rule), adaptive when the model should decide."""
+    if req.reasoning is None:
+        return
+    if req.reasoning.effort == "none":
+        body["thinking"] = {"type": "disabled"}
+        return
+    if in_family(upstream_id, NO_THINKING_PREFIXES):
+        dropped.append("reasoning")
+        return
+    budget = budget_of(req.reasoning)
+    if req.source_api == "anthropic":  # the client's own setting, as it sent it
+        body["thinking"] = (
+            {"type": "adaptive"} if budget is None else {"type": "enabled", "budget_tokens": budget}
+        )
+        return
+    budget = min(BUDGETS["medium"] if budget is None else budget, body["max_tokens"] - 1)
+    if budget < MIN_ANTHROPIC_BUDGET:
+        dropped.append("reasoning (max_tokens leaves no room for a thinking budget)")
+        return
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    for key in ("temperature", "top_k"):  # Anthropic takes neither with thinking on
+        if body.pop(key, None) is not None:
+            dropped.append(f"{key} (not allowed with thinking)")
 
 
 def split_system(messages: Iterable[Message]) -> tuple[str, list[Message]]:

@@ -80,7 +80,8 @@ class AnthropicStreamDecoder:
             case "message_start":
                 message = data["message"]
                 self._take_usage(message.get("usage") or {})
-                return [Start(id=message["id"], model=message["model"])]
+                known = parse_usage(self.usage) if self.usage else None
+                return [Start(id=message["id"], model=message["model"], usage=known)]
             case "content_block_start":
                 return self._block_start(data["index"], data["content_block"])
             case "content_block_delta":
@@ -133,9 +134,10 @@ class AnthropicStreamDecoder:
 class AnthropicStreamEncoder:
     """Canonical events → Anthropic SSE for one client response.
 
-    Usage is always reported (Anthropic clients expect it): `message_start` says 0/0 because an OpenAI
-    upstream reports usage only at the end; the real counts come in `message_delta`, which Anthropic's SDKs
-    read as cumulative totals.
+    Usage is always reported (Anthropic clients expect it): `message_start` carries the prompt tokens known
+    when the stream starts (an Anthropic upstream's own count, else faregate's tiktoken count, set on
+    `Start.usage` by the handler); the final counts come in `message_delta`, which Anthropic's SDKs read
+    as cumulative totals.
     """
 
     model: str
@@ -148,7 +150,7 @@ class AnthropicStreamEncoder:
     def encode(self, ev: StreamEvent) -> bytes:
         match ev:
             case Start():
-                return self._start(ev.id)
+                return self._start(ev.id, ev.usage)
             case TextDelta():
                 if not ev.text:
                     return b""
@@ -192,7 +194,7 @@ class AnthropicStreamEncoder:
     def error(self, err: FaregateError) -> bytes:
         return event("error", anthropic_envelope(err))
 
-    def _start(self, rid: str | None = None) -> bytes:
+    def _start(self, rid: str | None = None, usage: Usage | None = None) -> bytes:
         """`message_start` and a `ping`, once, before anything else (even if the upstream sent no Start)."""
         if self.started:
             return b""
@@ -205,7 +207,7 @@ class AnthropicStreamEncoder:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            "usage": {**render_usage(usage or Usage()), "output_tokens": 0},
         }
         return event("message_start", {"message": message}) + event("ping", {})
 

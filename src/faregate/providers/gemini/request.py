@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -26,6 +26,7 @@ from faregate.canonical import (
 )
 from faregate.providers.base import Target, UpstreamCall
 from faregate.providers.gemini.schema import strip_schema
+from faregate.providers.reasoning import budget_of, in_family
 from faregate.providers.wire import dumps, join_url
 
 
@@ -44,8 +45,11 @@ GENERATION_PARAMS: Final[Mapping[str, Param]] = MappingProxyType(
         "temperature": Param("temperature", clamp=(0.0, 2.0)),  # Gemini's range, like OpenAI's
         "top_p": Param("topP", clamp=(0.0, 1.0)),
         "stop": Param("stopSequences", convert=list),
+        "top_k": Param("topK"),
     }
 )
+# Gemini models that think and take `thinkingConfig` (2.0 and older answer 400 to it).
+THINKING_PREFIXES: Final = ("gemini-2.5", "gemini-3", "gemini-flash", "gemini-pro")
 
 ROLES: Final[Mapping[str, str]] = MappingProxyType({"user": "user", "assistant": "model", "tool": "user"})
 
@@ -70,9 +74,10 @@ JSON_MIME: Final = "application/json"
 
 
 def chat_call(req: ChatRequest, target: Target) -> UpstreamCall:
-    body, dropped = render_chat(req)
+    stops, local = req.stops_for(names_stop=False)
+    body, dropped = render_chat(req if stops == req.stop else replace(req, stop=stops), target.upstream_id)
     method = "streamGenerateContent?alt=sse" if req.stream else "generateContent"
-    return UpstreamCall("POST", model_url(target, method), headers(target), dumps(body), dropped)
+    return UpstreamCall("POST", model_url(target, method), headers(target), dumps(body), dropped, local)
 
 
 def embeddings_call(req: EmbeddingRequest, target: Target) -> UpstreamCall:
@@ -105,7 +110,7 @@ def headers(target: Target) -> dict[str, str]:
     return out
 
 
-def render_chat(req: ChatRequest) -> tuple[JSONObject, tuple[str, ...]]:
+def render_chat(req: ChatRequest, upstream_id: str = "") -> tuple[JSONObject, tuple[str, ...]]:
     """The `generateContent` body, and the names of the request fields Gemini cannot carry."""
     system, contents = render_messages(req.messages)
     body: JSONObject = {"contents": contents}
@@ -116,6 +121,7 @@ def render_chat(req: ChatRequest) -> tuple[JSONObject, tuple[str, ...]]:
         if req.tool_choice is not None:
             body["toolConfig"] = {"functionCallingConfig": render_tool_choice(req.tool_choice)}
     config, dropped = render_generation_config(req)
+    render_thinking(config, req, upstream_id, dropped)
     if config:
         body["generationConfig"] = config
     if req.user is not None:
@@ -254,6 +260,20 @@ def render_generation_config(req: ChatRequest) -> tuple[JSONObject, list[str]]:
         else:
             config.update(rendered)
     return config, dropped
+
+
+def render_thinking(config: JSONObject, req: ChatRequest, upstream_id: str, dropped: list[str]) -> None:
+    """`thinkingConfig` for a model that thinks: a budget (0 turns thinking off, -1 lets the model decide)."""
+    if req.reasoning is None:
+        return
+    if not in_family(bare_model_id(upstream_id), THINKING_PREFIXES):
+        dropped.append("reasoning")
+        return
+    budget = budget_of(req.reasoning)
+    thinking: JSONObject = {"thinkingBudget": -1 if budget is None else budget}
+    if req.reasoning.include_thoughts and req.source_api == "gemini":
+        thinking["includeThoughts"] = True
+    config["thinkingConfig"] = thinking
 
 
 def render_response_format(fmt: Mapping[str, Any]) -> JSONObject | None:

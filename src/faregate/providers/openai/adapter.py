@@ -41,7 +41,8 @@ class OpenAIAdapter:
     def chat_request(self, req: ChatRequest, target: Target) -> UpstreamCall:
         body, dropped = request.render_request(req, target.upstream_id)
         url = join_url(target.base_url, "/chat/completions")
-        return UpstreamCall("POST", url, headers_for(target), dumps(body), dropped)
+        _, local = req.stops_for(names_stop=False)
+        return UpstreamCall("POST", url, headers_for(target), dumps(body), dropped, local)
 
     def parse_chat_response(self, body: bytes) -> ChatResponse:
         return response.parse_chat_response(body)

@@ -17,6 +17,7 @@ from faregate.canonical import (
     JSONObject,
     Message,
     Part,
+    Reasoning,
     Role,
     TextPart,
     Tool,
@@ -35,6 +36,7 @@ from faregate.providers.openai.validate import (
     required,
     wrong,
 )
+from faregate.providers.reasoning import parse_effort, parse_openrouter
 from faregate.providers.wire import split_data_url
 
 ROLES: Final[Mapping[str, Role]] = MappingProxyType(
@@ -62,6 +64,7 @@ CANONICAL_FIELDS: Final = frozenset(
     {
         "model", "messages", "tools", "tool_choice", "response_format", "stream", "stream_options",
         "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "user",
+        "top_k", "reasoning_effort", "reasoning",
     }
 )  # fmt: skip
 
@@ -253,6 +256,25 @@ def parse_stop(value: object) -> tuple[str, ...]:
 # --- the body -------------------------------------------------------------------------------------
 
 
+def parse_reasoning(body: Mapping[str, Any]) -> Reasoning | None:
+    """OpenAI's `reasoning_effort`, or OpenRouter's `reasoning` object (which wins when both are sent)."""
+    reasoning = parse_openrouter(body.get("reasoning"))
+    effort = body.get("reasoning_effort")
+    if reasoning is None and effort is not None:
+        reasoning = Reasoning(effort=parse_effort(effort, "reasoning_effort"))
+    return reasoning
+
+
+def parse_top_k(body: Mapping[str, Any]) -> int | None:
+    """`top_k` (OpenRouter's, and Anthropic's and Gemini's): rendered where the upstream takes it."""
+    value = body.get("top_k")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise invalid("top_k", "expected a non-negative integer.")
+    return value
+
+
 def split_fields(body: Mapping[str, Any]) -> tuple[JSONObject, JSONObject]:
     """(routing fields, extra fields): faregate's own are type-checked, unknown ones kept as sent."""
     routing: JSONObject = {}
@@ -294,6 +316,8 @@ def parse_chat(body: object) -> tuple[ChatRequest, JSONObject]:
         top_p=number_in(body, "top_p", 0.0, 1.0),
         stop=parse_stop(body.get("stop")),
         user=optional(body, "user", "user", str),
+        top_k=parse_top_k(body),
+        reasoning=parse_reasoning(body),
         source_api="openai",
         extra=extra,
     )

@@ -19,7 +19,11 @@ from faregate.canonical import (
     ToolCall,
     ToolChoice,
 )
+from faregate.providers.reasoning import effort_of, in_family
 from faregate.providers.wire import data_url
+
+# OpenAI models that reason and take `reasoning_effort` (any other answers 400 to it).
+REASONING_PREFIXES: Final = ("o1", "o3", "o4", "gpt-5", "gpt-6", "gpt-oss")
 
 # Only user messages may carry images on OpenAI's API; elsewhere they are dropped and noted.
 IMAGE_ROLES: Final = frozenset({"user"})
@@ -96,8 +100,12 @@ def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tupl
     for key, value in optional:
         if value is not None:
             body[key] = value
-    if req.stop:
-        body["stop"] = list(req.stop)
+    stops, _ = req.stops_for(names_stop=False)
+    if stops:
+        body["stop"] = list(stops)
+    if req.top_k is not None:
+        dropped.append("top_k")  # OpenAI's API has no top_k
+    render_reasoning(body, req, upstream_id, dropped)
     if req.stream:
         # Always ask for the usage chunk, whatever the client asked: cost comes from upstream usage.
         body["stream"] = True
@@ -110,6 +118,19 @@ def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tupl
         else:
             dropped.extend(req.extra)
     return body, tuple(dropped)
+
+
+def render_reasoning(body: JSONObject, req: ChatRequest, upstream_id: str, dropped: list[str]) -> None:
+    """`reasoning_effort` for a model that reasons; noted as dropped for one that does not."""
+    if req.reasoning is None:
+        return
+    effort = effort_of(req.reasoning)
+    if effort is None:
+        return  # the model decides: OpenAI's default
+    if not in_family(upstream_id, REASONING_PREFIXES):
+        dropped.append("reasoning")
+        return
+    body["reasoning_effort"] = effort
 
 
 def render_embeddings(req: EmbeddingRequest, upstream_id: str) -> tuple[JSONObject, tuple[str, ...]]:

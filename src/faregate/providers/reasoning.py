@@ -1,0 +1,111 @@
+"""Reasoning settings between formats: an effort level (OpenAI, OpenRouter) and a token budget (Anthropic,
+Gemini, OpenRouter's `max_tokens`) stand for each other through one table, and each upstream family says
+which of its models think at all (a `reasoning_effort` sent to a model that does not think is a 400).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+from faregate.canonical import Reasoning, ReasoningEffort
+from faregate.errors import InvalidRequest
+
+# Effort -> thinking budget in tokens, and back (a budget maps to the highest effort whose budget it
+# reaches). Anthropic's minimum budget is 1024 tokens.
+BUDGETS: Final[Mapping[ReasoningEffort, int]] = MappingProxyType(
+    {"none": 0, "minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
+)
+EFFORTS: Final[tuple[ReasoningEffort, ...]] = ("none", "minimal", "low", "medium", "high")
+MIN_ANTHROPIC_BUDGET: Final = 1024
+
+
+def budget_of(r: Reasoning) -> int | None:
+    """The token budget the settings stand for; None when the model should decide."""
+    if r.budget_tokens is not None:
+        return r.budget_tokens
+    return None if r.effort is None else BUDGETS[r.effort]
+
+
+def effort_of(r: Reasoning) -> ReasoningEffort | None:
+    """The effort level the settings stand for; None when the model should decide."""
+    if r.effort is not None:
+        return r.effort
+    if r.budget_tokens is None:
+        return None
+    if r.budget_tokens <= 0:
+        return "none"
+    return next((e for e in reversed(EFFORTS) if r.budget_tokens >= BUDGETS[e] > 0), "minimal")
+
+
+def in_family(upstream_id: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether an upstream model id starts with one of `prefixes` (a format's list of model families)."""
+    bare = upstream_id.rsplit("/", 1)[-1].lower()
+    return bare.startswith(prefixes)
+
+
+def parse_effort(value: object, param: str) -> ReasoningEffort:
+    if not isinstance(value, str) or value not in EFFORTS:
+        raise InvalidRequest(f"{param}: must be one of {', '.join(EFFORTS)}", param=param)
+    return value  # type: ignore[return-value]  # narrowed by the membership test
+
+
+def parse_openrouter(value: object) -> Reasoning | None:
+    """OpenRouter's `reasoning: {effort, max_tokens, exclude, enabled}`."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidRequest("reasoning: must be an object", param="reasoning")
+    effort = None if value.get("effort") is None else parse_effort(value["effort"], "reasoning.effort")
+    budget = value.get("max_tokens")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 0):
+        raise InvalidRequest(
+            "reasoning.max_tokens: must be a non-negative integer", param="reasoning.max_tokens"
+        )
+    enabled = value.get("enabled")
+    if enabled is False:
+        effort, budget = "none", None
+    exclude = value.get("exclude") is True
+    return Reasoning(effort=effort, budget_tokens=budget, include_thoughts=not exclude)
+
+
+def parse_anthropic_thinking(value: Any) -> Reasoning | None:
+    """Anthropic's `thinking`: `{type: enabled, budget_tokens}`, `{type: adaptive}`, `{type: disabled}`."""
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "disabled":
+        return Reasoning(effort="none")
+    if kind == "adaptive":
+        return Reasoning()
+    if kind == "enabled":
+        budget = value.get("budget_tokens")
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < MIN_ANTHROPIC_BUDGET:
+            raise InvalidRequest(
+                f"thinking.budget_tokens: must be an integer >= {MIN_ANTHROPIC_BUDGET}",
+                param="thinking.budget_tokens",
+            )
+        return Reasoning(budget_tokens=budget, include_thoughts=value.get("display") != "omitted")
+    raise InvalidRequest("thinking.type: must be one of enabled, adaptive, disabled", param="thinking.type")
+
+
+def parse_gemini_thinking(value: Any) -> Reasoning | None:
+    """Gemini's `thinkingConfig: {thinkingBudget, thinkingLevel, includeThoughts}` (-1: dynamic)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidRequest("generationConfig.thinkingConfig: must be an object", param="thinkingConfig")
+    budget = value.get("thinkingBudget", value.get("thinking_budget"))
+    level = value.get("thinkingLevel", value.get("thinking_level"))
+    include = bool(value.get("includeThoughts", value.get("include_thoughts", False)))
+    effort: ReasoningEffort | None = None
+    if isinstance(level, str):
+        effort = parse_effort(level.lower(), "generationConfig.thinkingConfig.thinkingLevel")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)):
+        raise InvalidRequest(
+            "generationConfig.thinkingConfig.thinkingBudget: must be an integer", param="thinkingBudget"
+        )
+    if budget is not None and budget < 0:
+        budget = None  # -1: dynamic, the model decides
+    return Reasoning(effort=effort, budget_tokens=budget, include_thoughts=include)

@@ -1,0 +1,72 @@
+"""Token counting endpoints: Anthropic's `POST /v1/messages/count_tokens` and Gemini's `:countTokens`.
+
+The request is parsed and planned as the chat request it describes; its prompt is counted (tiktoken) for
+the model the plan would try first. Nothing goes upstream and nothing is billed. A count for a model that
+is not an OpenAI one is tiktoken's approximation of that model's tokenizer, and says so (`estimated`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+
+from faregate.canonical import JSONObject
+from faregate.providers.registry import INBOUND
+from faregate.routing.features import extract_features
+from faregate.server.context import (
+    Exchange,
+    json_bytes_response,
+    no_channel_error,
+    plan_request,
+    read_json,
+)
+from faregate.server.keys import RUNTIME
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# (token count, what faregate says about it) -> the format's response body
+Render = Callable[[int, JSONObject], JSONObject]
+
+
+def counted_exactly(model_id: str) -> bool:
+    """tiktoken is the tokenizer of OpenAI's models only; for the others a count is an estimate."""
+    return model_id.startswith("openai/")
+
+
+def count_handler(inbound_name: str, render: Render) -> Handler:
+    inbound = INBOUND[inbound_name]
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        rt = request.app[RUNTIME]
+        table = rt.holder.current
+        ex = Exchange.begin(request, "count_tokens")
+        req, routing = inbound.parse_chat(await read_json(request))
+        f = extract_features(req, rt.counter.count_request, request.headers, ex.key_group)
+        plan = plan_request(request, rt, table, req.model, f, routing, max_tokens=req.max_tokens)
+        if not plan.entries:
+            raise no_channel_error(plan, table, rt)
+        ch = plan.entries[0].channel
+        tokens = rt.counter.count_request(replace(req, model=ch.model_id))
+        info: dict[str, Any] = {
+            "request_id": ex.id,
+            "model": ch.model_id,
+            "provider": ch.provider,
+            "estimated": not counted_exactly(ch.model_id),
+            "counter": rt.counter.encoding_for(ch.model_id).name,
+        }
+        headers = {
+            "X-Faregate-Request-Id": ex.id,
+            "X-Faregate-Provider": ch.provider,
+            "X-Faregate-Model": ch.model_id,
+            "X-Faregate-Estimated": "true" if info["estimated"] else "false",
+        }
+        return json_bytes_response(render(tokens, info), headers)
+
+    return handle
+
+
+def render_anthropic_count(tokens: int, info: JSONObject) -> JSONObject:
+    """Anthropic's `MessageTokensCount`, with faregate's account of the count beside it."""
+    return {"input_tokens": tokens, "x-faregate": info}
