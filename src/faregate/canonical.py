@@ -17,7 +17,7 @@ JSONObject: TypeAlias = dict[str, Any]
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
-WireApi = Literal["openai", "anthropic", "gemini"]
+WireApi = Literal["openai", "anthropic", "gemini", "openai-responses"]
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -159,6 +159,7 @@ class Usage:
     cache_read_tokens: int = 0  # part of prompt_tokens served from the provider's prompt cache
     cache_write_tokens: int = 0  # part of prompt_tokens written to the cache (Anthropic bills these extra)
     estimated: bool = False  # counted by faregate with tiktoken because the upstream reported none
+    reasoning_tokens: int = 0  # part of completion_tokens spent thinking, when the upstream says
 
     @property
     def total_tokens(self) -> int:

@@ -102,6 +102,7 @@ def build_spec(file: str, data: dict[str, Any], doc: YamlDoc) -> tuple[RoutesSpe
         estimate_output_tokens=est.get("output_tokens", 300),
         sync_interval_s=cat.get("sync_interval_s", 86400),
         sync_providers=tuple(cat["sync_providers"]) if "sync_providers" in cat else None,
+        responses_retention_s=float((data.get("responses") or {}).get("retention_days", 30)) * 86400,
     )
     return (None if issues else spec), issues
 

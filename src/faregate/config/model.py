@@ -145,4 +145,5 @@ class RoutesSpec:
     estimate_input_tokens: int = 1000
     estimate_output_tokens: int = 300
     sync_interval_s: int = 86400
+    responses_retention_s: float = 30 * 86400.0  # stored Responses API responses (`responses.retention_days`)
     sync_providers: tuple[str, ...] | None = None

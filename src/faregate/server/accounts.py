@@ -9,6 +9,7 @@ from pathlib import Path
 from faregate.accounting.budget import AnswerBound
 from faregate.accounting.keys import ApiKey, KeyStore, hash_key
 from faregate.accounting.limits import Limits, Ticket
+from faregate.accounting.response_store import ResponseStore
 from faregate.accounting.usage_log import UsageLog
 from faregate.db import open_db
 from faregate.routing.plan import Plan
@@ -24,6 +25,7 @@ class Accounts:
         self.keys = KeyStore(self.db)
         # The usage log gets its own connection: its writer thread never holds up key lookups.
         self.usage = UsageLog(open_db(path))
+        self.responses = ResponseStore(open_db(path))  # stored Responses API responses, own connection too
         self.limits = Limits(spent_usd=self.usage.spend_by_key())
         self._cache: dict[str, tuple[ApiKey | None, float]] = {}
 

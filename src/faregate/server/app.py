@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from faregate.server import admin, catalog_admin, models, usage
+from faregate.server import admin, catalog_admin, models, responses, usage
 from faregate.server.auth import authenticate
 from faregate.server.chat import chat_handler
 from faregate.server.count import count_handler, render_anthropic_count
@@ -50,6 +50,8 @@ def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.App
     app.router.add_post("/v1/messages", chat_handler("anthropic", "messages"))
     app.router.add_post("/v1/messages/count_tokens", count_handler("anthropic", render_anthropic_count))
     app.router.add_post("/v1/embeddings", handle_embeddings)
+    for method, path, handler in responses.ROUTES:
+        app.router.add_route(method, path, handler)
     app.router.add_get("/v1/models", models.handle_list)
     app.router.add_get("/v1/models/{model_id:.+}", models.handle_get)
     app.router.add_post("/admin/reload", admin.handle_reload)

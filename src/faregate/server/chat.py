@@ -12,7 +12,16 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from faregate.canonical import ChatRequest, Finish, Start, StreamEvent, TextDelta, ToolArgsDelta, Usage
+from faregate.canonical import (
+    ChatRequest,
+    Finish,
+    JSONObject,
+    Start,
+    StreamEvent,
+    TextDelta,
+    ToolArgsDelta,
+    Usage,
+)
 from faregate.errors import FaregateError
 from faregate.providers.base import Inbound, StreamEncoder
 from faregate.providers.registry import INBOUND
@@ -37,32 +46,44 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
         with ex.recorded(rt):
             body = await read_json(request)
             req, routing = inbound.parse_chat(body)
-            ex.requested = request.headers.get("Faregate-Model") or req.model or "auto"
-            ex.stream = req.stream
-            f = extract_features(req, rt.counter.count_request, request.headers, ex.key_group)
-            ex.features = f
-            plan = plan_request(request, rt, table, req.model, f, routing, max_tokens=req.max_tokens)
-            ex.plan = plan
-            if not plan.entries:
-                raise no_channel_error(plan, table, rt)
-            ex.admit(rt, plan, f.prompt_tokens, req.max_tokens)
-            bound = ex.answer_bound(req.max_tokens)
-            if bound != req.max_tokens:
-                req = replace(req, max_tokens=bound)
-            walk = Walk(plan)
-            ex.walk = walk
-            if req.stream:
-                return await _stream(request, rt, table, inbound, req, f, walk, ex)
-            ch, resp = await call_chat(request.app[HTTP], walk, req, rt.timeout, rt.health)
-            resp = apply_stops(resp, walk.local_stops)
-            usage = resp.usage or _estimate(
-                rt, ch, f, resp.text + "".join(c.arguments for c in resp.tool_calls)
-            )
-            extras = ex.settle(ch, usage, table, rt)
-            out = inbound.render_chat(resp, ch.model_id, usage, extras)
-            return json_bytes_response(out, ex.response_headers(ch))
+            return await serve_chat(request, rt, table, ex, inbound, req, routing)
 
     return handle
+
+
+async def serve_chat(
+    request: web.Request,
+    rt: Runtime,
+    table: DecisionTable,
+    ex: Exchange,
+    inbound: Inbound,
+    req: ChatRequest,
+    routing: JSONObject,
+) -> web.StreamResponse:
+    """A parsed request's way through the gateway: plan, admit, walk the plan, answer in `inbound`'s format.
+    Every inbound format (chat completions, messages, responses) comes through here."""
+    ex.requested = request.headers.get("Faregate-Model") or req.model or "auto"
+    ex.stream = req.stream
+    f = extract_features(req, rt.counter.count_request, request.headers, ex.key_group)
+    ex.features = f
+    plan = plan_request(request, rt, table, req.model, f, routing, max_tokens=req.max_tokens)
+    ex.plan = plan
+    if not plan.entries:
+        raise no_channel_error(plan, table, rt)
+    ex.admit(rt, plan, f.prompt_tokens, req.max_tokens)
+    bound = ex.answer_bound(req.max_tokens)
+    if bound != req.max_tokens:
+        req = replace(req, max_tokens=bound)
+    walk = Walk(plan)
+    ex.walk = walk
+    if req.stream:
+        return await _stream(request, rt, table, inbound, req, f, walk, ex)
+    ch, resp = await call_chat(request.app[HTTP], walk, req, rt.timeout, rt.health)
+    resp = apply_stops(resp, walk.local_stops)
+    usage = resp.usage or _estimate(rt, ch, f, resp.text + "".join(c.arguments for c in resp.tool_calls))
+    extras = ex.settle(ch, usage, table, rt)
+    out = inbound.render_chat(resp, ch.model_id, usage, extras)
+    return json_bytes_response(out, ex.response_headers(ch))
 
 
 async def _stream(

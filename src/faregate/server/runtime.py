@@ -17,12 +17,14 @@ from pathlib import Path
 import aiohttp
 
 from faregate.accounting.record import MemoryRecorder, Recorder
+from faregate.accounting.response_store import ResponseStore
 from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.files import load_catalog_dir
 from faregate.catalog.overlay import overlay_file
 from faregate.catalog.sync import SyncService
 from faregate.config.load import ConfigIssue
 from faregate.config.model import RoutesSpec
+from faregate.db import open_db
 from faregate.routing.health import Health
 from faregate.routing.load import Loaded, load_table
 from faregate.routing.table import TableHolder
@@ -81,6 +83,9 @@ class Runtime:
         inner: Recorder = recorder or (accounts.usage if accounts else MemoryRecorder())
         self.recorder: Recorder = ObservedRecorder(inner, self.prom)
         self.simulated = simulated
+        # Stored responses live in the usage store; with no store (tests, a bare demo), in memory.
+        self.responses = accounts.responses if accounts else ResponseStore(open_db(":memory:"))
+        self.responses.retention_s = loaded.spec.responses_retention_s
         self.reload_lock = asyncio.Lock()
         self.rng = (
             random.Random()
@@ -106,6 +111,7 @@ class Runtime:
                 return issues
             self.loaded, self.spec = loaded, loaded.spec
             self.health.cooldown_s = loaded.spec.server.cooldown_s
+            self.responses.retention_s = loaded.spec.responses_retention_s
             self.timeout = upstream_timeout(loaded.spec)
             self.holder.current = loaded.table
             log.info("reloaded routes: generation %d", generation)

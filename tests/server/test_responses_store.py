@@ -1,0 +1,92 @@
+"""Stored responses with `auth: keys` and a SQLite store: visible only to the key that made them, kept in
+the usage store's `responses` table across restarts, their cost in the usage log and recomputed by the audit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from faregate.accounting.response_store import ResponseStore
+from faregate.accounting.tokens import TokenCounter
+from faregate.cli import main
+from faregate.db import open_db
+from faregate.paths import catalog_dir
+from tests.server.accounting_fixtures import KeyedDemo, start_keyed_demo
+
+
+@pytest.fixture
+async def keyed(routes_copy: Path, counter: TokenCounter, tmp_path: Path) -> AsyncIterator[KeyedDemo]:
+    kd, stop = await start_keyed_demo(routes_copy, counter, tmp_path / "store.db")
+    try:
+        yield kd
+    finally:
+        await stop()
+
+
+def sdk(kd: KeyedDemo, secret: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=kd.url + "/v1", api_key=secret, max_retries=0, timeout=20)
+
+
+async def test_another_key_cannot_read_continue_or_delete(keyed: KeyedDemo) -> None:
+    alice, _ = keyed.create_key("alice")
+    bob, _ = keyed.create_key("bob")
+    async with sdk(keyed, alice) as a, sdk(keyed, bob) as b:
+        resp = await a.responses.create(model="auto", input="a secret plan")
+        with pytest.raises(openai.NotFoundError):
+            await b.responses.retrieve(resp.id)
+        with pytest.raises(openai.NotFoundError):
+            await b.responses.input_items.list(resp.id)
+        with pytest.raises(openai.NotFoundError):
+            await b.responses.delete(resp.id)
+        with pytest.raises(openai.BadRequestError) as caught:
+            await b.responses.create(model="auto", input="go on", previous_response_id=resp.id)
+        assert caught.value.code == "previous_response_not_found"
+        assert (await a.responses.retrieve(resp.id)).output_text == resp.output_text  # still there for alice
+
+
+async def test_stored_responses_survive_a_restart_and_are_audited(
+    keyed: KeyedDemo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret, key = keyed.create_key("owner")
+    async with sdk(keyed, secret) as c:
+        first = await c.responses.create(model="auto", input="remember the word heron")
+        second = await c.responses.create(model="auto", input="and now?", previous_response_id=first.id)
+    store = ResponseStore(open_db(keyed.store))  # what a restarted gateway opens
+    got = store.get(second.id, key.id)
+    assert got is not None and got.previous_id == first.id and got.key_id == key.id
+    conversation = store.conversation(second.id, key.id)
+    assert conversation is not None
+    texts = json.dumps(conversation)
+    assert "remember the word heron" in texts and "and now?" in texts and first.output_text in texts
+    assert store.get(second.id, None) is None  # an anonymous caller sees nothing
+
+    await keyed.accounts.usage.aflush()
+    rows = {r.id: r for r in keyed.accounts.usage.rows()}
+    record = rows[got.request_id]
+    assert record.endpoint == "responses"
+    xf: Any = (second.model_extra or {})["x-faregate"]
+    assert str(record.cost_usd) == str(xf["savings"]["actual_cost"]) or float(
+        record.cost_usd
+    ) == pytest.approx(xf["savings"]["actual_cost"])
+    args = ["audit", "--config", str(keyed.demo.routes_path), "--catalog", str(catalog_dir())]
+    main([*args, "--store", str(keyed.store), "--json", "--section", "billing"])
+    billing = json.loads(capsys.readouterr().out)["sections"]["billing"]
+    assert billing["rows"] == []
+    assert any("2 answered requests recomputed" in n for n in billing["notes"])
+
+
+def test_retention_and_purge(tmp_path: Path) -> None:
+    store = ResponseStore(open_db(tmp_path / "s.db"), retention_s=10)
+    body = {"id": "resp_1", "object": "response", "status": "completed", "model": "m", "output": []}
+    store.put(body, key_id="k", request_id="r1", input_items=(), now=100.0)
+    assert store.get("resp_1", "k", now=105.0) is not None
+    assert store.get("resp_1", "k", now=111.0) is None
+    assert store.conversation("resp_1", "k", now=111.0) is None
+    assert store.purge(now=111.0) == 1
+    assert store.get("resp_1", "k", now=105.0) is None

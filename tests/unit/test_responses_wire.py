@@ -1,0 +1,169 @@
+"""The Responses API translators, pure: items ⇄ canonical messages, answers → output items, and the stream
+encoder agreeing with the non-streamed object (hypothesis round trips)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from faregate.canonical import (
+    ChatResponse,
+    Finish,
+    ImagePart,
+    Message,
+    Start,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolArgsDelta,
+    ToolCall,
+    ToolCallStart,
+    Usage,
+)
+from faregate.providers.openai_responses.inbound import parse_responses
+from faregate.providers.openai_responses.items import parse_items, render_items
+from faregate.providers.openai_responses.render import ResponseMeta, ResponsesStreamEncoder, render_response
+from faregate.providers.sse import SseDecoder
+
+text = st.text(min_size=1, max_size=20)
+ident = st.text("abcdefgh_0123", min_size=1, max_size=8)
+image = st.one_of(
+    st.builds(
+        ImagePart, url=st.just("https://example.com/a.png"), detail=st.sampled_from([None, "low", "high"])
+    ),
+    st.builds(ImagePart, data_b64=st.just("aGVsbG8="), media_type=st.just("image/png")),
+)
+calls = st.lists(
+    st.builds(ToolCall, ident.map(lambda s: "call_" + s), ident, st.just('{"a":1}')), max_size=3
+).map(lambda cs: tuple({c.id: c for c in cs}.values()))
+
+
+@st.composite
+def conversations(draw: Any) -> tuple[Message, ...]:
+    """Turns as a Responses client sends them: user/system with text and images, assistant with text
+    and/or tool calls, each call answered by a tool result; never two assistant turns in a row."""
+    out: list[Message] = []
+    for _ in range(draw(st.integers(1, 6))):
+        role = draw(st.sampled_from(["system", "user", "assistant"]))
+        if role == "assistant" and out and out[-1].role == "assistant":
+            role = "user"
+        if role == "assistant":
+            content = tuple(TextPart(t) for t in draw(st.lists(text, max_size=2)))
+            tool_calls = draw(calls)
+            out.append(Message("assistant", content, tool_calls))
+            for c in tool_calls:
+                parts = tuple(draw(st.lists(st.one_of(text.map(TextPart), image), min_size=1, max_size=2)))
+                out.append(Message("tool", parts, tool_call_id=c.id))
+        else:
+            parts = draw(
+                st.lists(
+                    st.one_of(text.map(TextPart), image) if role == "user" else text.map(TextPart), max_size=3
+                )
+            )
+            out.append(Message(role, tuple(parts)))
+    return tuple(out)
+
+
+@settings(max_examples=80, deadline=None)
+@given(conversations())
+def test_items_round_trip_through_canonical(messages: tuple[Message, ...]) -> None:
+    items = render_items(messages)
+    json.dumps(items)  # plain JSON
+    assert parse_items(items) == messages
+
+
+def test_reasoning_items_are_accepted_and_not_sent_on() -> None:
+    items = [
+        {"role": "user", "content": "hi"},
+        {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "thinking"}]},
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"type": "function_call", "call_id": "c2", "name": "g", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "one"},
+        {"type": "function_call_output", "call_id": "c2", "output": "two"},
+    ]
+    messages = parse_items(items)
+    assert [m.role for m in messages] == ["user", "assistant", "tool", "tool"]
+    assert [c.id for c in messages[1].tool_calls] == ["c1", "c2"]  # consecutive calls: one assistant turn
+
+
+def test_request_fields_map_to_canonical() -> None:
+    parsed = parse_responses(
+        {
+            "model": "auto",
+            "input": "hi",
+            "instructions": "be brief",
+            "max_output_tokens": 50,
+            "text": {
+                "format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}, "strict": True}
+            },
+            "reasoning": {"effort": "low"},
+            "parallel_tool_calls": False,
+            "provider": {"order": ["groq"]},
+            "service_tier": "flex",
+        }
+    )
+    req = parsed.chat
+    assert [m.role for m in req.messages] == ["system", "user"]
+    assert req.max_tokens == 50 and req.reasoning is not None and req.reasoning.effort == "low"
+    assert req.response_format == {
+        "type": "json_schema",
+        "json_schema": {"name": "w", "schema": {"type": "object"}, "strict": True},
+    }
+    assert parsed.routing == {"provider": {"order": ["groq"]}}
+    assert dict(req.extra) == {"parallel_tool_calls": False, "service_tier": "flex"}
+    assert parsed.store is True and parsed.input_items[0]["id"].startswith("msg_")
+
+
+def _meta() -> ResponseMeta:
+    counter = itertools.count()
+    return ResponseMeta("resp_x", 1, {"store": True}, lambda prefix: f"{prefix}{next(counter)}")
+
+
+def _strip_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in i.items() if k != "id"} for i in items]
+
+
+def _events(resp: ChatResponse, pieces: int) -> list[StreamEvent]:
+    events: list[StreamEvent] = [Start("up", "m")]
+    size = max(1, len(resp.text) // pieces)
+    events += [TextDelta(resp.text[i : i + size]) for i in range(0, len(resp.text), size)]
+    for n, c in enumerate(resp.tool_calls):
+        events.append(ToolCallStart(n, c.id, c.name))
+        events += [ToolArgsDelta(n, c.arguments[i : i + 3]) for i in range(0, len(c.arguments), 3)]
+    events.append(Finish(resp.finish_reason, resp.usage))
+    return events
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.text(max_size=40),
+    calls,
+    st.sampled_from(["stop", "length", "tool_calls"]),
+    st.integers(1, 5),
+)
+def test_the_stream_ends_in_the_object_a_plain_call_gives(
+    body: str, tool_calls: tuple[ToolCall, ...], finish: Any, pieces: int
+) -> None:
+    usage = Usage(10, 5)
+    resp = ChatResponse("up", "m", body, tool_calls, finish, usage)
+    plain = render_response(_meta(), resp, "m", usage, {})
+    finals: list[dict[str, Any]] = []
+    enc = ResponsesStreamEncoder(_meta(), "m", finals.append)
+    wire = b"".join(enc.encode(ev) for ev in _events(resp, pieces)[:-1]) + enc.finish(
+        Finish(finish, usage), usage, {}
+    )
+    frames = SseDecoder().feed(wire)
+    data = [json.loads(f.data) for f in frames]
+    assert [f.event for f in frames] == [d["type"] for d in data]
+    assert [d["sequence_number"] for d in data] == list(range(len(data)))
+    assert data[0]["type"] == "response.created" and data[-1]["type"] == f"response.{plain['status']}"
+    final = data[-1]["response"]
+    assert final == finals[0]
+    assert _strip_ids(final["output"]) == _strip_ids(plain["output"])
+    assert final["usage"] == plain["usage"] and final["status"] == plain["status"]
+    deltas = "".join(d["delta"] for d in data if d["type"] == "response.output_text.delta")
+    assert deltas == body
