@@ -14,7 +14,7 @@ from faregate.catalog.files import load_catalog_dir
 from faregate.catalog.model import Catalog
 from faregate.config.load import ConfigIssue
 from faregate.paths import catalog_dir
-from faregate.routing.load import Loaded, load_table, summary
+from faregate.routing.load import Loaded, load_checked, summary
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         "check", cmd_check, "Validate routes.yaml and the catalog; print every problem as FILE:LINE:COL."
     )
     check.add_argument("file", nargs="?", type=Path, help="routes.yaml to check (same as --config)")
+    check.add_argument(
+        "--strict", action="store_true", help="fail (exit 1) on warnings too, for CI: what the catalog says"
+    )
 
     ex = command(
         "explain", cmd_explain, "Show how a request would be routed: each rule, why it matched, the plan."
@@ -64,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--provider", default=None, metavar="JSON", help="OpenRouter `provider` preferences as JSON"
     )
     ex.add_argument("--json", action="store_true", help="print JSON instead of text")
+    for c in (check, ex):
+        c.add_argument(
+            "--store",
+            type=Path,
+            default=None,
+            help="the store whose synced catalog to use (default as for serve; a missing one adds nothing)",
+        )
     ex.add_argument(
         "--assume-keys",
         action="store_true",
@@ -88,23 +98,53 @@ def load_catalog(args: argparse.Namespace) -> tuple[Catalog, list[ConfigIssue]]:
     return load_catalog_dir(args.catalog or Path(os.environ.get("FAREGATE_CATALOG_DIR") or catalog_dir()))
 
 
+def synced_catalog(args: argparse.Namespace) -> tuple[Catalog, list[ConfigIssue]]:
+    """The shipped catalog with the same store's synced state over it, as the server sees it."""
+    import sqlite3
+
+    from faregate.catalog.overlay import overlay_file
+    from faregate.cli_commands import store_for
+
+    catalog, issues = load_catalog(args)
+    store = store_for(args)
+    try:
+        return overlay_file(catalog, store), issues
+    except sqlite3.Error as e:
+        return catalog, [*issues, ConfigIssue(str(store), 1, 1, f"cannot read the synced catalog: {e}")]
+
+
 def load_all(
     args: argparse.Namespace, *, assume_keys: bool = False
 ) -> tuple[Loaded | None, list[ConfigIssue]]:
-    catalog, issues = load_catalog(args)
-    loaded, more = load_table(config_path(args), catalog, os.environ, assume_keys=assume_keys)
-    return (None if issues else loaded), issues + more
+    loaded, errors, _ = check_all(args, assume_keys=assume_keys)
+    return loaded, errors
+
+
+def check_all(
+    args: argparse.Namespace, *, assume_keys: bool = False
+) -> tuple[Loaded | None, list[ConfigIssue], list[ConfigIssue]]:
+    """(the table or None, errors, warnings): routes.yaml over the catalog and the store's synced state."""
+    catalog, issues = synced_catalog(args)
+    loaded, errors, warnings = load_checked(config_path(args), catalog, os.environ, assume_keys=assume_keys)
+    return (None if issues else loaded), issues + errors, warnings
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    loaded, issues = load_all(args)
-    for issue in issues:
+    loaded, errors, warnings = check_all(args)
+    for issue in sorted(errors + warnings):
         print(issue)
-    if issues or loaded is None:
-        print(f"{len(issues)} problem{'s' if len(issues) != 1 else ''}", file=sys.stderr)
+    counts = ", ".join(
+        _n(len(found), word) for found, word in ((errors, "error"), (warnings, "warning")) if found
+    )
+    if errors or loaded is None:
+        print(counts, file=sys.stderr)
         return 1
-    print(f"{config_path(args)}: ok: {summary(loaded)}")
-    return 0
+    print(f"{config_path(args)}: ok: {summary(loaded)}" + (f" ({counts})" if warnings else ""))
+    return 1 if warnings and args.strict else 0
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -148,7 +188,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     headers = {k.strip().lower(): v.strip() for k, v in (h.split("=", 1) for h in args.header)}
     counter = TokenCounter()
     f = extract_features(req, counter.count_request, headers, args.key_group)
-    from faregate.errors import FaregateError
+    from faregate.errors import FaregateError, ModelRetired
+    from faregate.routing.plan import Plan
 
     try:
         provider = json.loads(args.provider) if args.provider else None
@@ -165,12 +206,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
             header_model=headers.get("faregate-model"),
             header_provider=headers.get("faregate-provider"),
         )
+    except ModelRetired as e:  # still explained: the rules, their warnings, and the 404 it gets
+        retired: ModelRetired | None = e
+        plan = Plan(args.model, args.model not in loaded.table.aliases, None, None, (), ())
     except FaregateError as e:
         print(f"error {e.status}: {e.message}", file=sys.stderr)
         return 1
+    else:
+        retired = None
     doc = explain(loaded.table, plan, f)
+    if retired is not None:
+        doc["error"] = {"status": retired.status, "code": retired.code, "message": retired.message}
     print(json.dumps(doc, indent=2) if args.json else render_text(doc))
-    return 0
+    return 0 if retired is None else 1
 
 
 if __name__ == "__main__":

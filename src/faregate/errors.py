@@ -3,6 +3,7 @@
     FaregateError (500 server_error)
     ├── InvalidRequest (400 invalid_request_error)
     │   ├── ModelNotFound (404 model_not_found)
+    │   ├── ModelRetired (404 model_retired: every offering retired by the catalog, a sync or routes.yaml)
     │   ├── NotFound (404 not_found)
     │   └── PayloadTooLarge (413 request_too_large)
     ├── AuthenticationError (401 invalid_api_key)
@@ -50,6 +51,10 @@ class InvalidRequest(FaregateError):
 
 class ModelNotFound(InvalidRequest):
     status, code = 404, "model_not_found"
+
+
+class ModelRetired(InvalidRequest):
+    status, code = 404, "model_retired"
 
 
 class NotFound(InvalidRequest):

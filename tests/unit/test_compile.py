@@ -269,7 +269,8 @@ def test_retired_and_unpriced_offerings_are_known_but_never_routed() -> None:
     assert table.unpriced == (("google/gemma-3", "groq"),)
 
 
-def test_a_rule_naming_only_a_retired_model_is_an_error() -> None:
+def test_a_rule_naming_only_a_retired_model_is_a_warning_not_an_error() -> None:
+    """What the catalog says about the world never refuses a file (tests/unit/test_retirement.py)."""
     _, problems = compiled(
         PROVIDERS,
         """
@@ -277,7 +278,10 @@ def test_a_rule_naming_only_a_retired_model_is_an_error() -> None:
         routes: {default: [{name: old, use: [openai/gpt-3.5-turbo]}]}
         """,
     )
-    assert problems == ["rule 'old': no routable offering of openai/gpt-3.5-turbo (retired or unpriced)"]
+    assert problems == [
+        "rule 'old': no routable offering of openai/gpt-3.5-turbo: 'openai/gpt-3.5-turbo' at 'openai' was "
+        "retired (shipped catalog); its requests get 404 model_retired"
+    ]
 
 
 def test_declared_prices_merge_over_the_catalog() -> None:

@@ -71,6 +71,9 @@ def parse_catalog_file(data: dict[str, Any]) -> tuple[ProviderInfo, list[Offerin
             name=o.get("name"),
             retired="retired" in o,
             aliases=tuple(o.get("aliases", ())),
+            retired_on=None if o.get("retired") is None else str(o["retired"]),
+            retired_by="catalog" if "retired" in o else None,
+            replacement=o.get("replacement"),
         )
         for model_id, o in data["offerings"].items()
     ]

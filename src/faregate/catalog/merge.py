@@ -8,17 +8,40 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Literal
 
 from faregate.catalog.model import Catalog, Offering, Price, ProviderInfo
 from faregate.config.load import PathElem
 from faregate.config.model import OfferingPatch, ProviderPatch, RoutesSpec
 
+Severity = Literal["error", "warning"]
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
+    """An error is a mistake in routes.yaml itself (the file is refused); a warning is what the catalog
+    or a sync says about the world (a retirement, a price drift): reported, never a reason to refuse."""
+
     path: tuple[PathElem, ...]
     message: str
     at_value: bool = False
+    severity: Severity = "error"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+
+def warning(path: tuple[PathElem, ...], message: str) -> Problem:
+    return Problem(path, message, severity="warning")
+
+
+def retired_text(o: Offering) -> str:
+    """`was retired on 2026-02-19 (shipped catalog)`, `left groq's listing on 2026-12-03 (catalog sync)`."""
+    on = f" on {o.retired_on}" if o.retired_on else ""
+    if o.retired_by == "sync":
+        return f"left {o.provider}'s listing{on} (catalog sync)"
+    return f"was retired{on} ({'routes.yaml' if o.retired_by == 'routes.yaml' else 'shipped catalog'})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +75,10 @@ def merge(spec: RoutesSpec, catalog: Catalog) -> Merged:
             continue
         if p.provider not in providers:
             continue  # disabled
-        merged, problem = _offering(
+        merged, found = _offering(
             p, offerings.get((p.model_id, p.provider)), spec.model_names.get(p.model_id)
         )
-        if problem:
-            problems.append(problem)
+        problems += found
         if merged:
             offerings[merged.key] = merged
     return Merged(providers, tuple(offerings.values()), tuple(problems))
@@ -79,13 +101,13 @@ def _provider(patch: ProviderPatch, base: ProviderInfo | None) -> ProviderInfo |
 
 def _offering(
     p: OfferingPatch, base: Offering | None, name: str | None
-) -> tuple[Offering | None, Problem | None]:
+) -> tuple[Offering | None, list[Problem]]:
     if base is None:
         if p.upstream_id is None or p.context is None:
             missing = " and ".join(f for f, v in (("id", p.upstream_id), ("context", p.context)) if v is None)
-            return None, Problem(
-                p.path, f"'{p.model_id}' at '{p.provider}' is not in the catalog: give {missing}"
-            )
+            return None, [
+                Problem(p.path, f"'{p.model_id}' at '{p.provider}' is not in the catalog: give {missing}")
+            ]
         base = Offering(p.model_id, p.provider, p.upstream_id, p.kind or "chat", None, p.context)
     price = base.price
     if p.input is not None or p.output is not None or p.cached_input is not None or p.cache_write is not None:
@@ -113,12 +135,58 @@ def _offering(
         caps=frozenset(caps),
         name=name or base.name,
     )
+    merged, problems = _retirement(p, base, merged)
     if merged.price is None:
-        return merged, Problem(
-            p.path,
-            f"'{p.model_id}' at '{p.provider}' has no price: give input and output (USD per 1M tokens)",
+        problems.append(
+            Problem(
+                p.path,
+                f"'{p.model_id}' at '{p.provider}' has no price: give input and output (USD per 1M tokens)",
+            )
         )
-    return merged, None
+    problems += _drift(p, base)
+    return merged, problems
+
+
+def _retirement(p: OfferingPatch, base: Offering, merged: Offering) -> tuple[Offering, list[Problem]]:
+    """routes.yaml's word over the catalog's: `retired:` stated wins; else a declaration that gives
+    `id`, `input` or `output` is routed as declared, and one that only adjusts other fields keeps the
+    catalog's (or a sync's) mark. Either way the catalog's mark is reported as a warning."""
+    where = f"'{p.model_id}' at '{p.provider}'"
+    if p.retired is not None and p.retired is not False:
+        on = p.retired if isinstance(p.retired, str) else None
+        return replace(merged, retired=True, retired_on=on, retired_by="routes.yaml"), []
+    if not base.retired:
+        return replace(merged, retired=False, retired_on=None, retired_by=None), []
+    said = retired_text(base)
+    if p.retired is False or p.declares:
+        stated = "retired: false" if p.retired is False else "declared"
+        out = replace(merged, retired=False, retired_on=None, retired_by=None)
+        return out, [warning(p.path, f"{where} {said}; routed as routes.yaml says ({stated})")]
+    return merged, [
+        warning(
+            p.path,
+            f"{where} {said}, so it is not routed: this declaration does not give id, input or output "
+            "(add them, or retired: false, to route it anyway)",
+        )
+    ]
+
+
+def _drift(p: OfferingPatch, base: Offering) -> list[Problem]:
+    """A declared price that differs from what the provider's listing says (the last sync)."""
+    synced = base.synced_price
+    if synced is None:
+        return []
+    out = []
+    for field, declared, listed in (("input", p.input, synced.input), ("output", p.output, synced.output)):
+        if declared is not None and declared != listed:
+            out.append(
+                warning(
+                    (*p.path, field),
+                    f"'{p.model_id}' at '{p.provider}': declared {field} price {declared} differs from the "
+                    f"synced listing price {listed} (USD per 1M tokens); the declared one is used",
+                )
+            )
+    return out
 
 
 def by_model(offerings: Iterable[Offering]) -> dict[str, list[Offering]]:

@@ -11,6 +11,7 @@ from typing import Literal
 from faregate.config.model import Api, Listing, Policy
 
 Kind = Literal["chat", "embedding"]
+RetiredBy = Literal["catalog", "sync", "routes.yaml"]  # who took an offering out of routing
 MILLION = Decimal(1_000_000)
 
 
@@ -55,6 +56,10 @@ class Offering:
     name: str | None = None
     retired: bool = False
     aliases: tuple[str, ...] = ()  # other upstream ids the provider answers to (dated snapshots)
+    retired_on: str | None = None  # YYYY-MM-DD it shut down or left the listing, where known
+    retired_by: RetiredBy | None = None  # set with `retired`
+    replacement: str | None = None  # the successor model id the catalog names for a retired offering
+    synced_price: Price | None = None  # the last synced listing price (None: no sync priced it)
 
     @property
     def key(self) -> tuple[str, str]:

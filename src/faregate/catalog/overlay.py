@@ -79,12 +79,17 @@ def with_cache_prices(synced: Price, declared: Price | None) -> Price:
 
 
 def _updated(o: Offering, row: OfferingRow | None, price: Price | None) -> Offering:
+    """A sync that saw the offering leave its listing retires it from that date (a shipped mark stays)."""
+    left = row.retired_at[:10] if row is not None and row.retired_at is not None and not o.retired else None
     return replace(
         o,
         price=o.price if price is None else with_cache_prices(price, o.price),
         context=(row.context if row is not None else None) or o.context,
         caps=o.caps | (on_caps(row.caps) if row is not None else frozenset()),
-        retired=o.retired or (row is not None and row.retired_at is not None),
+        synced_price=price if price is not None else o.synced_price,
+        retired=o.retired or left is not None,
+        retired_on=left or o.retired_on,
+        retired_by="sync" if left else o.retired_by,
     )
 
 
@@ -99,7 +104,10 @@ def _added(row: OfferingRow, price: Price | None) -> Offering:
         context=row.context or DEFAULT_CONTEXT,
         caps=on_caps(row.caps),
         name=row.name,
+        synced_price=price,
         retired=row.retired_at is not None,
+        retired_on=None if row.retired_at is None else row.retired_at[:10],
+        retired_by=None if row.retired_at is None else "sync",
     )
 
 

@@ -7,13 +7,14 @@ regexes compiled) and reports what the schema cannot say: a bad regex.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
-from faregate.config.load import ConfigIssue, YamlDoc, load_yaml, parse_yaml
+from faregate.config.load import ConfigIssue, PathElem, YamlDoc, load_yaml, parse_yaml, plain
 from faregate.config.model import (
     OfferingPatch,
     Preferences,
@@ -24,7 +25,7 @@ from faregate.config.model import (
     ServerSpec,
     When,
 )
-from faregate.config.validate import schema_issues
+from faregate.config.validate import schema_issues, valid_part
 
 CAPS = ("tools", "vision", "json", "streaming")
 
@@ -38,11 +39,31 @@ def opt_money(value: Any) -> Decimal | None:
     return None if value is None else money(value)
 
 
+@dataclass(frozen=True, slots=True)
+class RoutesRead:
+    """routes.yaml read as far as it goes. With schema errors, `spec` is built from the part that
+    validated (`doc`, positions kept) so the semantic checks can still run: `complete` is False then,
+    `pruned` holds the paths removed and `dropped` the providers, models, routes and aliases whose
+    definitions went entirely."""
+
+    spec: RoutesSpec | None
+    doc: YamlDoc | None
+    issues: list[ConfigIssue]
+    complete: bool = True
+    pruned: tuple[tuple[PathElem, ...], ...] = ()
+    dropped: frozenset[str] = frozenset()
+
+    def follows_on(self, path: Sequence[PathElem], message: str) -> bool:
+        """A semantic finding that only repeats a schema error: in or above a removed part, or naming
+        a definition that was removed."""
+        p = tuple(path)
+        return any(q[: len(p)] == p or p[: len(q)] == q for q in self.pruned) or any(
+            f"'{name}'" in message for name in self.dropped
+        )
+
+
 def load_routes(path: Path) -> tuple[RoutesSpec | None, YamlDoc | None, list[ConfigIssue]]:
-    doc, issues = load_yaml(path)
-    if doc is None:
-        return None, None, issues
-    return _from_doc(doc)
+    return _strict(read_routes(path))
 
 
 def parse_routes(
@@ -51,18 +72,51 @@ def parse_routes(
     doc, issues = parse_yaml(text, name)
     if doc is None:
         return None, None, issues
-    return _from_doc(doc)
+    return _strict(read_doc(doc))
 
 
-def _from_doc(doc: YamlDoc) -> tuple[RoutesSpec | None, YamlDoc, list[ConfigIssue]]:
+def _strict(read: RoutesRead) -> tuple[RoutesSpec | None, YamlDoc | None, list[ConfigIssue]]:
+    """A spec only for a file without errors."""
+    ok = read.complete and not read.issues
+    return (read.spec if ok else None), read.doc, read.issues
+
+
+def read_routes(path: Path) -> RoutesRead:
+    doc, issues = load_yaml(path)
+    if doc is None:
+        return RoutesRead(None, None, issues, complete=False)
+    return read_doc(doc)
+
+
+def read_doc(doc: YamlDoc) -> RoutesRead:
     data, issues = schema_issues(doc, "routes")
-    if issues:
-        return None, doc, issues
-    spec, issues = build_spec(doc.file, cast(dict[str, Any], data), doc)
-    return spec, doc, issues
+    if not issues:
+        spec, more = build_spec(doc.file, cast(dict[str, Any], data), doc)
+        return RoutesRead(spec, doc, more)
+    part, pruned = valid_part(doc, "routes")
+    if part is None:
+        return RoutesRead(None, doc, issues, complete=False)
+    spec, more = build_spec(doc.file, cast(dict[str, Any], plain(part.root)), part, partial=True)
+    # A removed list item (a rule) holds no later finding, and the items after it moved up: only
+    # removed mapping entries are kept for `follows_on`.
+    keys = tuple(p for p in pruned if p and isinstance(p[-1], str))
+    return RoutesRead(spec, part, sorted(set(issues + more)), False, keys, _dropped(doc, part))
 
 
-def build_spec(file: str, data: dict[str, Any], doc: YamlDoc) -> tuple[RoutesSpec | None, list[ConfigIssue]]:
+def _dropped(doc: YamlDoc, part: YamlDoc) -> frozenset[str]:
+    names: set[str] = set()
+    for section in ("providers", "models", "routes", "aliases"):
+        before, after = doc.root.get(section), part.root.get(section)
+        if isinstance(before, dict):
+            names |= {str(k) for k in before if not isinstance(after, dict) or k not in after}
+    return frozenset(names)
+
+
+def build_spec(
+    file: str, data: dict[str, Any], doc: YamlDoc, *, partial: bool = False
+) -> tuple[RoutesSpec | None, list[ConfigIssue]]:
+    """`partial`: `data` is what validated of a file with schema errors; the spec is returned anyway,
+    for the semantic checks."""
     issues: list[ConfigIssue] = []
     providers = {name: _provider(name, raw) for name, raw in (data.get("providers") or {}).items()}
     offerings: list[OfferingPatch] = []
@@ -104,7 +158,7 @@ def build_spec(file: str, data: dict[str, Any], doc: YamlDoc) -> tuple[RoutesSpe
         sync_providers=tuple(cat["sync_providers"]) if "sync_providers" in cat else None,
         responses_retention_s=float((data.get("responses") or {}).get("retention_days", 30)) * 86400,
     )
-    return (None if issues else spec), issues
+    return (None if issues and not partial else spec), issues
 
 
 def _provider(name: str, raw: Mapping[str, Any]) -> ProviderPatch:
@@ -135,6 +189,7 @@ def _offering(model_id: str, provider: str, raw: Mapping[str, Any]) -> OfferingP
         context=raw.get("context"),
         max_output=raw.get("max_output"),
         caps=MappingProxyType({c: raw[c] for c in CAPS if c in raw}),
+        retired=raw.get("retired"),
     )
 
 

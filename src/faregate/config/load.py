@@ -26,9 +26,10 @@ class ConfigIssue:
     line: int
     col: int
     message: str
+    warning: bool = False  # what the catalog says, not a mistake in the file
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+        return f"{self.file}:{self.line}:{self.col}: {'warning: ' if self.warning else ''}{self.message}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +88,24 @@ def parse_yaml(text: str, name: str) -> tuple[YamlDoc | None, list[ConfigIssue]]
     try:
         root = yaml.load(text)
     except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        return None, [ConfigIssue(name, line, col, f"YAML syntax: {e.problem or e.context}")]
+        return None, [syntax_issue(name, e)]
     except Exception as e:  # ruamel raises a few non-marked errors (duplicate keys, bad unicode)
         return None, [ConfigIssue(name, 1, 1, f"YAML: {e}")]
     if not isinstance(root, CommentedMap):
         return None, [ConfigIssue(name, 1, 1, "the file must be a YAML mapping")]
     return YamlDoc(name, root), []
+
+
+def syntax_issue(name: str, e: MarkedYAMLError) -> ConfigIssue:
+    """Placed where the parser noticed the problem, and naming where the broken construct starts
+    (a flow mapping left open three lines up, say) when the parser says so."""
+    mark = e.problem_mark or e.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    message = f"YAML syntax: {e.problem or e.context}"
+    start = e.context_mark
+    if e.problem_mark is not None and start is not None and e.context:
+        message += f" ({e.context} that starts at line {start.line + 1}, column {start.column + 1})"
+    return ConfigIssue(name, line, col, message)
 
 
 def plain(node: Any) -> Any:

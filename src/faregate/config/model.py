@@ -54,6 +54,13 @@ class OfferingPatch:
     context: int | None = None
     max_output: int | None = None
     caps: Mapping[str, bool] = field(default_factory=lambda: MappingProxyType({}))
+    retired: bool | str | None = None  # True or a YYYY-MM-DD date: out; False: in; None: not stated
+
+    @property
+    def declares(self) -> bool:
+        """States what it takes to call and price the offering (`id`, `input` or `output`): such a
+        declaration is routed as declared whatever the catalog says about retirement."""
+        return self.upstream_id is not None or self.input is not None or self.output is not None
 
 
 @dataclass(frozen=True, slots=True)

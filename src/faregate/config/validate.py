@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import cache
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from faregate.config.load import ConfigIssue, YamlDoc, plain
+from faregate.config.load import ConfigIssue, PathElem, YamlDoc, plain
 from faregate.paths import schema_path
 
 
@@ -57,3 +59,65 @@ def _closest(alternatives: list[ValidationError]) -> ValidationError:
     inside = [e for e in alternatives if not (e.validator == "type" and not e.relative_path)]
     closest: ValidationError = best_match(inside or alternatives)
     return closest
+
+
+MAX_PRUNE_ROUNDS = 32
+
+
+def valid_part(doc: YamlDoc, schema: str) -> tuple[YamlDoc | None, list[tuple[PathElem, ...]]]:
+    """A copy of `doc` without the parts that break the schema, so the semantic checks can still run
+    over the rest and report in the same run (an unknown model on another line, say). What an error
+    names is removed (a bad value, an unknown field); a mapping or item that then misses a required
+    field goes too. Positions are kept: a removed list item shifts the later items' line records.
+    None when the rest still does not validate (a required top-level field is missing). Also the paths
+    removed (paths of the original file only while no list item before them was removed)."""
+    root = copy.deepcopy(doc.root)
+    removed: list[tuple[PathElem, ...]] = []
+    for _ in range(MAX_PRUNE_ROUNDS):
+        errors = list(validator(schema).iter_errors(plain(root)))
+        if not errors:
+            return YamlDoc(doc.file, root), removed
+        targets = {_target(e) for e in errors}
+        # Deepest first, and list items from the end, so earlier removals do not move later targets.
+        now = [t for t in sorted(targets, key=_prune_order, reverse=True) if t and _remove(root, t)]
+        if not now:
+            return None, removed
+        removed += now
+    return None, removed
+
+
+def _target(err: ValidationError) -> tuple[PathElem, ...]:
+    if err.context:  # oneOf / anyOf: what the alternative the user meant objects to
+        err = _closest(err.context)
+    path = tuple(err.absolute_path)
+    if len(path) >= 3 and path[0] == "routes" and isinstance(path[2], int):
+        return path[:3]  # a rule goes whole: without its bad `when` it would match everything
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = set(err.schema.get("properties", {})) if isinstance(err.schema, dict) else set()
+        extra = sorted(str(k) for k in err.instance if k not in allowed)
+        return (*path, extra[0]) if extra else path
+    if "propertyNames" in err.absolute_schema_path:
+        return (*path, str(err.instance))
+    return path  # `required`: the mapping itself; anything else: the value at the path
+
+
+def _prune_order(path: tuple[PathElem, ...]) -> tuple[int, tuple[str, ...]]:
+    return len(path), tuple(f"{p:08d}" if isinstance(p, int) else p for p in path)
+
+
+def _remove(root: Any, path: tuple[PathElem, ...]) -> bool:
+    *parents, last = path
+    node = root
+    for elem in parents:
+        try:
+            node = node[elem]
+        except (KeyError, IndexError, TypeError):
+            return False
+    if isinstance(node, CommentedMap) and last in node:
+        del node[last]
+        return True
+    if isinstance(node, CommentedSeq) and isinstance(last, int) and 0 <= last < len(node):
+        del node[last]
+        node.lc.data = {(k if k < last else k - 1): v for k, v in node.lc.data.items() if k != last}
+        return True
+    return False

@@ -12,10 +12,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
 
-from faregate.catalog.merge import Merged, Problem, by_model
+from faregate.catalog.merge import Merged, Problem, by_model, retired_text, warning
 from faregate.catalog.model import MILLION, Offering, ProviderInfo
 from faregate.config.model import Preferences, RoutesSpec, RuleSpec, Selector
-from faregate.routing.table import Baseline, Candidates, Channel, CompiledRule, DecisionTable, PlanEntry
+from faregate.routing.table import (
+    Baseline,
+    Candidates,
+    Channel,
+    CompiledRule,
+    DecisionTable,
+    PlanEntry,
+    Retirement,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +56,10 @@ def compile_table(
     known = by_model(merged.offerings)
     # Models whose declaration under `models:` was rejected by the merge: that problem is reported
     # there, so references to them are not reported again (as unknown, unroutable, bad baseline).
-    rejected = {str(p.path[1]) for p in merged.problems if len(p.path) > 1 and p.path[0] == "models"}
+    rejected = {
+        str(p.path[1]) for p in merged.problems if p.is_error and len(p.path) > 1 and p.path[0] == "models"
+    }
+    retired = retired_models(known)
     upstream: dict[str, set[str]] = {}
     for o in merged.offerings:
         for uid in (o.upstream_id, *o.aliases):  # a dated snapshot id names its model too
@@ -69,7 +80,7 @@ def compile_table(
     for route, rules in spec.routes.items():
         routes[route] = tuple(
             _compile_rule(
-                r, known, rejected, declared_providers, every, set(inactive), prefs, order, problems
+                r, known, retired, rejected, declared_providers, every, set(inactive), prefs, order, problems
             )
             for r in rules
         )
@@ -107,9 +118,30 @@ def compile_table(
         unpriced_offerings=tuple(
             o for o in merged.offerings if o.price is None and not o.retired and o.provider not in inactive
         ),
+        retired=MappingProxyType(retired),
         generation=generation,
     )
     return Compiled(table, tuple(problems))
+
+
+def retired_models(known: Mapping[str, list[Offering]]) -> dict[str, Retirement]:
+    """Models whose every priced offering is retired: requests for them get 404 `model_retired`.
+    The latest retirement speaks for the model (a sync's over the shipped catalog's)."""
+    out = {}
+    for model_id, offs in known.items():
+        if any(o.price is not None and not o.retired for o in offs):
+            continue
+        gone = sorted((o for o in offs if o.retired), key=lambda o: (o.retired_on or "", o.provider))
+        if gone:
+            out[model_id] = retirement(gone[-1], offs)
+    return out
+
+
+def retirement(o: Offering, offs: Iterable[Offering] = ()) -> Retirement:
+    replacement = o.replacement or next((x.replacement for x in offs if x.replacement), None)
+    return Retirement(
+        o.model_id, o.provider, o.retired_by or "catalog", retired_text(o), o.retired_on, replacement
+    )
 
 
 def provider_rank(order: Sequence[str]) -> Callable[[str], int]:
@@ -280,6 +312,7 @@ def _reachability(rules: Sequence[RuleSpec]) -> list[Problem]:
 def _compile_rule(
     r: RuleSpec,
     known: Mapping[str, list[Offering]],
+    retired: Mapping[str, Retirement],
     rejected: Set[str],
     providers: Set[str],
     channels: Sequence[Channel],
@@ -290,8 +323,11 @@ def _compile_rule(
 ) -> CompiledRule:
     """`channels` includes those of inactive providers, so checks do not depend on which keys are set.
     `rejected`: models whose declaration was rejected (already reported); `providers`: the provider
-    names a selector may use."""
+    names a selector may use. A rule that retirements by the catalog or a sync leave without a
+    candidate is a warning (its requests get 404 `model_retired`); routes.yaml's own doing is an error."""
     unknown = 0
+    found: list[Problem] = []
+    gone: tuple[Retirement, ...] = ()
     if isinstance(r.use, Selector):
         for i, p in enumerate(r.use.providers or ()):
             if p not in providers:
@@ -300,9 +336,19 @@ def _compile_rule(
         pool = [c for c in channels if c.kind == "chat" and _selects(r.use, c)]
         models = tuple(sorted({c.model_id for c in pool}))
         if not unknown and not models:
-            problems.append(
-                Problem((*r.path, "use"), f"rule '{r.name}': no model in the catalog matches this filter")
-            )
+            gone = _retired_matches(r.use, known)
+            if _catalog_caused(gone):
+                found.append(
+                    warning(
+                        (*r.path, "use"),
+                        f"rule '{r.name}': every model this filter matched is retired "
+                        f"({_retired_list(gone)}); its requests get 404 model_retired",
+                    )
+                )
+            else:
+                problems.append(
+                    Problem((*r.path, "use"), f"rule '{r.name}': no model in the catalog matches this filter")
+                )
     else:
         models = r.use
         for i, m in enumerate(r.use):
@@ -312,13 +358,30 @@ def _compile_rule(
                     problems.append(Problem((*r.path, "use", i), f"unknown model '{m}'"))
         wanted = set(models)
         pool = [c for c in channels if c.model_id in wanted]
+        if pool:  # with no candidate left, the rule's own warning below says it all
+            for i, m in enumerate(r.use):
+                found += _retired_offerings(r, i, m, known.get(m, ()), retired.get(m))
         if not pool and not unknown and rejected.isdisjoint(models):
-            problems.append(
-                Problem(
-                    (*r.path, "use"),
-                    f"rule '{r.name}': no routable offering of {', '.join(models)} (retired or unpriced)",
+            gone = tuple(retired[m] for m in models if m in retired)
+            if _catalog_caused(gone):
+                found.append(
+                    warning(
+                        (*r.path, "use"),
+                        f"rule '{r.name}': no routable offering of {', '.join(models)}: "
+                        f"{_retired_list(gone)}; its requests get 404 model_retired",
+                    )
                 )
-            )
+            else:
+                cause = (
+                    "retired in routes.yaml" if gone else "unpriced: declare input and output under models:"
+                )
+                problems.append(
+                    Problem(
+                        (*r.path, "use"),
+                        f"rule '{r.name}': no routable offering of {', '.join(models)} ({cause})",
+                    )
+                )
+    problems += found
     excluded = []
     kept = []
     for c in pool:
@@ -369,7 +432,57 @@ def _compile_rule(
         ),
         weights=frozen_weights,
         excluded=tuple(excluded),
+        warnings=tuple(p.message for p in found),
+        retired=gone if not sorted_channels else (),
     )
+
+
+def _catalog_caused(gone: Sequence[Retirement]) -> bool:
+    return any(g.by != "routes.yaml" for g in gone)
+
+
+def _retired_list(gone: Iterable[Retirement]) -> str:
+    return "; ".join(
+        f"'{g.model_id}' at '{g.provider}' {g.said}"
+        + (f", replacement '{g.replacement}'" if g.replacement else "")
+        for g in gone
+    )
+
+
+def _retired_offerings(
+    r: RuleSpec, i: int, model_id: str, offs: Sequence[Offering], whole: Retirement | None
+) -> list[Problem]:
+    """Warnings for a listed model's offerings that the catalog or a sync retired (not routes.yaml)."""
+    where = (*r.path, "use", i)
+    if whole is not None:
+        if whole.by == "routes.yaml":
+            return []
+        return [
+            warning(
+                where,
+                f"rule '{r.name}': {_retired_list((whole,))}: not routed, the rule's other candidates serve it",
+            )
+        ]
+    return [
+        warning(where, f"rule '{r.name}': '{model_id}' at '{o.provider}' {retired_text(o)}, not routed")
+        for o in offs
+        if o.retired and o.retired_by != "routes.yaml" and o.price is not None
+    ]
+
+
+def _retired_matches(s: Selector, known: Mapping[str, list[Offering]]) -> tuple[Retirement, ...]:
+    """The retired offerings a selector would have matched, by model."""
+    out: dict[str, Retirement] = {}
+    for model_id, offs in known.items():
+        for o in offs:
+            if (
+                o.retired
+                and o.price is not None
+                and o.kind == "chat"
+                and _matches(s, o.model_id, o.provider, o.context, o.caps, o.price.input, o.price.output)
+            ):
+                out.setdefault(model_id, retirement(o, offs))
+    return tuple(out.values())
 
 
 def pinned(model_id: str, channels: tuple[Channel, ...]) -> Candidates:

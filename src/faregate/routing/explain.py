@@ -19,6 +19,7 @@ class RuleVerdict:
     matched: bool
     selected: bool
     checks: tuple[tuple[str, bool, str], ...]
+    warnings: tuple[str, ...] = ()  # what the catalog says about the rule's candidates
 
 
 def rule_verdicts(table: DecisionTable, model: str, f: Features) -> tuple[str | None, list[RuleVerdict]]:
@@ -29,7 +30,7 @@ def rule_verdicts(table: DecisionTable, model: str, f: Features) -> tuple[str | 
     for rule in table.routes[route]:
         ok = matches(rule.when, f)
         checks = tuple((c.condition, c.ok, c.detail) for c in explain_when(rule.when, f))
-        out.append(RuleVerdict(rule.name, ok, ok and not chosen, checks))
+        out.append(RuleVerdict(rule.name, ok, ok and not chosen, checks, rule.warnings))
         chosen = chosen or ok
     return route, out
 
@@ -48,6 +49,7 @@ def explain(table: DecisionTable, plan: Plan, f: Features) -> dict[str, Any]:
                 "matched": v.matched,
                 "selected": v.selected,
                 "conditions": [{"condition": c, "holds": ok, "because": why} for c, ok, why in v.checks],
+                "warnings": list(v.warnings),
             }
             for v in verdicts
         ],
@@ -84,6 +86,7 @@ def render_text(doc: dict[str, Any]) -> str:
                 f"{c['condition']}: {'yes' if c['holds'] else 'no'} ({c['because']})" for c in conds
             )
             lines.append(f"  {mark:>2} {r['name']}: {why}")
+            lines += [f"     warning: {w}" for w in r.get("warnings", ())]
     else:
         lines.append(f"pinned model '{doc['requested']}': no rules, its channels cheapest first")
     lines.append("plan:")
@@ -93,7 +96,9 @@ def render_text(doc: dict[str, Any]) -> str:
             f"  {i}. {e['channel']}  ({e['model']}, ${price['input']}/${price['output']} per 1M,"
             f" expected ${e['expected_cost_usd']})  {e['reason']}"
         )
-    if not doc["plan"]:
+    if doc.get("error"):
+        lines.append(f"  (none: {doc['error']['code']}: {doc['error']['message']})")
+    elif not doc["plan"]:
         lines.append("  (empty: no channel can serve this request)")
     for s in doc["skipped"]:
         lines.append(f"  skipped {s['channel']}: {s['why']}")

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from faregate.catalog.merge import Merged, merge
 from faregate.catalog.model import Catalog
-from faregate.config.build import load_routes
+from faregate.config.build import read_routes
 from faregate.config.load import ConfigIssue
 from faregate.config.model import RoutesSpec
 from faregate.routing.compile import compile_table
@@ -25,6 +25,7 @@ class Loaded:
     spec: RoutesSpec
     table: DecisionTable
     merged: Merged
+    warnings: tuple[ConfigIssue, ...] = ()  # what the catalog says: reported, never a reason to refuse
 
 
 def load_table(
@@ -37,10 +38,30 @@ def load_table(
     assume_keys: bool = False,
 ) -> tuple[Loaded | None, list[ConfigIssue]]:
     """`base_urls` replaces providers' base URLs after merging (the demo points them at the simulator);
-    `assume_keys` plans as if every provider had a key (explain, benchmarks)."""
-    spec, doc, issues = load_routes(routes)
-    if spec is None or doc is None:
-        return None, issues
+    `assume_keys` plans as if every provider had a key (explain, benchmarks). The issues are errors
+    only: warnings ride on `Loaded.warnings`."""
+    loaded, errors, _ = load_checked(
+        routes, catalog, env, generation=generation, base_urls=base_urls, assume_keys=assume_keys
+    )
+    return loaded, errors
+
+
+def load_checked(
+    routes: Path,
+    catalog: Catalog,
+    env: Mapping[str, str],
+    *,
+    generation: int = 0,
+    base_urls: Mapping[str, str] | None = None,
+    assume_keys: bool = False,
+) -> tuple[Loaded | None, list[ConfigIssue], list[ConfigIssue]]:
+    """Every finding in one run: (the table or None, errors, warnings). With schema errors the semantic
+    checks still run over the part of the file that validated; a name whose definition was dropped
+    is not reported again where it is used."""
+    read = read_routes(routes)
+    if read.spec is None or read.doc is None:
+        return None, read.issues, []
+    spec, doc = read.spec, read.doc
     merged = merge(spec, catalog)
     if base_urls:
         providers = {
@@ -48,10 +69,16 @@ def load_table(
         }
         merged = replace(merged, providers=MappingProxyType(providers))
     compiled = compile_table(spec, merged, env, generation=generation, assume_keys=assume_keys)
-    issues = sorted({doc.issue(p.path, p.message, at_value=p.at_value) for p in compiled.problems})
-    if issues:
-        return None, issues
-    return Loaded(spec, compiled.table, merged), []
+    errors, warnings = set(read.issues), set()
+    for p in compiled.problems:
+        issue = doc.issue(p.path, p.message, at_value=p.at_value)
+        if not p.is_error:
+            warnings.add(replace(issue, warning=True))
+        elif not read.follows_on(p.path, p.message):
+            errors.add(issue)
+    if errors or not read.complete:
+        return None, sorted(errors), sorted(warnings)
+    return Loaded(spec, compiled.table, merged, tuple(sorted(warnings))), [], sorted(warnings)
 
 
 def summary(loaded: Loaded) -> str:

@@ -15,13 +15,13 @@ from decimal import Decimal
 from typing import Literal
 
 from faregate.config.model import Preferences
-from faregate.errors import InvalidRequest, ModelNotFound
+from faregate.errors import InvalidRequest, ModelNotFound, ModelRetired
 from faregate.routing.compile import entries as numbered
 from faregate.routing.compile import pinned, provider_rank, sort_channels, static_exclusion
 from faregate.routing.features import Features, matches
 from faregate.routing.health import HealthView, NoHealth
 from faregate.routing.preferences import NO_PREFERENCES, RequestPreferences, narrow
-from faregate.routing.table import Candidates, Channel, CompiledRule, DecisionTable
+from faregate.routing.table import Candidates, Channel, CompiledRule, DecisionTable, Retirement
 from faregate.routing.table import PlanEntry as PlanEntry  # re-exported: it belongs to the plan
 
 Kind = Literal["chat", "embedding"]
@@ -58,6 +58,12 @@ def resolve(table: DecisionTable, model: str, f: Features) -> Candidates:
             raise InvalidRequest(
                 f"no rule of route '{table.aliases[model]}' matches this request", param="model"
             )
+        if rule.retired and not rule.channels:
+            raise ModelRetired(
+                f"{retired_message(rule.retired)}; rule '{rule.name}' of route '{rule.route}' has no other "
+                "candidate",
+                param="model",
+            )
         return rule.candidates
     model_id = model if model in table.known else table.upstream_ids.get(model)
     if model_id is None:
@@ -71,7 +77,20 @@ def resolve(table: DecisionTable, model: str, f: Features) -> Candidates:
         raise ModelNotFound(
             f"The model '{model}' does not exist or is not an alias of this gateway", param="model"
         )
-    return table.pinned.get(model_id) or pinned(model_id, ())  # known, but no channel to route to
+    found = table.pinned.get(model_id)
+    if found is None and model_id in table.retired:
+        raise ModelRetired(retired_message((table.retired[model_id],)), param="model")
+    return found or pinned(model_id, ())  # known, but no channel to route to
+
+
+def retired_message(gone: Sequence[Retirement]) -> str:
+    """`The model 'x/y' is retired: its offering at 'groq' left groq's listing on 2026-12-03 (catalog
+    sync); its replacement is 'x/z'` (several models: one clause each)."""
+    return "; ".join(
+        f"The model '{g.model_id}' is retired: its offering at '{g.provider}' {g.said}"
+        + (f"; its replacement is '{g.replacement}'" if g.replacement else "")
+        for g in gone
+    )
 
 
 def first_match(rules: Sequence[CompiledRule], f: Features) -> CompiledRule | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
 
-from faregate.catalog.model import MILLION, Kind, Offering, Price
+from faregate.catalog.model import MILLION, Kind, Offering, Price, RetiredBy
 from faregate.config.model import Api, Policy, Preferences, Strategy, When
 
 
@@ -63,6 +63,18 @@ class Candidates:
 
 
 @dataclass(frozen=True, slots=True)
+class Retirement:
+    """Why a model has no routable offering left: retired by the catalog, a sync or routes.yaml."""
+
+    model_id: str
+    provider: str
+    by: RetiredBy
+    said: str  # "left together's listing on 2026-12-03 (catalog sync)"
+    on: str | None = None  # YYYY-MM-DD
+    replacement: str | None = None  # the successor the catalog names, if any
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledRule:
     route: str
     index: int
@@ -74,6 +86,8 @@ class CompiledRule:
     candidates: Candidates  # the same, ready for the planner
     weights: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
     excluded: tuple[tuple[str, str], ...] = ()  # (model or channel, why) left out at compile time
+    warnings: tuple[str, ...] = ()  # what the catalog says about this rule's candidates
+    retired: tuple[Retirement, ...] = ()  # set when retirements left the rule without a candidate
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +116,7 @@ class DecisionTable:
     pinned: Mapping[str, Candidates] = field(default_factory=lambda: MappingProxyType({}))  # by model
     # Offerings of active providers with no price anywhere (a sync found them): listed, never routed.
     unpriced_offerings: tuple[Offering, ...] = ()
+    retired: Mapping[str, Retirement] = field(default_factory=lambda: MappingProxyType({}))  # by model
     generation: int = 0
 
     def route_for(self, alias: str) -> tuple[CompiledRule, ...] | None:

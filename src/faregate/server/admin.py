@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
+from faregate.config.load import ConfigIssue
 from faregate.routing.explain import explain
 from faregate.routing.features import extract_features
 from faregate.routing.table import Channel, DecisionTable
@@ -22,13 +24,17 @@ async def handle_reload(request: web.Request) -> web.Response:
             {
                 "reloaded": False,
                 "generation": rt.holder.current.generation,
-                "errors": [
-                    {"file": i.file, "line": i.line, "column": i.col, "message": i.message} for i in issues
-                ],
+                "errors": [_issue(i) for i in issues],
             },
             status=422,
         )
-    return web.json_response({"reloaded": True, "generation": rt.holder.current.generation})
+    return web.json_response(
+        {
+            "reloaded": True,
+            "generation": rt.holder.current.generation,
+            "warnings": [_issue(w) for w in rt.loaded.warnings],
+        }
+    )
 
 
 def _channel(c: Channel) -> dict[str, Any]:
@@ -41,7 +47,14 @@ def _channel(c: Channel) -> dict[str, Any]:
     }
 
 
-def table_json(table: DecisionTable, health: dict[str, Any]) -> dict[str, Any]:
+def _issue(i: ConfigIssue) -> dict[str, Any]:
+    return {"file": i.file, "line": i.line, "column": i.col, "message": i.message}
+
+
+def table_json(
+    table: DecisionTable, health: dict[str, Any], warnings: Sequence[ConfigIssue] = ()
+) -> dict[str, Any]:
+    """`warnings`: what the catalog says about routes.yaml (each rule also carries its own)."""
     return {
         "generation": table.generation,
         "aliases": dict(table.aliases),
@@ -54,6 +67,17 @@ def table_json(table: DecisionTable, health: dict[str, Any]) -> dict[str, Any]:
                     "models": list(r.models),
                     "channels": [_channel(c) for c in r.channels],
                     "excluded": [{"channel": cid, "why": why} for cid, why in r.excluded],
+                    "warnings": list(r.warnings),
+                    "retired": [
+                        {
+                            "model": g.model_id,
+                            "provider": g.provider,
+                            "retired_on": g.on,
+                            "by": g.by,
+                            "replacement": g.replacement,
+                        }
+                        for g in r.retired
+                    ],
                 }
                 for r in rules
             ]
@@ -71,6 +95,7 @@ def table_json(table: DecisionTable, health: dict[str, Any]) -> dict[str, Any]:
         "inactive_providers": dict(table.inactive),
         "unpriced": [{"model": m, "provider": p} for m, p in table.unpriced],
         "health": health,
+        "warnings": [_issue(w) for w in warnings],
     }
 
 
@@ -90,7 +115,9 @@ def _when(w: Any) -> dict[str, Any]:
 
 async def handle_routes(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    return web.json_response(table_json(rt.holder.current, rt.health.snapshot(time.monotonic())))
+    table = rt.holder.current
+    warnings = rt.loaded.warnings if rt.loaded.table is table else ()
+    return web.json_response(table_json(table, rt.health.snapshot(time.monotonic()), warnings))
 
 
 async def handle_explain(request: web.Request) -> web.Response:

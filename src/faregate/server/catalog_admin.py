@@ -91,6 +91,7 @@ async def handle_sync(request: web.Request) -> web.Response:
             "results": [r.as_json() for r in results],
             "generation": rt.holder.current.generation,
             "reload_errors": service.reload_errors if any(r.changed_anything for r in results) else [],
+            "warnings": [str(w) for w in rt.loaded.warnings],
         }
     )
 

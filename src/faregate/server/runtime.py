@@ -93,6 +93,12 @@ class Runtime:
         self.last_issues: list[ConfigIssue] = []
         self.catalog_sync: SyncService | None = None  # set by server/catalog_admin.py while serving
 
+    def log_warnings(self) -> None:
+        """What the catalog says about routes.yaml (retirements, price drift): at start-up and after
+        every reload, which every sync that changes the catalog triggers."""
+        for w in self.loaded.warnings:
+            log.warning("%s", w)
+
     @classmethod
     def from_sources(cls, sources: Sources, **kw: object) -> tuple[Runtime | None, list[ConfigIssue]]:
         loaded, issues = sources.load(0)
@@ -115,6 +121,7 @@ class Runtime:
             self.timeout = upstream_timeout(loaded.spec)
             self.holder.current = loaded.table
             log.info("reloaded routes: generation %d", generation)
+            self.log_warnings()
             if self.accounts is not None:
                 await self.accounts.usage.aflush()
             return []

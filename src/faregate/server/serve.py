@@ -100,6 +100,7 @@ async def serve(
         raise StartError(tuple(issues))
     for provider, why in runtime.holder.current.inactive.items():
         log.warning("provider %s inactive: %s", provider, why)
+    runtime.log_warnings()
     app = create_app(runtime, replace(options, simulated=demo))
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
     await runner.setup()
