@@ -72,7 +72,7 @@ async def test_post_reload_switches_behaviour(unwatched: Demo) -> None:
     use_only_luna(demo.routes_path)
     assert await served_by(demo) == OLD  # nothing changes before the reload
     status, body = await reload(demo)
-    assert (status, body) == (200, {"reloaded": True, "generation": 1})
+    assert (status, body) == (200, {"reloaded": True, "generation": 1, "warnings": []})
     assert await served_by(demo) == NEW
     assert await generation(demo) == 1
 

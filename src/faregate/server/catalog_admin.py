@@ -100,4 +100,5 @@ async def handle_status(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     status = await _service(request).status()
     status["unpriced"] = [{"model": m, "provider": p} for m, p in rt.holder.current.unpriced]
+    status["warnings"] = [str(w) for w in rt.loaded.warnings]
     return web.json_response(status)
