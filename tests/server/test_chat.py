@@ -129,7 +129,7 @@ async def test_header_provider_narrows_the_plan(
     [
         ("openai/gpt-4o-mini", {"order": ["openrouter", "openai"]}, "openrouter"),
         ("auto", {"only": ["google"]}, "google"),
-        ("auto", {"ignore": ["openrouter", "groq"]}, "google"),
+        ("auto", {"ignore": ["openrouter", "together", "groq"]}, "google"),
         ("auto", {"sort": "price", "only": ["openai", "mistral"]}, "openai"),
     ],
 )

@@ -101,11 +101,14 @@ async def test_streamed_tool_calls_assemble_into_json(demo: Demo, model: str) ->
 async def test_stream_falls_back_before_the_first_byte(demo: Demo) -> None:
     demo.sim.fail("openrouter", 500)
     chunks, headers = await stream(demo, stream_options={"include_usage": True})
-    assert headers["x-faregate-provider"] == "groq"
-    assert "[simulated groq/" in text_of(chunks)
+    assert headers["x-faregate-provider"] == "together"
+    assert "[simulated together/" in text_of(chunks)
     routing = (chunks[-1].model_extra or {})["x-faregate"]["routing"]
-    assert [(a["provider"], a["status"]) for a in routing["attempts"]] == [("openrouter", 500), ("groq", 200)]
-    assert providers_called(demo) == ["openrouter", "groq"]
+    assert [(a["provider"], a["status"]) for a in routing["attempts"]] == [
+        ("openrouter", 500),
+        ("together", 200),
+    ]
+    assert providers_called(demo) == ["openrouter", "together"]
 
 
 async def test_an_upstream_drop_mid_stream_ends_with_an_error_event(demo: Demo) -> None:

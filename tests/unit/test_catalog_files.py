@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from functools import cache
@@ -364,3 +365,75 @@ def test_free_provider_with_zero_prices_is_accepted():
         offering["input"] = 0
         offering["output"] = 0
     assert errors(doc) == []
+
+
+# --- retirement marks ----------------------------------------------------------------------------------
+
+# Where each provider documents its own shut-downs: a `retired:` mark must cite one of these hosts (a third
+# party's deprecation date, LiteLLM's for one, is not a shut-down).
+OWN_DOCS = {
+    "openai": ("developers.openai.com", "platform.openai.com"),
+    "anthropic": ("platform.claude.com", "docs.claude.com", "docs.anthropic.com"),
+    "google": ("ai.google.dev", "firebase.google.com", "cloud.google.com"),
+    "groq": ("console.groq.com",),
+    "deepseek": ("api-docs.deepseek.com",),
+    "together": ("docs.together.ai",),
+    "mistral": ("docs.mistral.ai",),
+    "xai": ("docs.x.ai",),
+    "openrouter": ("openrouter.ai",),
+    "ollama": ("ollama.com",),
+}
+RETIRED_LINE = re.compile(r"^\s+retired:\s*(?P<value>[^#]*?)\s*(?:#\s*(?P<comment>.*))?$")
+SOURCE_URL = re.compile(r"https://(?P<host>[a-z0-9.-]+)/\S*")
+
+
+def retired_lines(path: Path) -> Iterator[tuple[int, re.Match[str]]]:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        found = RETIRED_LINE.match(line)
+        if found:
+            yield number, found
+
+
+def test_every_retirement_mark_cites_the_providers_own_documentation():
+    marks = 0
+    for path in catalog_paths():
+        hosts = OWN_DOCS.get(path.stem)
+        assert hosts, f"{path.name}: add the provider's documentation hosts to OWN_DOCS"
+        for number, found in retired_lines(path):
+            marks += 1
+            where = f"{path.name}:{number}"
+            comment = found.group("comment") or ""
+            url = SOURCE_URL.search(comment)
+            assert url, f"{where}: a retired mark needs its source in a comment: # source: https://..."
+            assert url.group("host") in hosts, (
+                f"{where}: {url.group('host')} is not {path.stem}'s own documentation ({', '.join(hosts)})"
+            )
+    assert marks == sum(1 for _, _, o in offerings() if o.get("retired")), "every mark was checked"
+
+
+def test_comments_that_say_shut_down_come_with_a_mark():
+    """A comment saying a model was shut down, retired or decommissioned describes the offerings right below
+    it: the first of them must carry a mark, unless the comment says "not retired" (and why)."""
+    said = re.compile(r"\b(shut down|retired|decommissioned)\b", re.IGNORECASE)
+    for path in catalog_paths():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        i = 0
+        while i < len(lines):
+            if not lines[i].startswith("  #"):
+                i += 1
+                continue
+            first = i
+            while i < len(lines) and lines[i].startswith("  #"):
+                i += 1
+            block = " ".join(x.strip("# ") for x in lines[first:i])
+            if not said.search(block) or "not retired" in block.lower():
+                continue
+            if i >= len(lines) or not re.match(r"^  [a-z0-9]", lines[i]):
+                continue  # not a comment that introduces an offering
+            end = i + 1
+            while end < len(lines) and lines[end].startswith("    "):
+                end += 1
+            assert any(RETIRED_LINE.match(x) for x in lines[i:end]), (
+                f"{path.name}:{first + 1}: the comment says the model was shut down, but {lines[i].strip()}"
+                " has no retired mark"
+            )
