@@ -106,15 +106,17 @@ async def start_demo(
     cooldown_s: float | None = None,
     without_keys: Iterable[str] = (),
     base_urls: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[Demo, Callable[[], Awaitable[None]]]:
     """`without_keys`: provider key env vars left unset, so those providers are inactive; `base_urls`:
-    providers pointed somewhere other than the simulator (e.g. a port nobody listens on)."""
+    providers pointed somewhere other than the simulator (e.g. a port nobody listens on); `env`: key
+    env vars to set instead of the simulator's stand-ins."""
     sources = Sources(routes_path, catalog_dir(), {})
     sim, names = demo_simulator(sources, counter)
     sim_runner, origin = await run_simulator(sim, "127.0.0.1", 0)
     keys, sim_urls = demo_env(sources, sim, names, origin)
     unset = set(without_keys)
-    keys = {var: value for var, value in keys.items() if var not in unset}
+    keys = {var: value for var, value in {**keys, **(env or {})}.items() if var not in unset}
     sources = replace(sources, env=keys, base_urls={**sim_urls, **(base_urls or {})})
     runtime, issues = Runtime.from_sources(sources, counter=counter, simulated=True)
     assert runtime is not None, issues

@@ -93,6 +93,7 @@ class UpstreamError:
     status: int | None = None
     retryable: bool = True
     error_type: str | None = None  # the upstream's structured error type, when it gave one
+    retry_after_s: float | None = None  # the upstream's Retry-After, when it sent one
 
     @property
     def timed_out(self) -> bool:

@@ -160,3 +160,38 @@ async def test_the_server_keeps_serving_after_bad_requests(demo: Demo, http: aio
     async with http.post(CHAT, data=chat_body(), headers=JSON_HEADERS) as resp:
         assert resp.status == 200
     assert len(demo.sim.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "param"),
+    [
+        (
+            b'{"model": "auto", "temperature": NaN, "messages": [{"role": "user", "content": "hi"}]}',
+            "temperature",
+        ),
+        (b'{"model": "auto", "top_p": Infinity, "messages": []}', "top_p"),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": '
+            + b"[" * 2000
+            + b"]" * 2000
+            + b"}]}",
+            "messages[0].content",
+        ),
+        (
+            b'{"model": "auto", "tools": [{"type": "function", "function": {"parameters": '
+            + b'{"a": ' * 200
+            + b"1"
+            + b"}" * 200
+            + b"}}]}",
+            "tools[0].function.parameters" + ".a" * 12,  # the path is named to 16 steps at most
+        ),
+    ],
+    ids=["nan", "infinity", "deep-array", "deep-object"],
+)
+async def test_non_finite_numbers_and_deep_nesting_are_400_naming_the_field(
+    demo: Demo, http: aiohttp.ClientSession, raw: bytes, param: str
+) -> None:
+    async with http.post(CHAT, data=raw, headers=JSON_HEADERS) as resp:
+        error = await envelope(resp, 400)
+    assert error["param"] == param
+    assert not demo.sim.received

@@ -48,3 +48,32 @@ def test_values_orjson_will_not_write_fall_back() -> None:
 def test_invalid_input_raises_what_json_raises(raw: bytes) -> None:
     with pytest.raises((ValueError, UnicodeDecodeError)):
         jsonio.loads(raw)
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ('{"model": "x", "temperature": NaN}', "temperature"),
+        ('{"a": [1, {"b": Infinity}]}', "a[1].b"),
+        ('{"a": [1, 2, -Infinity]}', "a[2]"),
+        ('{"top_p": 1e999}', "top_p"),
+    ],
+)
+def test_non_finite_numbers_are_refused_with_their_place(body: str, path: str) -> None:
+    with pytest.raises(jsonio.JsonLimitError) as caught:
+        jsonio.loads_request(body)
+    assert caught.value.path == path
+
+
+@pytest.mark.parametrize("depth", [129, 1000, 5000])
+def test_nesting_past_the_bound_is_refused_naming_the_field(depth: int) -> None:
+    body = '{"messages": [{"role": "user", "content": ' + "[" * depth + "]" * depth + "}]}"
+    with pytest.raises(jsonio.JsonLimitError) as caught:
+        jsonio.loads_request(body)
+    assert caught.value.path == "messages[0].content"
+
+
+def test_ordinary_and_just_deep_enough_requests_pass() -> None:
+    ok = "[" * 126 + "]" * 126  # inside {"a": [...]}: 127 levels
+    assert jsonio.loads_request('{"a": ' + ok + "}")["a"] == json.loads(ok)
+    assert jsonio.loads_request(b'{"x": 1.5, "s": "\\ud800"}') == {"x": 1.5, "s": "\ud800"}

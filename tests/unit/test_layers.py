@@ -13,7 +13,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "faregate"
 LAYERS = ["config", "catalog", "routing", "providers", "accounting", "server"]
-LEAVES = {"canonical", "errors", "paths", "db", "settings", "jsonio"}
+LEAVES = {"canonical", "errors", "paths", "db", "settings", "jsonio", "secrets"}
 TOP = {
     "server",
     "simulator",

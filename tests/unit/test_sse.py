@@ -135,3 +135,31 @@ def test_generated_streams_decode_whatever_the_line_endings_and_cuts(
     raw = b"".join(encode_event(text, name) for text, name in events).replace(b"\n", eol)
     cuts = data.draw(st.sets(st.integers(1, max(1, len(raw) - 1))).map(sorted)) if len(raw) > 1 else []
     assert decode_split(raw, cuts) == [SseEvent(text, name) for text, name in events]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096, 1 << 20])
+def test_every_byte_is_searched_once_whatever_the_chunking(chunk: int) -> None:
+    """Linear in the input: one big event and many small lines, fed in any chunk size, are searched for
+    line ends once per byte (the old decoder rescanned its whole buffer on every chunk)."""
+    big = b"data: " + b"x" * 300_000 + b"\n\n"
+    small = b"".join(b"data: %d\n\n" % i for i in range(20_000))
+    raw = big + small
+    decoder = SseDecoder()
+    events = [ev for i in range(0, len(raw), chunk) for ev in decoder.feed(raw[i : i + chunk])]
+    assert len(events) == 20_001
+    assert decoder.scanned <= len(raw)
+
+
+def test_an_event_larger_than_the_bound_is_refused_while_it_arrives() -> None:
+    from faregate.providers.sse import SseEventTooLarge
+
+    decoder = SseDecoder(max_event_bytes=1000)
+    decoder.feed(b"data: " + b"x" * 500 + b"\n")
+    with pytest.raises(SseEventTooLarge):
+        for _ in range(10):  # one unfinished line growing past the bound
+            decoder.feed(b"y" * 100)
+    many = SseDecoder(max_event_bytes=1000)
+    with pytest.raises(SseEventTooLarge):  # many data lines of one event
+        many.feed(b"".join(b"data: " + b"z" * 90 + b"\n" for _ in range(20)))
+    ok = SseDecoder(max_event_bytes=1000)
+    assert len(ok.feed(b"".join(b"data: " + b"z" * 90 + b"\n\n" for _ in range(200)))) == 200

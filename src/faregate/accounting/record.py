@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Protocol
 
 from faregate.canonical import Usage
+from faregate.secrets import Scrubber
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,3 +97,27 @@ class MemoryRecorder:
 
     def all(self) -> list[RequestRecord]:
         return list(self._records.values())
+
+
+def scrub_record(rec: RequestRecord, scrubber: Scrubber) -> RequestRecord:
+    """The record with every error message scrubbed of keys (the upstream's words end up in them)."""
+    if rec.error is None and not any(a.error for a in rec.attempts):
+        return rec
+    return replace(
+        rec,
+        error=scrubber.scrub(rec.error) if rec.error else rec.error,
+        attempts=tuple(replace(a, error=scrubber.scrub(a.error)) if a.error else a for a in rec.attempts),
+    )
+
+
+class ScrubbingRecorder:
+    """Scrubs every record of the current configured keys before the usage log or memory sees it."""
+
+    def __init__(self, inner: Recorder, scrubber: Callable[[], Scrubber]) -> None:
+        self.inner, self.scrubber = inner, scrubber
+
+    def record(self, rec: RequestRecord) -> None:
+        self.inner.record(scrub_record(rec, self.scrubber()))
+
+    def get(self, request_id: str) -> RequestRecord | None:
+        return self.inner.get(request_id)

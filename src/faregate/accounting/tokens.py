@@ -201,6 +201,9 @@ class _Loaded:
     role_tokens: Mapping[Role, int]
 
 
+ESTIMATE_EXACT_CHARS = 64 * 1024  # about 10 ms of tiktoken: the most `estimate_text` counts exactly
+
+
 class TokenCounter:
     """Counts tokens per model family; each encoding is loaded on its first use and cached on the instance.
 
@@ -245,6 +248,14 @@ class TokenCounter:
         if not text:
             return 0
         return len(self._get(model_id).encoding.encode_ordinary(text))
+
+    def estimate_text(self, text: str, model_id: str = "", *, exact_chars: int = ESTIMATE_EXACT_CHARS) -> int:
+        """Like `count_text`, in bounded time: past `exact_chars` the rest is extrapolated from the tokens
+        per character of the first `exact_chars` (an upstream's huge answer must not stall the caller)."""
+        if len(text) <= exact_chars:
+            return self.count_text(text, model_id)
+        head = self.count_text(text[:exact_chars], model_id)
+        return head + round((len(text) - exact_chars) * head / exact_chars)
 
     def count_messages(
         self, messages: Sequence[Message], model_id: str = "", tools: Sequence[Tool] = ()

@@ -29,6 +29,7 @@ from faregate.catalog.reconcile import COUNTED_AS_CHANGED, Change, OfferingRow, 
 from faregate.catalog.store import CatalogStore, SyncRun, now_iso, rows_by_upstream
 from faregate.config.model import Api, Listing
 from faregate.db import open_db
+from faregate.secrets import Scrubber
 
 log = logging.getLogger("faregate.catalog.sync")
 
@@ -178,6 +179,9 @@ class SyncService:
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             target, started = snap.targets[name], now_iso()
+            # What a listing endpoint answers is logged, stored in sync_runs and shown to the admin:
+            # never with the key it was sent (nor any key shape).
+            scrub = Scrubber(t.api_key for t in snap.targets.values()).scrub
             try:
                 fetched = await fetch_listing(
                     self.session,
@@ -188,12 +192,15 @@ class SyncService:
                     page_size=self.page_size,
                     max_pages=self.max_pages,
                 )
+                if fetched.error:
+                    fetched = replace(fetched, error=scrub(fetched.error))
                 result = await asyncio.to_thread(self._commit, snap, target, fetched, started)
             except ListingError as e:
-                result = await asyncio.to_thread(self._failed, name, started, str(e))
+                result = await asyncio.to_thread(self._failed, name, started, scrub(str(e)))
             except Exception as e:  # the store or a bug: recorded, never raised into the scheduler
-                log.exception("catalog sync of %s failed", name)
-                result = await asyncio.to_thread(self._failed, name, started, f"{type(e).__name__}: {e}")
+                why = scrub(f"{type(e).__name__}: {e}")  # the traceback could quote a key: not logged
+                log.error("catalog sync of %s failed: %s", name, why)
+                result = await asyncio.to_thread(self._failed, name, started, why)
             self._note(name, result.run.status, snap.interval_s)
             log.info(
                 "catalog sync %s: %s (%d listed, %d added, %d changed, %d retired)%s",

@@ -135,7 +135,9 @@ def build_spec(
             built.append(_rule(route, i, raw, when))
         routes[route] = tuple(built)
     aliases = dict(data.get("aliases") or {})
-    srv = data.get("server") or {}
+    srv = dict(data.get("server") or {})
+    if "allowed_hosts" in srv:
+        srv["allowed_hosts"] = tuple(str(h).lower() for h in srv["allowed_hosts"])
     est = data.get("estimate") or {}
     cat = data.get("catalog") or {}
     savings = data.get("savings") or {}

@@ -133,6 +133,16 @@ class ServerSpec:
     read_timeout_s: float = 60.0
     cooldown_s: float = 30.0
     store: str | None = None
+    # Total deadlines and bounds on what an upstream sends (README "Limits and timeouts").
+    first_byte_timeout_s: float = 60.0
+    total_timeout_s: float = 600.0
+    stream_idle_timeout_s: float = 60.0
+    stream_total_timeout_s: float = 1800.0
+    request_timeout_s: float = 900.0
+    max_response_bytes: int = 32 * 1024 * 1024
+    max_event_bytes: int = 8 * 1024 * 1024
+    max_retry_after_s: float = 300.0
+    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,25 @@
 Follows the WHATWG event-stream rules that matter for LLM APIs: lines end in LF, CRLF or CR; a blank
 line dispatches; `data:` lines join with LF; `event:` names the event; comments (`:`) are ignored; one
 optional space after the colon is stripped.
+
+Linear in its input: bytes are appended to one buffer and every byte is searched for a line end once
+(`scanned` counts them, so tests can check it), whatever the chunking. An event larger than
+`max_event_bytes` (its data lines plus an unfinished line) raises `SseEventTooLarge` before it is
+buffered further: an upstream cannot make the gateway hold an unbounded event.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Final
+
+_EOL: Final = re.compile(rb"[\r\n]")
+DEFAULT_MAX_EVENT_BYTES: Final = 8 * 1024 * 1024
+
+
+class SseEventTooLarge(ValueError):
+    """One event (or one line) grew past the decoder's bound."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,38 +33,57 @@ class SseEvent:
 class SseDecoder:
     """Incremental: `feed()` any chunk of bytes, get the events completed by it; `close()` at EOF."""
 
-    __slots__ = ("_buf", "_data", "_event", "_pending_cr")
+    __slots__ = (
+        "_buf",
+        "_data",
+        "_data_bytes",
+        "_event",
+        "_pending_cr",
+        "_scan",
+        "max_event_bytes",
+        "scanned",
+    )
 
-    def __init__(self) -> None:
-        self._buf = b""
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._buf = bytearray()
+        self._scan = 0  # bytes of `_buf` already searched for a line end (an unfinished line)
         self._data: list[str] = []
+        self._data_bytes = 0
         self._event: str | None = None
         self._pending_cr = False
+        self.max_event_bytes = max_event_bytes
+        self.scanned = 0  # bytes searched for line ends so far: at most every byte fed, once
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
-        if self._pending_cr and chunk.startswith(b"\n"):
+        if self._pending_cr and chunk[:1] == b"\n":
             chunk = chunk[1:]  # the LF of a CRLF split across two chunks
         self._pending_cr = False
-        buf = self._buf + chunk
+        buf = self._buf
+        buf += chunk
         out: list[SseEvent] = []
-        start = 0
-        n = len(buf)
-        while start < n:
-            lf = buf.find(b"\n", start)
-            cr = buf.find(b"\r", start)
-            if lf < 0 and cr < 0:
+        start, n = 0, len(buf)
+        pos = self._scan
+        while True:
+            m = _EOL.search(buf, pos)
+            if m is None:
+                self.scanned += n - pos
                 break
-            if cr < 0 or (0 <= lf < cr):
-                end, nxt = lf, lf + 1
-            elif cr == n - 1:
-                end, nxt = cr, cr + 1  # a CR at the very end: maybe half a CRLF
+            end = m.start()
+            self.scanned += end + 1 - pos
+            if buf[end] == 0x0A:  # LF
+                nxt = end + 1
+            elif end == n - 1:
+                nxt = end + 1  # a CR at the very end: maybe half a CRLF
                 self._pending_cr = True
             else:
-                end = cr
-                nxt = cr + 2 if buf[cr + 1 : cr + 2] == b"\n" else cr + 1
-            self._line(buf[start:end].decode("utf-8", "replace"), out)
-            start = nxt
-        self._buf = buf[start:]
+                nxt = end + 2 if buf[end + 1] == 0x0A else end + 1
+            self._line(bytes(buf[start:end]), out)
+            start = pos = nxt
+        if start:
+            del buf[:start]
+        self._scan = len(buf)
+        if self._data_bytes + len(buf) > self.max_event_bytes:
+            raise SseEventTooLarge(f"an event is larger than {self.max_event_bytes} bytes")
         return out
 
     def close(self) -> list[SseEvent]:
@@ -58,25 +91,30 @@ class SseDecoder:
         (as the spec says), unless it has data, which LLM upstreams sometimes send without a blank line."""
         out: list[SseEvent] = []
         if self._buf:
-            self._line(self._buf.decode("utf-8", "replace"), out)
-            self._buf = b""
+            self._line(bytes(self._buf), out)
+            self._buf.clear()
+            self._scan = 0
         if self._data:
             out.append(SseEvent("\n".join(self._data), self._event))
-            self._data, self._event = [], None
+            self._data, self._event, self._data_bytes = [], None, 0
         return out
 
-    def _line(self, line: str, out: list[SseEvent]) -> None:
-        if not line:
+    def _line(self, raw: bytes, out: list[SseEvent]) -> None:
+        if not raw:
             if self._data:
                 out.append(SseEvent("\n".join(self._data), self._event))
-            self._data, self._event = [], None
+            self._data, self._event, self._data_bytes = [], None, 0
             return
-        if line.startswith(":"):
+        if raw[:1] == b":":
             return
+        line = raw.decode("utf-8", "replace")
         name, sep, value = line.partition(":")
         if sep and value.startswith(" "):
             value = value[1:]
         if name == "data":
+            self._data_bytes += len(raw)
+            if self._data_bytes > self.max_event_bytes:
+                raise SseEventTooLarge(f"an event is larger than {self.max_event_bytes} bytes")
             self._data.append(value)
         elif name == "event":
             self._event = value

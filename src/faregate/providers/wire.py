@@ -4,7 +4,7 @@ masking anything that looks like a credential before an upstream's words reach a
 
 from __future__ import annotations
 
-import re
+import email.utils
 from collections.abc import Mapping
 from decimal import Decimal
 from types import MappingProxyType
@@ -12,14 +12,10 @@ from typing import Any, Final
 
 from faregate import jsonio
 from faregate.canonical import JSONObject
+from faregate.secrets import scrub_known
 
 _COMPACT: Final = (",", ":")
 
-# Credentials upstreams echo back in error messages ("Incorrect API key provided: sk-proj-ab***yz"):
-# OpenAI/Anthropic/DeepSeek `sk-`, Groq `gsk_`, generic `key-`, Google `AIza...`, and bearer tokens.
-_SECRET: Final = re.compile(
-    r"(?i)\b(?:sk|gsk|key|pk|rk|xai)[-_][A-Za-z0-9*._\-]{4,}|\bAIza[0-9A-Za-z_\-]{20,}|\bBearer\s+\S+"
-)
 MAX_MESSAGE_CHARS: Final = 300
 
 
@@ -57,8 +53,27 @@ def join_url(base_url: str, path: str) -> str:
 
 def mask_secrets(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     """Truncate an upstream's message and hide anything key-like in it."""
-    text = _SECRET.sub("[redacted]", text[: limit * 4])  # mask before cutting: no half key survives
+    text = scrub_known(text[: limit * 4])  # mask before cutting: no half key survives
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """An upstream's `Retry-After` (RFC 9110: delay-seconds or an HTTP-date) as seconds from `now` (unix
+    time); None when absent or unreadable. Never negative."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value)) if value.replace(".", "", 1).isdigit() else _http_date(value, now)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _http_date(value: str, now: float) -> float | None:
+    when = email.utils.parsedate_to_datetime(value)
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
 
 
 def data_url(media_type: str | None, data_b64: str) -> str:

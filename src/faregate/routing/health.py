@@ -18,6 +18,7 @@ class HealthView(Protocol):
 @dataclass(slots=True)
 class Health:
     cooldown_s: float = 30.0
+    max_retry_after_s: float = 300.0  # an upstream's Retry-After sets the cooldown, up to this
     alpha: float = 0.2  # weight of the newest latency sample in the moving average
     _until: dict[str, float] = field(default_factory=dict)
     _latency: dict[str, float] = field(default_factory=dict)
@@ -37,7 +38,8 @@ class Health:
 
     def failed(self, channel_id: str, now: float, retry_after_s: float | None = None) -> None:
         self._failures[channel_id] = self._failures.get(channel_id, 0) + 1
-        self._until[channel_id] = now + max(self.cooldown_s, retry_after_s or 0.0)
+        wait = min(retry_after_s, self.max_retry_after_s) if retry_after_s is not None else 0.0
+        self._until[channel_id] = now + max(self.cooldown_s, wait)
 
     def succeeded(self, channel_id: str, latency_ms: float) -> None:
         self._until.pop(channel_id, None)

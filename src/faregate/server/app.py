@@ -39,6 +39,7 @@ def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.App
     opts = options or ServeOptions()
     app = web.Application(middlewares=[error_envelope, authenticate], client_max_size=opts.max_body_bytes)
     app[RUNTIME] = runtime
+    runtime.add_secrets(opts.admin_key)  # scrubbed from whatever is logged, stored or sent
     app[OPTIONS] = opts
     app.cleanup_ctx.append(http_session)
     app.cleanup_ctx.append(usage_writer)

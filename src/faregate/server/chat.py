@@ -6,6 +6,7 @@ The same handler serves both formats; only the `Inbound` differs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -29,7 +30,7 @@ from faregate.providers.stops import StopFilter, apply_stops
 from faregate.routing.features import Features, extract_features
 from faregate.routing.table import Channel, DecisionTable
 from faregate.server.context import Exchange, json_bytes_response, no_channel_error, plan_request, read_json
-from faregate.server.execute import Walk, call_chat, open_stream
+from faregate.server.execute import StreamFailed, Walk, call_chat, open_stream
 from faregate.server.keys import HTTP, RUNTIME
 from faregate.server.runtime import Runtime
 
@@ -78,7 +79,7 @@ async def serve_chat(
     ex.walk = walk
     if req.stream:
         return await _stream(request, rt, table, inbound, req, f, walk, ex)
-    ch, resp = await call_chat(request.app[HTTP], walk, req, rt.timeout, rt.health)
+    ch, resp = await call_chat(request.app[HTTP], walk, req, rt.bounds, rt.health)
     resp = apply_stops(resp, walk.local_stops)
     usage = resp.usage or _estimate(rt, ch, f, resp.text + "".join(c.arguments for c in resp.tool_calls))
     extras = ex.settle(ch, usage, table, rt)
@@ -96,7 +97,7 @@ async def _stream(
     walk: Walk,
     ex: Exchange,
 ) -> web.StreamResponse:
-    upstream = await open_stream(request.app[HTTP], walk, req, rt.timeout, rt.health)
+    upstream = await open_stream(request.app[HTTP], walk, req, rt.bounds, rt.health)
     ch = upstream.channel
     ex.ttft_ms = upstream.ttft_ms
     response = web.StreamResponse(
@@ -106,7 +107,6 @@ async def _stream(
             **ex.response_headers(ch, with_cost=False),
         }
     )
-    await response.prepare(request)  # from here the status is fixed: failures end the stream instead
     encoder = inbound.stream_encoder(ch.model_id, req.include_usage)
     text: list[str] = []
     events = upstream.events()
@@ -122,6 +122,7 @@ async def _stream(
             ex.settle(ch, _estimate(rt, ch, f, "".join(text)), table, rt)
 
     try:
+        await response.prepare(request)  # from here the status is fixed: failures end the stream instead
         async for raw in events:
             if await _relay(response, encoder, stops.feed(raw), text, settle, f.prompt_tokens):
                 break
@@ -130,20 +131,33 @@ async def _stream(
     except FaregateError as e:
         ex.fail(e, status=502)
         await _write_quietly(response, encoder.error(e))
-    except (ConnectionResetError, ConnectionError):
-        charge_partial()
-        ex.fail(FaregateError("the client closed the connection"), status=499)
+    except (ConnectionError, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and not _client_gone(request):
+            raise
+        charge_partial()  # the client hung up (a write failed): not an error of ours, no traceback
+        ex.fail(FaregateError("the client closed the connection"), status=CLIENT_GONE)
         return response
-    except Exception as e:  # an upstream drop or a decoder error after the first byte
+    except asyncio.CancelledError:
+        charge_partial()  # the client hung up while we waited for the upstream (aiohttp cancels us)
+        ex.fail(FaregateError("the client closed the connection"), status=CLIENT_GONE)
+        raise
+    except StreamFailed as e:  # the channel has been marked failed and the trace amended
         charge_partial()
-        err = getattr(e, "error", None)
-        msg = getattr(err, "message", None) or f"upstream stream failed ({type(e).__name__})"
-        ex.fail(_dropped(f"{ch.provider}: {msg}"), status=502)
-        await _write_quietly(response, encoder.error(_dropped(f"{ch.provider}: {msg}")))
+        err = _dropped(f"{ch.provider}: {e.error.message}")
+        ex.fail(err, status=502)
+        await _write_quietly(response, encoder.error(err))
     finally:
         await events.aclose()  # releases the upstream connection whichever way the stream ended
     await _write_eof_quietly(response)
     return response
+
+
+CLIENT_GONE = 499  # nginx's "client closed request": what the usage log says when nobody got the answer
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 async def _relay(
@@ -187,4 +201,4 @@ async def _write_eof_quietly(response: web.StreamResponse) -> None:
 
 def _estimate(rt: Runtime, ch: Channel, f: Features, completion_text: str) -> Usage:
     """The upstream reported no usage: count with tiktoken and say so."""
-    return Usage(f.prompt_tokens, rt.counter.count_text(completion_text, ch.model_id), estimated=True)
+    return Usage(f.prompt_tokens, rt.counter.estimate_text(completion_text, ch.model_id), estimated=True)

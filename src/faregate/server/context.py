@@ -45,7 +45,8 @@ def request_id(request: web.Request) -> str:
 
 
 async def read_json(request: web.Request) -> Any:
-    """The body as JSON. Too large → 413 (aiohttp enforces `client_max_size`), malformed → 400."""
+    """The body as JSON. Too large → 413 (aiohttp enforces `client_max_size`), malformed → 400, and so are
+    nesting deeper than `jsonio.MAX_DEPTH` and non-finite numbers (`NaN`), with `param` naming the field."""
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -54,7 +55,9 @@ async def read_json(request: web.Request) -> Any:
     if not raw:
         raise InvalidRequest("the request body is empty: send a JSON object")
     try:
-        return jsonio.loads(raw)
+        return jsonio.loads_request(raw)
+    except jsonio.JsonLimitError as e:
+        raise InvalidRequest(str(e), param=e.path or None) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InvalidRequest(f"the request body is not valid JSON: {e}") from None
 

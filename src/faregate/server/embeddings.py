@@ -34,7 +34,7 @@ async def handle_embeddings(request: web.Request) -> web.StreamResponse:
         ex.admit(rt, plan, f.prompt_tokens, 0)  # an embedding has no answer tokens
         walk = Walk(plan)
         ex.walk = walk
-        ch, resp = await call_embeddings(request.app[HTTP], walk, req, rt.timeout, rt.health)
+        ch, resp = await call_embeddings(request.app[HTTP], walk, req, rt.bounds, rt.health)
         usage = resp.usage if resp.usage.prompt_tokens else Usage(prompt_tokens, 0, estimated=True)
         extras = ex.settle(ch, usage, table, rt)
         out = render_embeddings(resp, ch.model_id, usage, fmt, extras)

@@ -1,8 +1,14 @@
 """Walk a plan: call each channel in order until one answers (DESIGN "Choosing a channel", last paragraph).
 
 Connect errors, timeouts, 408/429/5xx (and the upstream's 401/403/404, which are the channel's fault)
-move on to the next channel and cool the failed one down; a 4xx caused by the request itself is
-returned as is. A stream falls back only before its first event reached the client.
+move on to the next channel and cool the failed one down (for the upstream's `Retry-After` when it
+sends one, up to `server.max_retry_after_s`); a 4xx caused by the request itself is returned as is. A
+stream falls back only before its first event reached the client; a stream that breaks after that
+(a drop, a clean close before its end, malformed data, a stall) cools its channel down too.
+
+Every wait is bounded (`Bounds`, README "Limits and timeouts"): time to the first byte, total time of
+a non-streamed attempt, the idle gap and total time of a stream, the whole walk, and the size of a
+body or of one SSE event. An upstream that drips a byte a second cannot hold a request open.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import aiohttp
@@ -29,11 +35,40 @@ from faregate.errors import AllChannelsFailed, UpstreamError, UpstreamRequestErr
 from faregate.providers.base import Adapter, StreamDecoder, Target, UpstreamCall
 from faregate.providers.registry import adapter_for
 from faregate.providers.sse import SseDecoder
+from faregate.providers.wire import retry_after_seconds
 from faregate.routing.health import Health
 from faregate.routing.plan import Plan
 from faregate.routing.table import Channel
+from faregate.secrets import Scrubber
 
 T = TypeVar("T")
+ERROR_BODY_BYTES = 64 * 1024  # of an upstream's error answer only the envelope's message is kept
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """How long and how much: made from routes.yaml's `server` section (see runtime.upstream_bounds)."""
+
+    client: aiohttp.ClientTimeout = field(default_factory=lambda: aiohttp.ClientTimeout(sock_read=60))
+    first_byte_s: float = 60.0
+    total_s: float = 600.0
+    stream_idle_s: float = 60.0
+    stream_total_s: float = 1800.0
+    request_s: float = 900.0
+    max_response_bytes: int = 32 * 1024 * 1024
+    max_event_bytes: int = 8 * 1024 * 1024
+
+
+class StreamFailed(Exception):
+    """A started stream broke: its channel has been marked failed; `error` says how."""
+
+    def __init__(self, error: UpstreamError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class BodyTooLarge(Exception):
+    pass
 
 
 @dataclass(slots=True)
@@ -45,8 +80,32 @@ class Walk:
     failures: list[tuple[str, UpstreamError]] = field(default_factory=list)
     dropped: tuple[str, ...] = ()
     local_stops: tuple[str, ...] = ()  # stop sequences the channel's call left to faregate
+    deadline: float | None = None  # event-loop time by which an answer must have arrived
+    out_of_time: bool = False
+    _scrubber: Scrubber | None = None
+
+    def scrubbed(self, err: UpstreamError) -> UpstreamError:
+        """The upstream's words without the keys this plan sends (an upstream can echo only those),
+        whatever their shape, nor any known key shape."""
+        if self._scrubber is None:
+            self._scrubber = Scrubber(e.channel.api_key for e in self.plan.entries)
+        scrub = self._scrubber.scrub
+        message = scrub(err.message)
+        kind = scrub(err.error_type) if err.error_type else None
+        return (
+            err
+            if (message, kind) == (err.message, err.error_type)
+            else replace(err, message=message, error_type=kind)
+        )
+
+    def start(self, bounds: Bounds) -> float:
+        """The walk's deadline (set on first use: a handler may walk twice, e.g. a retry of a stream)."""
+        if self.deadline is None:
+            self.deadline = asyncio.get_running_loop().time() + bounds.request_s
+        return self.deadline
 
     def fail(self, ch: Channel, err: UpstreamError, started: float, health: Health) -> None:
+        err = self.scrubbed(err)
         latency = (time.perf_counter() - started) * 1000
         self.attempts.append(
             Attempt(ch.id, ch.provider, err.status, err.kind, round(latency, 2), err.message)
@@ -54,7 +113,7 @@ class Walk:
         self.failures.append((ch.id, err))
         if not err.retryable:
             raise UpstreamRequestError(err, provider=ch.provider)
-        health.failed(ch.id, time.monotonic())
+        health.failed(ch.id, time.monotonic(), err.retry_after_s)
 
     def ok(self, ch: Channel, status: int, started: float, health: Health) -> float:
         latency = (time.perf_counter() - started) * 1000
@@ -62,21 +121,40 @@ class Walk:
         health.succeeded(ch.id, latency)
         return latency
 
+    def broke(self, ch: Channel, err: UpstreamError, health: Health) -> UpstreamError:
+        """The answer that started fine failed midway: the trace says so and the channel cools down."""
+        err = self.scrubbed(err)
+        for i in range(len(self.attempts) - 1, -1, -1):
+            a = self.attempts[i]
+            if a.channel == ch.id and a.outcome == "ok":
+                self.attempts[i] = replace(a, outcome=f"dropped ({err.kind})", error=err.message)
+                break
+        health.failed(ch.id, time.monotonic(), err.retry_after_s)
+        return err
+
     def exhausted(self) -> AllChannelsFailed:
-        return AllChannelsFailed(self.failures, skipped=len(self.plan.skipped))
+        err = AllChannelsFailed(self.failures, skipped=len(self.plan.skipped))
+        if self.out_of_time:
+            err.status = 504
+            err.message = "the request deadline passed: " + err.message
+        return err
 
 
 def target(ch: Channel) -> Target:
     return Target(ch.base_url, ch.upstream_id, ch.api_key, ch.max_output)
 
 
-def _transport_error(e: BaseException) -> UpstreamError:
-    if isinstance(e, asyncio.TimeoutError):
-        return UpstreamError("timeout", "timed out")
+def _transport_error(e: BaseException, waited_for: str = "") -> UpstreamError:
+    if isinstance(e, TimeoutError):
+        return UpstreamError("timeout", f"timed out{waited_for}")
+    if isinstance(e, BodyTooLarge):
+        return UpstreamError("protocol", str(e))
     if isinstance(e, aiohttp.ClientConnectorError):
         return UpstreamError(
             "connect", f"cannot connect ({e.os_error.strerror or type(e.os_error).__name__})"
         )
+    if isinstance(e, aiohttp.ClientPayloadError):
+        return UpstreamError("protocol", "the response body was cut short")
     return UpstreamError("connect", f"connection failed ({type(e).__name__})")
 
 
@@ -88,30 +166,76 @@ async def _send(
     )
 
 
+async def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: bool = False) -> bytes:
+    """The body, at most `limit` bytes (decompressed). Larger: `BodyTooLarge`, or cut when `truncate`."""
+    declared = resp.content_length
+    if declared is not None and declared > limit and not truncate:
+        raise BodyTooLarge(f"response body of {declared} bytes is over the limit of {limit}")
+    buf = bytearray()
+    while True:
+        chunk = await resp.content.readany()
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
+        if len(buf) > limit:
+            if truncate:
+                return bytes(buf[:limit])
+            raise BodyTooLarge(f"response body is over the limit of {limit} bytes")
+
+
+def _status_error(adapter: Adapter, resp: aiohttp.ClientResponse, body: bytes) -> UpstreamError:
+    err = adapter.classify_error(resp.status, body)
+    ra = retry_after_seconds(resp.headers.get("Retry-After"), time.time())
+    return replace(err, retry_after_s=ra) if ra is not None else err
+
+
+def _late(loop: asyncio.AbstractEventLoop, started: float, limit_s: float, walk: Walk) -> tuple[float, str]:
+    """The moment an attempt's phase ends: its own limit or the walk's deadline, whichever comes first."""
+    own = started + limit_s
+    deadline = walk.deadline if walk.deadline is not None else own
+    if deadline < own:
+        return deadline, " (the request deadline passed)"
+    return own, f" (no answer within {limit_s:g}s)"
+
+
 async def call_once(
     session: aiohttp.ClientSession,
     walk: Walk,
-    timeouts: aiohttp.ClientTimeout,
+    bounds: Bounds,
     health: Health,
     build: Callable[[Adapter, Target], UpstreamCall],
     parse: Callable[[Adapter, bytes], T],
 ) -> tuple[Channel, T]:
     """The plan walk for a non-streamed call: `build` the upstream request, `parse` a 2xx answer."""
+    loop = asyncio.get_running_loop()
+    deadline = walk.start(bounds)
     for entry in walk.plan.entries:
+        if loop.time() >= deadline:
+            walk.out_of_time = True
+            break
         ch = entry.channel
         adapter = adapter_for(ch.api)
         call = build(adapter, target(ch))
         walk.dropped, walk.local_stops = call.dropped, call.local_stops
-        started = time.perf_counter()
+        started, t0 = time.perf_counter(), loop.time()
+        when, why = _late(loop, t0, bounds.first_byte_s, walk)
         try:
-            async with await _send(session, call, timeouts) as resp:
-                body = await resp.read()
-                status = resp.status
-        except (TimeoutError, aiohttp.ClientError) as e:
-            walk.fail(ch, _transport_error(e), started, health)
+            async with asyncio.timeout_at(when) as cm:
+                async with await _send(session, call, bounds.client) as resp:
+                    when, why = _late(loop, t0, bounds.total_s, walk)
+                    cm.reschedule(when)
+                    status = resp.status
+                    if status >= 300:
+                        body = await read_bounded(resp, ERROR_BODY_BYTES, truncate=True)
+                        err = _status_error(adapter, resp, body)
+                    else:
+                        body = await read_bounded(resp, bounds.max_response_bytes)
+        except (TimeoutError, aiohttp.ClientError, BodyTooLarge) as e:
+            walk.out_of_time = loop.time() >= deadline
+            walk.fail(ch, _transport_error(e, why), started, health)
             continue
         if status >= 300:
-            walk.fail(ch, adapter.classify_error(status, body), started, health)
+            walk.fail(ch, err, started, health)
             continue
         try:
             parsed = parse(adapter, body)
@@ -127,13 +251,13 @@ async def call_chat(
     session: aiohttp.ClientSession,
     walk: Walk,
     req: ChatRequest,
-    timeouts: aiohttp.ClientTimeout,
+    bounds: Bounds,
     health: Health,
 ) -> tuple[Channel, ChatResponse]:
     return await call_once(
         session,
         walk,
-        timeouts,
+        bounds,
         health,
         lambda a, t: a.chat_request(req, t),
         lambda a, b: a.parse_chat_response(b),
@@ -144,13 +268,13 @@ async def call_embeddings(
     session: aiohttp.ClientSession,
     walk: Walk,
     req: EmbeddingRequest,
-    timeouts: aiohttp.ClientTimeout,
+    bounds: Bounds,
     health: Health,
 ) -> tuple[Channel, EmbeddingResponse]:
     return await call_once(
         session,
         walk,
-        timeouts,
+        bounds,
         health,
         lambda a, t: a.embeddings_request(req, t),
         lambda a, b: a.parse_embeddings_response(b),
@@ -167,30 +291,70 @@ class OpenStream:
     decoder: StreamDecoder
     first: list[StreamEvent]
     ttft_ms: float
+    walk: Walk
+    health: Health
+    bounds: Bounds
+    ends_at: float  # event-loop time: the stream's total deadline
 
     async def events(self) -> AsyncGenerator[StreamEvent, None]:
-        """The first events, then the rest as they arrive. Ends after `Finish`; raises on a drop."""
+        """The first events, then the rest as they arrive. Ends after `Finish`. A drop, a stall, an
+        oversized or malformed event, or an end before the answer's end raises `StreamFailed` (the
+        channel marked failed); the upstream connection is released whichever way it ends."""
         try:
             for ev in self.first:
                 yield ev
             if any(_is_finish(ev) for ev in self.first):
                 return
-            while True:
-                chunk = await self.response.content.readany()
-                if not chunk:
-                    for ev in [
-                        *(e for s in self.sse.close() for e in self.decoder.feed(s)),
-                        *self.decoder.close(),
-                    ]:
-                        yield ev
+            async for ev in self._rest():
+                yield ev
+                if _is_finish(ev):
                     return
-                for s in self.sse.feed(chunk):
-                    for ev in self.decoder.feed(s):
-                        yield ev
-                        if _is_finish(ev):
-                            return
         finally:
             self.response.release()
+
+    async def _rest(self) -> AsyncGenerator[StreamEvent, None]:
+        loop = asyncio.get_running_loop()
+        idle = self.bounds.stream_idle_s
+        read = self.response.content.readany
+        try:
+            while True:
+                when = loop.time() + idle
+                late = f" (no event for {idle:g}s)"
+                if when > self.ends_at:
+                    when, late = self.ends_at, f" (the stream lasted over {self.bounds.stream_total_s:g}s)"
+                async with asyncio.timeout_at(when):
+                    chunk = await read()
+                    while chunk and not (events := self._feed(chunk)):
+                        chunk = await read()  # bytes that complete no event do not reset the idle clock
+                if not chunk:
+                    tail = [e for s in self.sse.close() for e in self.decoder.feed(s)]
+                    tail += self.decoder.close()
+                    if any(isinstance(e, Finish) and e.finish_reason == "error" for e in tail):
+                        raise ValueError("the stream ended before the answer did")
+                    for ev in tail:
+                        yield ev
+                    return
+                for ev in events:
+                    yield ev
+        except TimeoutError as e:
+            raise self._broke(_transport_error(e, late)) from None
+        except aiohttp.ClientError as e:
+            raise self._broke(_transport_error(e)) from None
+        except (StreamFailed, GeneratorExit, asyncio.CancelledError):
+            raise
+        except Exception as e:  # a decoder's StreamError, malformed data, an oversized event
+            raise self._broke(_decoder_error(e)) from None
+
+    def _feed(self, chunk: bytes) -> list[StreamEvent]:
+        return [e for s in self.sse.feed(chunk) for e in self.decoder.feed(s)]
+
+    def _broke(self, err: UpstreamError) -> StreamFailed:
+        return StreamFailed(self.walk.broke(self.channel, err, self.health))
+
+
+def _decoder_error(e: Exception) -> UpstreamError:
+    err = getattr(e, "error", None)
+    return err if isinstance(err, UpstreamError) else UpstreamError("protocol", str(e)[:200])
 
 
 def _is_finish(ev: StreamEvent) -> bool:
@@ -201,48 +365,51 @@ async def open_stream(
     session: aiohttp.ClientSession,
     walk: Walk,
     req: ChatRequest,
-    timeouts: aiohttp.ClientTimeout,
+    bounds: Bounds,
     health: Health,
 ) -> OpenStream:
     """Try channels in order until one has sent its first event; nothing has reached the client yet."""
+    loop = asyncio.get_running_loop()
+    deadline = walk.start(bounds)
     for entry in walk.plan.entries:
+        if loop.time() >= deadline:
+            walk.out_of_time = True
+            break
         ch = entry.channel
         adapter: Adapter = adapter_for(ch.api)
         call = adapter.chat_request(req, target(ch))
         walk.dropped, walk.local_stops = call.dropped, call.local_stops
-        started = time.perf_counter()
+        started, t0 = time.perf_counter(), loop.time()
+        when, why = _late(loop, t0, bounds.first_byte_s, walk)
+        resp: aiohttp.ClientResponse | None = None
+        sse, decoder = SseDecoder(bounds.max_event_bytes), adapter.stream_decoder()
         try:
-            resp = await _send(session, call, timeouts)
-        except (TimeoutError, aiohttp.ClientError) as e:
-            walk.fail(ch, _transport_error(e), started, health)
-            continue
-        if resp.status >= 300:
-            try:
-                body = await resp.read()
-            except (TimeoutError, aiohttp.ClientError):
-                body = b""
-            resp.release()
-            walk.fail(ch, adapter.classify_error(resp.status, body), started, health)
-            continue
-        sse, decoder = SseDecoder(), adapter.stream_decoder()
-        try:
-            first = await _first_events(resp, sse, decoder)
-        except (TimeoutError, aiohttp.ClientError) as e:
-            resp.release()
-            walk.fail(ch, _transport_error(e), started, health)
+            async with asyncio.timeout_at(when):
+                resp = await _send(session, call, bounds.client)
+                if resp.status >= 300:
+                    body = await read_bounded(resp, ERROR_BODY_BYTES, truncate=True)
+                    err = _status_error(adapter, resp, body)
+                else:
+                    first = await _first_events(resp, sse, decoder)
+        except (TimeoutError, aiohttp.ClientError, BodyTooLarge) as e:
+            if resp is not None:
+                resp.release()
+            walk.out_of_time = loop.time() >= deadline
+            walk.fail(ch, _transport_error(e, why), started, health)
             continue
         except Exception as e:  # a decoder's StreamError or malformed data: the channel's fault
+            if resp is not None:
+                resp.release()
+            walk.fail(ch, _decoder_error(e), started, health)
+            continue
+        if resp.status >= 300:
             resp.release()
-            err = getattr(e, "error", None)
-            walk.fail(
-                ch,
-                err if isinstance(err, UpstreamError) else UpstreamError("protocol", str(e)[:200]),
-                started,
-                health,
-            )
+            walk.fail(ch, err, started, health)
             continue
         ttft = walk.ok(ch, resp.status, started, health)
-        return OpenStream(ch, resp, sse, decoder, first, ttft)
+        return OpenStream(
+            ch, resp, sse, decoder, first, ttft, walk, health, bounds, t0 + bounds.stream_total_s
+        )
     raise walk.exhausted()
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
-from faregate.accounting.record import MemoryRecorder, Recorder
+from faregate.accounting.record import MemoryRecorder, Recorder, ScrubbingRecorder
 from faregate.accounting.response_store import ResponseStore
 from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.files import load_catalog_dir
@@ -28,7 +28,9 @@ from faregate.db import open_db
 from faregate.routing.health import Health
 from faregate.routing.load import Loaded, load_table
 from faregate.routing.table import TableHolder
+from faregate.secrets import Scrubber
 from faregate.server.accounts import Accounts
+from faregate.server.execute import Bounds
 from faregate.server.prometheus import ObservedRecorder, PromMetrics
 
 log = logging.getLogger("faregate.reload")
@@ -75,13 +77,18 @@ class Runtime:
         self.holder = TableHolder(loaded.table)
         self.spec: RoutesSpec = loaded.spec
         self.loaded = loaded
-        self.health = Health(cooldown_s=loaded.spec.server.cooldown_s)
-        self.timeout = upstream_timeout(loaded.spec)
+        self.health = Health(
+            cooldown_s=loaded.spec.server.cooldown_s, max_retry_after_s=loaded.spec.server.max_retry_after_s
+        )
+        self.bounds = upstream_bounds(loaded.spec)
         self.counter = counter or TokenCounter()
         self.accounts = accounts
         self.prom = PromMetrics(self.health)
+        self.extra_secrets: tuple[str, ...] = ()  # e.g. the admin key, set by create_app
+        self.scrubber = self._scrubber()
         inner: Recorder = recorder or (accounts.usage if accounts else MemoryRecorder())
-        self.recorder: Recorder = ObservedRecorder(inner, self.prom)
+        scrubbed = ScrubbingRecorder(inner, lambda: self.scrubber)
+        self.recorder: Recorder = ObservedRecorder(scrubbed, self.prom)
         self.simulated = simulated
         # Stored responses live in the usage store; with no store (tests, a bare demo), in memory.
         self.responses = accounts.responses if accounts else ResponseStore(open_db(":memory:"))
@@ -98,6 +105,15 @@ class Runtime:
         every reload, which every sync that changes the catalog triggers."""
         for w in self.loaded.warnings:
             log.warning("%s", w)
+
+    def _scrubber(self) -> Scrubber:
+        """Every configured provider key (of active providers), and the extra secrets."""
+        keys = {ch.api_key for ch in self.holder.current.channels.values() if ch.api_key}
+        return Scrubber([*keys, *self.extra_secrets])
+
+    def add_secrets(self, *secrets: str | None) -> None:
+        self.extra_secrets = tuple({*self.extra_secrets, *(s for s in secrets if s)})
+        self.scrubber = self._scrubber()
 
     @classmethod
     def from_sources(cls, sources: Sources, **kw: object) -> tuple[Runtime | None, list[ConfigIssue]]:
@@ -118,8 +134,10 @@ class Runtime:
             self.loaded, self.spec = loaded, loaded.spec
             self.health.cooldown_s = loaded.spec.server.cooldown_s
             self.responses.retention_s = loaded.spec.responses_retention_s
-            self.timeout = upstream_timeout(loaded.spec)
+            self.health.max_retry_after_s = loaded.spec.server.max_retry_after_s
+            self.bounds = upstream_bounds(loaded.spec)
             self.holder.current = loaded.table
+            self.scrubber = self._scrubber()
             log.info("reloaded routes: generation %d", generation)
             self.log_warnings()
             if self.accounts is not None:
@@ -127,9 +145,22 @@ class Runtime:
             return []
 
 
-def upstream_timeout(spec: RoutesSpec) -> aiohttp.ClientTimeout:
-    """Connect timeout, and a read timeout between chunks (for a non-streamed answer: until it arrives)."""
+def upstream_bounds(spec: RoutesSpec) -> Bounds:
+    """Connect timeout and a read timeout between chunks (aiohttp's), and the total deadlines and size
+    limits the plan walk enforces itself (README "Limits and timeouts")."""
     s = spec.server
-    return aiohttp.ClientTimeout(
-        total=None, connect=s.connect_timeout_s, sock_connect=s.connect_timeout_s, sock_read=s.read_timeout_s
+    return Bounds(
+        client=aiohttp.ClientTimeout(
+            total=None,
+            connect=s.connect_timeout_s,
+            sock_connect=s.connect_timeout_s,
+            sock_read=s.read_timeout_s,
+        ),
+        first_byte_s=s.first_byte_timeout_s,
+        total_s=s.total_timeout_s,
+        stream_idle_s=s.stream_idle_timeout_s,
+        stream_total_s=s.stream_total_timeout_s,
+        request_s=s.request_timeout_s,
+        max_response_bytes=s.max_response_bytes,
+        max_event_bytes=s.max_event_bytes,
     )

@@ -102,7 +102,14 @@ async def serve(
         log.warning("provider %s inactive: %s", provider, why)
     runtime.log_warnings()
     app = create_app(runtime, replace(options, simulated=demo))
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
+    # handler_cancellation: a client that hangs up cancels its handler, and with it the upstream call.
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        access_log=None,
+        handler_cancellation=True,
+    )
     await runner.setup()
     site = web.TCPSite(runner, options.host, options.port, reuse_address=True)
     await site.start()

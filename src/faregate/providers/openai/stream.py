@@ -35,6 +35,7 @@ class OpenAIStreamDecoder:
     started: bool = False
     finished: bool = False
     finish_reason: FinishReason = "stop"
+    reason_seen: bool = False  # a choice carried `finish_reason`: the answer is complete
     usage: Usage | None = None
     slots: dict[int, int] = field(default_factory=dict)  # upstream tool call index → canonical index
 
@@ -42,7 +43,7 @@ class OpenAIStreamDecoder:
         if self.finished:
             return []
         if ev.data == DONE:
-            return self.close()
+            return self._finish()
         data = _load_chunk(ev.data)
         out: list[StreamEvent] = []
         if not self.started:
@@ -57,6 +58,14 @@ class OpenAIStreamDecoder:
         return out
 
     def close(self) -> list[StreamEvent]:
+        """EOF. Without `[DONE]` or a `finish_reason` the answer was cut short: `Finish("error")`."""
+        if self.finished:
+            return []
+        if not self.reason_seen:
+            self.finish_reason = "error"
+        return self._finish()
+
+    def _finish(self) -> list[StreamEvent]:
         if self.finished:
             return []
         self.finished = True
@@ -74,6 +83,7 @@ class OpenAIStreamDecoder:
         reason = choice.get("finish_reason")
         if reason is not None:
             self.finish_reason = parse_finish_reason(reason)
+            self.reason_seen = True
 
     def _tool_call(self, position: int, call: Mapping[str, Any], out: list[StreamEvent]) -> None:
         fn = call.get("function")
