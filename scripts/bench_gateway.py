@@ -1,35 +1,36 @@
-"""Benchmark faregate against the provider simulator and a minimal aiohttp reverse proxy (the floor).
+"""Benchmark faregate against the least a gateway of its design can cost: a bare aiohttp proxy (the floor).
 
-    python scripts/bench_gateway.py [--quick] [--rounds N] [--json FILE] [--profile FILE]
+    python scripts/bench_gateway.py [--mode fast|simulator|both] [--quick] [--rounds N] [--json FILE]
+                                    [--profile FILE] [--accounting default|off|keys]
 
-Starts, as separate processes on 127.0.0.1:
-  * the provider simulator (`scripts/_bench_sim.py`), serving every provider of the shipped catalog;
-  * the floor: a minimal aiohttp reverse proxy defined in this file (`--role floor`), forwarding
-    POST /v1/chat/completions to the simulator's openai endpoint with one pooled ClientSession and
-    streaming the answer back chunk by chunk — the least any gateway of this design can cost;
-  * faregate (`python -m faregate.cli serve`) on a temporary copy of the shipped routes.yaml whose
-    providers' `base_url` point at the same simulator, with stand-in keys in its environment;
-  * the load generator (`--role loadgen`): asyncio, a small keep-alive HTTP/1.1 client on raw streams
-    (much cheaper per request than an aiohttp client, so the load side disturbs less).
-The floor and faregate are pinned to core 0, the simulator, the load generator and this script to
-core 1 (`taskset`). Every measurement is taken for the three paths in turn (simulator direct, floor,
-faregate), in rounds with a rotating order, so noise hits all three alike:
-  * closed-loop throughput (requests/s) at 1, 32 and 128 connections, fixed duration each;
-  * latency at a fixed open-loop rate below saturation (half the floor's 1-connection throughput,
-    lower if faregate saturates sooner); "added" latency is a path's percentile minus the
-    simulator-direct percentile at the same rate;
-  * streaming time to first event (`stream: true`; time from sending until the first `data:` line);
-  * CPU time per request of the serving process (/proc/<pid>/stat utime+stime over the closed-loop
-    windows, divided by the requests answered in them: under load, i.e. at 32 and 128 connections,
-    and at 1 connection) and its peak RSS (/proc/<pid>/status VmHWM).
-Prints one table with faregate/floor ratios next to the goals of issue 3 (throughput at least 70% of
-the floor's, added latency at 1 connection at most 1.5x the floor's, time to first event within 1 ms
-of the floor's). Never asserts; `--json FILE` also writes every figure; `--profile FILE` then samples
-faregate under load with py-spy (if installed: `pip install py-spy`) and prints its hot spots.
-Other processes on the machine skew such figures: before each measurement the script waits (briefly)
-for the machine to be idle, and it reports how much CPU other processes took while it measured.
-Bounded in time: the full run takes 3.5 to 5 minutes, `--quick` under a minute; every child process
-is stopped at the end.
+Two modes, each its own table (`--mode both`, the default, runs them one after the other):
+  * fast (the figures that count): the upstream is `scripts/_bench_upstream.py`, a raw asyncio Protocol
+    on uvloop that answers chat completions and SSE streams (with usage) from constant bytes. It serves
+    far more requests per core than either gateway, so what is measured is the gateways, not it.
+  * simulator: the upstream is faregate's Python provider simulator (`scripts/_bench_sim.py`), as
+    `faregate serve --demo` uses it. It serves a few thousand requests/s, so both gateways hit its ceiling:
+    these figures show the simulator, not the gateways, and are labelled so.
+In each mode, as separate processes on 127.0.0.1:
+  * the upstream (above), answered directly too: the base every added latency is measured from;
+  * the floor: a bare aiohttp reverse proxy on uvloop defined in this file (`--role floor`), forwarding
+    POST /v1/chat/completions to the upstream with one pooled ClientSession, streaming the answer back;
+  * faregate (`python -m faregate.cli serve`) on a copy of the shipped routes.yaml (and catalog) whose
+    providers point at the upstream; usage log, Prometheus and auth as shipped (`--accounting`);
+  * the load generator (`--role loadgen`): a small keep-alive HTTP/1.1 client on raw asyncio streams.
+The gateway under test is pinned to core 0; the upstream, the load generator and this script to core 1
+(`taskset`, `os.sched_setaffinity`). Rounds rotate the order of the three paths so noise hits all alike:
+  * closed loop at 32 connections: requests/s, and the gateway's CPU per request (utime+stime of its
+    process from /proc over the window, divided by the requests answered) - the robust figure on a
+    shared machine, since it counts only the gateway's own work;
+  * closed loop at 1 connection: latency p50/p99; "added" (delta) = the path's minus the upstream's;
+  * 16 concurrent streams (`stream: true`, closed loop): time to the first `data:` event, delta to the
+    upstream's, and CPU per stream;
+  * start-up: from spawning the process to the first answered GET /healthz; idle RSS (VmRSS once started
+    and warmed up, before any load) and peak RSS (VmHWM at the end).
+Every ratio is faregate's figure over the floor's from the same run, next to the goals of issue 16.
+Never asserts. `--json FILE` writes every figure; `--profile FILE` then samples faregate under load
+with py-spy (`pip install py-spy`) and prints its hot spots. Bounded in time: `--quick` is about a
+minute, the full run a few minutes; every child process is stopped at the end.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO
 from urllib.parse import urlsplit
@@ -60,103 +61,48 @@ from aiohttp import web
 
 REPO: Final = Path(__file__).resolve().parent.parent
 SIM_SCRIPT: Final = REPO / "scripts" / "_bench_sim.py"
-TARGETS: Final = ("simulator", "floor", "faregate")
-CONCURRENCY: Final = (1, 32, 128)
-GOAL_THROUGHPUT: Final = 0.70  # faregate/floor, at least
-GOAL_ADDED_LATENCY: Final = 1.5  # faregate/floor added latency p50 near 1 connection, at most
-GOAL_TTFE_MS: Final = 1.0  # faregate minus floor, at most
-OPEN_LOOP_LOAD: Final = 0.5  # open-loop rate as a share of the slowest path's capacity
+FAST_SCRIPT: Final = REPO / "scripts" / "_bench_upstream.py"
+TARGETS: Final = ("upstream", "floor", "faregate")
+GATEWAYS: Final = ("floor", "faregate")
+MODES: Final = ("fast", "simulator")
+LOAD_CONNS: Final = 32
+STREAMS: Final = 16
+GOALS: Final = {  # faregate against the floor, issue 16
+    "throughput": 0.70,  # req/s at 32 connections, at least
+    "cpu": 1.4,  # CPU per request, at most
+    "added_p50": 1.2,  # at 1 connection, at most
+    "added_p99": 1.5,
+    "ttfe_ms": 0.5,  # delta TTFE p50 at 16 streams, at most this much above the floor's
+    "cpu_stream": 1.5,  # CPU per stream, at most
+    "idle_rss_mib": 100.0,  # absolute
+    "start_s": 1.0,  # absolute
+}
 REQUEST_TIMEOUT_S: Final = 10.0
 CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
 PROVIDER: Final = "openai"  # the floor forwards to this provider's endpoint; faregate's pinned model too
 UPSTREAM_MODEL: Final = "gpt-4o-mini"
 MODEL: Final = "openai/gpt-4o-mini"
 MESSAGES: Final = [{"role": "user", "content": "Say hello in five words."}]
+FAST_KEY: Final = "bench-key"
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     rounds: int
-    warmup_s: float  # before each closed-loop window
-    closed_s: float  # each closed-loop window
-    open_s: float  # each open-loop run (its first `open_warmup_s` is not recorded)
-    open_warmup_s: float
-    ttfe_n: int  # streaming requests per round and path
-    calibrate_s: float
-    budget_s: float  # no new round starts after this (the run stops by itself)
-    quiet_budget_s: float  # at most this long in all, waiting for other processes to calm down
+    warmup_s: float  # before each window
+    window_s: float  # each measured window
+    budget_s: float  # per mode: no new round starts after this
+    quiet_budget_s: float  # per mode: at most this long in all, waiting for other processes to calm down
     accounting: str = "default"  # faregate's set-up: default (usage log, auth open), off (no store), keys
 
 
-FULL: Final = Plan(
-    rounds=4,
-    warmup_s=0.5,
-    closed_s=3.0,
-    open_s=4.0,
-    open_warmup_s=0.3,
-    ttfe_n=150,
-    calibrate_s=2.0,
-    budget_s=270,
-    quiet_budget_s=45,
-)
-QUICK: Final = Plan(
-    rounds=1,
-    warmup_s=0.3,
-    closed_s=1.5,
-    open_s=2.0,
-    open_warmup_s=0.2,
-    ttfe_n=40,
-    calibrate_s=1.0,
-    budget_s=45,
-    quiet_budget_s=8,
-)
+FULL: Final = Plan(rounds=3, warmup_s=0.5, window_s=3.0, budget_s=150, quiet_budget_s=20)
+QUICK: Final = Plan(rounds=1, warmup_s=0.3, window_s=1.5, budget_s=40, quiet_budget_s=4)
+TINY: Final = Plan(rounds=1, warmup_s=0.05, window_s=0.2, budget_s=10, quiet_budget_s=0)  # the smoke test
 
 
 # ------------------------------------------------------------------------------------------------------
-# /proc readers (Linux)
-
-
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of a process, in clock ticks."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5), counted after `comm`
-
-
-def peak_rss_mib(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-def core_times() -> dict[str, tuple[int, int]]:
-    """(busy, total) jiffies of each CPU, from /proc/stat."""
-    out: dict[str, tuple[int, int]] = {}
-    with open("/proc/stat", encoding="ascii") as f:
-        for line in f:
-            name, *values = line.split()
-            if name.startswith("cpu") and name != "cpu":
-                nums = [int(v) for v in values[:8]]
-                idle = nums[3] + nums[4]
-                out[name] = (sum(nums) - idle, sum(nums))
-    return out
-
-
-def busy_share(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, float]:
-    shares = {}
-    for name, (busy, total) in after.items():
-        b0, t0 = before.get(name, (0, 0))
-        shares[name] = (busy - b0) / (total - t0) if total > t0 else 0.0
-    return shares
-
-
-# ------------------------------------------------------------------------------------------------------
-# The floor: a minimal aiohttp reverse proxy (one fixed upstream, one pooled ClientSession)
+# The floor: a bare aiohttp reverse proxy on uvloop (one fixed upstream, one pooled ClientSession)
 
 SESSION: Final = web.AppKey("session", aiohttp.ClientSession)
 FORWARDED: Final = ("Content-Type", "Authorization")
@@ -188,14 +134,30 @@ def floor_app(upstream: str) -> web.Application:
         except aiohttp.ClientError as e:
             return web.json_response({"error": {"message": f"upstream: {e}"}}, status=502)
 
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
     app = web.Application()
     app.cleanup_ctx.append(session)
     app.router.add_post("/v1/chat/completions", forward)
+    app.router.add_get("/healthz", healthz)
     return app
 
 
+def new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop where installed (as `faregate serve` runs), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
 def run_floor(upstream: str, port: int) -> int:
-    web.run_app(floor_app(upstream), host="127.0.0.1", port=port, access_log=None, print=None)
+    web.run_app(
+        floor_app(upstream), host="127.0.0.1", port=port, access_log=None, print=None, loop=new_loop()
+    )
     return 0
 
 
@@ -210,7 +172,6 @@ class Target:
     request: bytes  # a whole HTTP/1.1 request, sent as is
     stream_request: bytes
     pid: int  # the process serving this path (CPU time is read from it)
-    sim_pid: int
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Target:
@@ -223,7 +184,6 @@ class Target:
             http_request(host, port, url.path, d["body"].encode(), headers),
             http_request(host, port, url.path, d["stream_body"].encode(), headers),
             int(d["pid"]),
-            int(d["sim_pid"]),
         )
 
 
@@ -281,39 +241,44 @@ class Conn:
         return status, first, keep
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    at: float
-    target: int  # CPU ticks of the process serving the path
-    sim: int  # CPU ticks of the simulator
-    own: float  # CPU seconds of this load generator
-    cores: dict[str, tuple[int, int]]
-
-    @classmethod
-    def take(cls, target: Target) -> Snapshot:
-        return cls(
-            time.perf_counter(),
-            cpu_ticks(target.pid),
-            cpu_ticks(target.sim_pid),
-            time.process_time(),
-            core_times(),
-        )
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process (all its threads, live and ended), in clock ticks."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5), counted after `comm`
 
 
-def cpu_window(target: Target, a: Snapshot, b: Snapshot) -> dict[str, Any]:
-    """CPU of the serving process between two snapshots, how busy each core was, and how much CPU went
-    to processes outside the benchmark (in cores: 0.1 is a tenth of one core), a noise indicator."""
-    seconds = b.at - a.at
-    served = (b.target - a.target) / CLK_TCK
-    sim = (b.sim - a.sim) / CLK_TCK if target.sim_pid != target.pid else 0.0
-    busy = sum(b.cores[c][0] - a.cores[c][0] for c in b.cores if c in a.cores) / CLK_TCK
-    foreign = max(0.0, busy - served - sim - (b.own - a.own)) / seconds
-    return {
-        "seconds": seconds,
-        "cpu_s": served,
-        "busy": busy_share(a.cores, b.cores),
-        "foreign_cores": foreign,
-    }
+def rss_mib(pid: int, field_name: str = "VmRSS") -> float | None:
+    """VmRSS (now) or VmHWM (peak) of a process, from /proc/<pid>/status."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def core_times() -> dict[str, tuple[int, int]]:
+    """(busy, total) jiffies of each CPU, from /proc/stat."""
+    out: dict[str, tuple[int, int]] = {}
+    with open("/proc/stat", encoding="ascii") as f:
+        for line in f:
+            name, *values = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                nums = [int(v) for v in values[:8]]
+                idle = nums[3] + nums[4]
+                out[name] = (sum(nums) - idle, sum(nums))
+    return out
+
+
+def busy_share(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, float]:
+    shares = {}
+    for name, (busy, total) in after.items():
+        b0, t0 = before.get(name, (0, 0))
+        shares[name] = (busy - b0) / (total - t0) if total > t0 else 0.0
+    return shares
 
 
 FETCH_ERRORS: Final = (
@@ -329,11 +294,17 @@ FETCH_ERRORS: Final = (
 class Tally:
     ok: int = 0
     errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    ttfe_ms: list[float] = field(default_factory=list)
 
 
-async def closed_loop(target: Target, conns: int, warmup_s: float, duration_s: float) -> dict[str, Any]:
-    """`conns` connections each sending the next request as soon as the previous answer is read."""
-    tally, stopping = Tally(), asyncio.Event()
+async def closed_loop(
+    target: Target, conns: int, warmup_s: float, duration_s: float, *, stream: bool, record: bool
+) -> dict[str, Any]:
+    """`conns` connections, each sending the next request as soon as the previous answer is read.
+    With `record`, each answer's latency (send to last byte) and, streaming, its time to first event."""
+    tally, stopping, recording = Tally(), asyncio.Event(), [False]
+    request = target.stream_request if stream else target.request
 
     async def worker() -> None:
         conn: Conn | None = None
@@ -341,10 +312,16 @@ async def closed_loop(target: Target, conns: int, warmup_s: float, duration_s: f
             try:
                 if conn is None:
                     conn = await Conn.open(target.host, target.port)
+                sent = time.perf_counter()
                 async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                    status, _, keep = await conn.fetch(target.request)
-                if status == 200:
+                    status, first, keep = await conn.fetch(request, first_event=stream)
+                done = time.perf_counter()
+                if status == 200 and (first is not None or not stream):
                     tally.ok += 1
+                    if record and recording[0]:
+                        tally.latencies_ms.append(round((done - sent) * 1000, 4))
+                        if first is not None:
+                            tally.ttfe_ms.append(round((first - sent) * 1000, 4))
                 else:
                     tally.errors += 1
                 if not keep:
@@ -361,117 +338,54 @@ async def closed_loop(target: Target, conns: int, warmup_s: float, duration_s: f
 
     tasks = [asyncio.create_task(worker()) for _ in range(conns)]
     await asyncio.sleep(warmup_s)
-    ok0, err0, before = tally.ok, tally.errors, Snapshot.take(target)
+    ok0, err0, t0, cpu0 = tally.ok, tally.errors, time.perf_counter(), cpu_ticks(target.pid)
+    cores0, own0 = core_times(), time.process_time()
+    recording[0] = True
     await asyncio.sleep(duration_s)
-    ok1, err1, after = tally.ok, tally.errors, Snapshot.take(target)
+    recording[0] = False
+    ok1, err1, t1, cpu1 = tally.ok, tally.errors, time.perf_counter(), cpu_ticks(target.pid)
+    cores1, own1 = core_times(), time.process_time()
     stopping.set()
     await asyncio.gather(*tasks)
-    usage = cpu_window(target, before, after)
-    return {"requests": ok1 - ok0, "errors": err1 - err0, "rps": (ok1 - ok0) / usage["seconds"], **usage}
-
-
-async def open_loop(target: Target, rate: float, duration_s: float, warmup_s: float) -> dict[str, Any]:
-    """Requests sent at a fixed rate whatever the answers do (new connections if all are busy);
-    latency from sending to the end of the answer, recorded after `warmup_s`."""
-    idle = [await Conn.open(target.host, target.port) for _ in range(4)]
-    opened, latencies, tally = len(idle), [], Tally()
-    loop = asyncio.get_running_loop()
-    start = loop.time() + 0.05
-    record_from, end = start + warmup_s, start + duration_s
-    pending: set[asyncio.Task[None]] = set()
-    max_lag = 0.0
-
-    async def one(record: bool) -> None:
-        nonlocal opened
-        try:
-            if idle:
-                conn = idle.pop()
-            else:
-                conn = await Conn.open(target.host, target.port)
-                opened += 1
-            sent = time.perf_counter()
-            async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                status, _, keep = await conn.fetch(target.request)
-            elapsed = time.perf_counter() - sent
-        except FETCH_ERRORS:
-            tally.errors += 1
-            return
-        if keep:
-            idle.append(conn)
-        else:
-            conn.close()
-        if status != 200:
-            tally.errors += 1
-        elif record:
-            tally.ok += 1
-            latencies.append(elapsed * 1000)
-
-    i = 0
-    while (due := start + i / rate) < end:
-        if (delay := due - loop.time()) > 0:
-            await asyncio.sleep(delay)
-        else:
-            max_lag = max(max_lag, -delay)
-        task = asyncio.create_task(one(due >= record_from))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-        i += 1
-    await asyncio.gather(*pending)
-    for conn in idle:
-        conn.close()
+    seconds, cpu_s = t1 - t0, (cpu1 - cpu0) / CLK_TCK
+    busy = sum(cores1[c][0] - cores0[c][0] for c in cores1 if c in cores0) / CLK_TCK
     return {
-        "latencies_ms": [round(x, 4) for x in latencies],
-        "errors": tally.errors,
-        "connections": opened,
-        "max_lag_ms": max_lag * 1000,
+        "requests": ok1 - ok0,
+        "errors": err1 - err0,
+        "seconds": seconds,
+        "rps": (ok1 - ok0) / seconds,
+        "cpu_s": cpu_s,
+        "busy": busy_share(cores0, cores1),
+        # CPU that went to neither the serving process nor this load generator, in cores: noise (the
+        # upstream's share is in it for the gateways, a constant across them)
+        "other_cores": max(0.0, busy - cpu_s - (own1 - own0)) / seconds,
+        "latencies_ms": tally.latencies_ms,
+        "ttfe_ms": tally.ttfe_ms,
     }
 
 
-async def first_events(target: Target, n: int) -> dict[str, Any]:
-    """`n` streaming requests one after another on one connection: time to the first `data:` line."""
-    conn, ttfe, errors = await Conn.open(target.host, target.port), [], 0
-    for i in range(n + 5):  # the first 5 warm up
-        try:
-            sent = time.perf_counter()
-            async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                status, first, keep = await conn.fetch(target.stream_request, first_event=True)
-        except FETCH_ERRORS:
-            errors += 1
-            conn.close()
-            conn = await Conn.open(target.host, target.port)
-            continue
-        if status != 200 or first is None:
-            errors += 1
-        elif i >= 5:
-            ttfe.append(round((first - sent) * 1000, 4))
-        if not keep:
-            conn.close()
-            conn = await Conn.open(target.host, target.port)
-    conn.close()
-    return {"ttfe_ms": ttfe, "errors": errors}
-
-
 async def load_command(cmd: dict[str, Any]) -> dict[str, Any]:
-    target = Target.from_json(cmd["target"])
-    if cmd["op"] == "closed":
-        return await closed_loop(target, int(cmd["conns"]), float(cmd["warmup_s"]), float(cmd["duration_s"]))
-    before = Snapshot.take(target)
-    if cmd["op"] == "open":
-        result = await open_loop(target, float(cmd["rate"]), float(cmd["duration_s"]), float(cmd["warmup_s"]))
-    elif cmd["op"] == "ttfe":
-        result = await first_events(target, int(cmd["n"]))
-    else:
-        raise ValueError(f"unknown op {cmd['op']!r}")
-    return {**result, "foreign_cores": cpu_window(target, before, Snapshot.take(target))["foreign_cores"]}
+    return await closed_loop(
+        Target.from_json(cmd["target"]),
+        int(cmd["conns"]),
+        float(cmd["warmup_s"]),
+        float(cmd["duration_s"]),
+        stream=bool(cmd["stream"]),
+        record=bool(cmd["record"]),
+    )
 
 
 def run_loadgen() -> int:
-    for line in sys.stdin:
-        try:
-            result = asyncio.run(load_command(json.loads(line)))
-        except Exception as e:  # report, keep serving commands
-            result = {"failed": f"{type(e).__name__}: {e}"}
-        print(json.dumps(result), flush=True)
+    loop = new_loop()
+    try:
+        for line in sys.stdin:
+            try:
+                result = loop.run_until_complete(load_command(json.loads(line)))
+            except Exception as e:  # report, keep serving commands
+                result = {"failed": f"{type(e).__name__}: {e}"}
+            print(json.dumps(result), flush=True)
+    finally:
+        loop.close()
     return 0
 
 
@@ -521,6 +435,31 @@ class Processes:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        self.children.clear()
+
+
+def tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-2000:] if log.exists() else ""
+
+
+def wait_healthz(
+    url: str, spawned: float, proc: subprocess.Popen[bytes], log: Path, timeout_s: float
+) -> float:
+    """Seconds from `spawned` (a perf_counter) to the first 200 on GET `url`, polled every 5 ms."""
+    split = urlsplit(url)
+    request = f"GET {split.path} HTTP/1.1\r\nHost: {split.netloc}\r\nConnection: close\r\n\r\n".encode()
+    deadline = spawned + timeout_s
+    while time.perf_counter() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection((split.hostname, split.port), timeout=2) as s:
+                s.sendall(request)
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    return time.perf_counter() - spawned
+        except OSError:
+            pass
+        time.sleep(0.005)
+    why = f"exited with {proc.returncode}" if proc.poll() is not None else f"no 200 within {timeout_s:.0f} s"
+    raise RuntimeError(f"{url}: {why}\n{tail(log)}")
 
 
 def wait_ready(
@@ -543,15 +482,14 @@ def wait_ready(
         except OSError as e:
             last = str(e)
         time.sleep(0.2)
-    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
     why = (
         f"exited with {proc.returncode}" if proc.poll() is not None else f"not ready after {timeout_s:.0f} s"
     )
-    raise RuntimeError(f"{url}: {why}: {last}\n{tail}")
+    raise RuntimeError(f"{url}: {why}: {last}\n{tail(log)}")
 
 
 def faregate_routes(tmp: Path, base_urls: dict[str, str]) -> Path:
-    """The shipped routes.yaml with every simulated provider's base_url pointed at the simulator."""
+    """The shipped routes.yaml with the upstream's providers' base_url pointed at it."""
     from ruamel.yaml import YAML
 
     from faregate.paths import default_routes
@@ -595,7 +533,7 @@ class LoadGen:
 
 
 class Quiet:
-    """Before each measurement, wait (within a budget for the whole run) until the machine is idle:
+    """Before each measurement, wait (within a budget for the whole mode) until the machine is idle:
     other processes' load is noise that would hit one path and not the others."""
 
     IDLE_SHARE: Final = 0.08  # both cores together, between measurements (our processes are idle then)
@@ -604,11 +542,11 @@ class Quiet:
         self.budget_s, self.waited_s = budget_s, 0.0
 
     def wait(self) -> None:
-        while True:
+        while self.waited_s < self.budget_s:
             before = core_times()
             time.sleep(0.2)
             shares = busy_share(before, core_times())
-            if statistics.fmean(shares.values()) <= self.IDLE_SHARE or self.waited_s >= self.budget_s:
+            if statistics.fmean(shares.values()) <= self.IDLE_SHARE:
                 return
             time.sleep(0.3)
             self.waited_s += 0.5
@@ -623,17 +561,18 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 @dataclass
 class PathFigures:
-    rps: dict[int, list[float]] = field(default_factory=lambda: {c: [] for c in CONCURRENCY})
-    busy_128: list[dict[str, float]] = field(default_factory=list)
-    cpu_s: dict[int, float] = field(default_factory=lambda: dict.fromkeys(CONCURRENCY, 0.0))
-    requests: dict[int, int] = field(default_factory=lambda: dict.fromkeys(CONCURRENCY, 0))
+    rps: list[float] = field(default_factory=list)  # closed loop at LOAD_CONNS, one per round
+    cpu_s: float = 0.0  # over those windows
+    requests: int = 0
+    latencies_ms: list[float] = field(default_factory=list)  # closed loop at 1 connection
+    ttfe_ms: list[float] = field(default_factory=list)  # STREAMS concurrent streams
+    stream_cpu_s: float = 0.0
+    streams: int = 0
     errors: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    open_connections: int = 0
-    open_max_lag_ms: float = 0.0
-    ttfe_ms: list[float] = field(default_factory=list)
+    start_s: float | None = None
+    idle_rss_mib: float | None = None
     peak_rss_mib: float | None = None
-    foreign_cores: list[float] = field(default_factory=list)  # other processes' CPU, per measurement
+    other_cores: list[float] = field(default_factory=list)  # CPU outside this path, per measurement
 
 
 def note(text: str, out: TextIO = sys.stderr) -> None:
@@ -645,132 +584,133 @@ def rotate(items: Sequence[str], by: int) -> list[str]:
     return [*items[by:], *items[:by]]
 
 
-def orchestrate(
-    plan: Plan, json_path: Path | None, profile: Path | None = None, profile_conns: int = CONCURRENCY[-1]
-) -> int:
-    cores = os.cpu_count() or 1
-    core0, core1 = (0, 1) if cores >= 2 and shutil.which("taskset") else (None, None)
-    if core1 is not None:
-        os.sched_setaffinity(0, {core1})
-    else:
-        note("warning: fewer than 2 CPUs or no taskset: nothing is pinned")
-    started = time.monotonic()
-    procs = Processes()
-    with tempfile.TemporaryDirectory(prefix="faregate-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        try:
-            return measure(plan, json_path, (profile, profile_conns), procs, tmp, core0, core1, started)
-        except RuntimeError as e:
-            note(f"bench_gateway: {e}")
-            return 1
-        finally:
-            procs.stop_all()
+@dataclass
+class Setup:
+    """What one mode runs: its processes and the three paths' request targets."""
+
+    targets: dict[str, dict[str, Any]]
+    procs: dict[str, subprocess.Popen[bytes]]
+    figures: dict[str, PathFigures]
+    load: LoadGen
+    upstream_label: str
 
 
-def measure(
-    plan: Plan,
-    json_path: Path | None,
-    profiling: tuple[Path | None, int],
-    procs: Processes,
-    tmp: Path,
-    core0: int | None,
-    core1: int | None,
-    started: float,
-) -> int:
+def start_upstream(
+    mode: str, procs: Processes, tmp: Path, core1: int | None, env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], str, dict[str, str], dict[str, str]]:
+    """The mode's upstream: (process, its chat URL, base_urls for faregate, provider keys for faregate)."""
     py = sys.executable
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FAREGATE_")}
-    sim_log, floor_log, fg_log, load_log = (tmp / f"{n}.log" for n in ("sim", "floor", "faregate", "loadgen"))
-
-    note("starting the simulator, the floor proxy and faregate ...")
-    sim_port, floor_port, fg_port = free_port(), free_port(), free_port()
-    sim = procs.start(
-        "simulator",
-        pinned(core1, [py, str(SIM_SCRIPT), "--port", str(sim_port)]),
+    if mode == "fast":
+        proc = procs.start(
+            "upstream",
+            pinned(core1, [py, str(FAST_SCRIPT)]),
+            stdout=subprocess.PIPE,
+            stderr=(tmp / "upstream.log").open("wb"),
+            env=env,
+        )
+        origin = json.loads(read_line(proc.stdout, 30, "fast upstream"))["origin"]
+        return proc, f"{origin}/v1/chat/completions", {PROVIDER: f"{origin}/v1"}, {"OPENAI_API_KEY": FAST_KEY}
+    proc = procs.start(
+        "upstream",
+        pinned(core1, [py, str(SIM_SCRIPT)]),
         stdout=subprocess.PIPE,
-        stderr=sim_log.open("wb"),
+        stderr=(tmp / "upstream.log").open("wb"),
         env=env,
     )
-    info = json.loads(read_line(sim.stdout, 60, "simulator"))
+    info = json.loads(read_line(proc.stdout, 60, "simulator"))
     base_urls: dict[str, str] = info["base_urls"]
-    keys: dict[str, str] = info["env"]
-    upstream = f"{base_urls[PROVIDER]}/chat/completions"
-    floor = procs.start(
+    return proc, f"{base_urls[PROVIDER]}/chat/completions", base_urls, info["env"]
+
+
+def faregate_command(
+    plan: Plan, routes: Path, port: int, tmp: Path, env: dict[str, str], fg_env: dict[str, str]
+) -> tuple[list[str], dict[str, str] | None]:
+    """`faregate serve` for the plan's accounting set-up, and the Authorization header (keys: a key's)."""
+    py = sys.executable
+    serve = [py, "-m", "faregate.cli", "serve", "--config", str(routes), "--port", str(port)]
+    if plan.accounting == "off":
+        return [*serve, "--no-store"], None
+    if plan.accounting != "keys":
+        return serve, None
+    store = tmp / "faregate.db"  # every request authenticated by a key with limits, usage logged
+    made = subprocess.run(
+        [
+            *(py, "-m", "faregate.cli", "keys", "create", "--label", "bench", "--budget", "1000000"),
+            *("--rpm", "100000000", "--tpm", "100000000000", "--store", str(store)),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    fg_env["FAREGATE_AUTH"] = "keys"
+    return [*serve, "--store", str(store)], {
+        "Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"
+    }
+
+
+def set_up(mode: str, plan: Plan, procs: Processes, tmp: Path, core0: int | None, core1: int | None) -> Setup:
+    py = sys.executable
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAREGATE_")}
+    # this checkout's faregate, whatever is installed
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH")) if p)
+    up, upstream, base_urls, keys = start_upstream(mode, procs, tmp, core1, env)
+    auth = {"Authorization": f"Bearer {keys.get('OPENAI_API_KEY', FAST_KEY)}"}
+    figures = {name: PathFigures() for name in TARGETS}
+    urls = {"upstream": upstream}
+    logs = {"upstream": tmp / "upstream.log"}
+    running = {"upstream": up}
+
+    floor_port = free_port()
+    logs["floor"] = tmp / "floor.log"
+    spawned = time.perf_counter()
+    running["floor"] = procs.start(
         "floor",
         pinned(core0, [py, __file__, "--role", "floor", "--upstream", upstream, "--port", str(floor_port)]),
-        stdout=floor_log.open("wb"),
+        stdout=logs["floor"].open("wb"),
         stderr=subprocess.STDOUT,
         env=env,
     )
-    routes = faregate_routes(tmp, base_urls)
-    serve = [py, "-m", "faregate.cli", "serve", "--config", str(routes), "--port", str(fg_port)]
+    origin = f"http://127.0.0.1:{floor_port}"
+    figures["floor"].start_s = wait_healthz(f"{origin}/healthz", spawned, running["floor"], logs["floor"], 60)
+    urls["floor"] = f"{origin}/v1/chat/completions"
+
+    fg_port = free_port()
     fg_env = {**env, **keys}
-    auth = {"Authorization": f"Bearer {keys.get('OPENAI_API_KEY', 'sim-key')}"}
-    fg_auth = auth
-    if plan.accounting == "off":
-        serve.append("--no-store")
-    elif plan.accounting == "keys":  # every request authenticated by a key with limits, usage logged
-        store = tmp / "faregate.db"
-        made = subprocess.run(
-            [
-                py,
-                "-m",
-                "faregate.cli",
-                "keys",
-                "create",
-                "--label",
-                "bench",
-                "--budget",
-                "1000000",
-                "--rpm",
-                "100000000",
-                "--tpm",
-                "100000000000",
-                "--store",
-                str(store),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-        )
-        fg_auth = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
-        serve += ["--store", str(store)]
-        fg_env["FAREGATE_AUTH"] = "keys"
-    fg = procs.start(
+    serve, fg_auth = faregate_command(plan, faregate_routes(tmp, base_urls), fg_port, tmp, env, fg_env)
+    logs["faregate"] = tmp / "faregate.log"
+    spawned = time.perf_counter()
+    running["faregate"] = procs.start(
         "faregate",
         pinned(core0, serve),
-        stdout=fg_log.open("wb"),
+        stdout=logs["faregate"].open("wb"),
         stderr=subprocess.STDOUT,
         env=fg_env,
         cwd=tmp,
     )
-    urls = {
-        "simulator": upstream,
-        "floor": f"http://127.0.0.1:{floor_port}/v1/chat/completions",
-        "faregate": f"http://127.0.0.1:{fg_port}/v1/chat/completions",
-    }
-    procs_by_name = {"simulator": sim, "floor": floor, "faregate": fg}
-    pids = {name: proc.pid for name, proc in procs_by_name.items()}
-    logs = {"simulator": sim_log, "floor": floor_log, "faregate": fg_log}
+    origin = f"http://127.0.0.1:{fg_port}"
+    figures["faregate"].start_s = wait_healthz(
+        f"{origin}/healthz", spawned, running["faregate"], logs["faregate"], 60
+    )
+    urls["faregate"] = f"{origin}/v1/chat/completions"
+
     targets: dict[str, dict[str, Any]] = {}
     only = False  # faregate picks the pinned model's offerings cheapest first: openai's, as the floor
     for name in TARGETS:
         is_fg = name == "faregate"
         body = chat_body(faregate=is_fg, stream=False)
-        headers = fg_auth if is_fg else auth
-        answered = wait_ready(urls[name], body.encode(), headers, 60, procs_by_name[name], logs[name])
+        headers = (fg_auth or auth) if is_fg else auth
+        answered = wait_ready(urls[name], body.encode(), headers, 60, running[name], logs[name])
         if is_fg and answered.get("X-Faregate-Provider", PROVIDER) != PROVIDER:
             only = True  # the catalog changed: pin the provider too (OpenRouter's `provider.only`)
             body = chat_body(faregate=True, stream=False, only=True)
-            wait_ready(urls[name], body.encode(), headers, 60, procs_by_name[name], logs[name])
-        stream_body = chat_body(faregate=is_fg, stream=True, only=only)
+            wait_ready(urls[name], body.encode(), headers, 60, running[name], logs[name])
         targets[name] = {
             "url": urls[name],
             "headers": headers,
             "body": body,
-            "stream_body": stream_body,
-            "pid": pids[name],
-            "sim_pid": sim.pid,
+            "stream_body": chat_body(faregate=is_fg, stream=True, only=only),
+            "pid": running[name].pid,
         }
     load = LoadGen(
         procs.start(
@@ -778,138 +718,246 @@ def measure(
             pinned(core1, [py, __file__, "--role", "loadgen"]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=load_log.open("wb"),
+            stderr=(tmp / "loadgen.log").open("wb"),
             env=env,
         )
     )
-    note(f"ready after {time.monotonic() - started:.1f} s")
-    figures = {name: PathFigures() for name in TARGETS}
-    quiet = Quiet(plan.quiet_budget_s)
+    label = (
+        "fast upstream (raw asyncio Protocol)" if mode == "fast" else "provider simulator (Python, aiohttp)"
+    )
+    return Setup(targets, running, figures, load, label)
 
-    def closed(name: str, conns: int, duration_s: float) -> dict[str, Any]:
+
+def measure(mode: str, plan: Plan, setup: Setup) -> dict[str, Any]:
+    """Rounds of the three measurements over the three paths, in a rotating order; the report."""
+    started = time.monotonic()
+    figures, targets, load = setup.figures, setup.targets, setup.load
+    quiet = Quiet(plan.quiet_budget_s)
+    time.sleep(min(2.0, plan.window_s))  # let start-up work done after the port opened settle
+    for name in TARGETS:
+        figures[name].idle_rss_mib = rss_mib(setup.procs[name].pid)
+
+    def run(name: str, conns: int, *, stream: bool, record: bool) -> dict[str, Any]:
+        quiet.wait()
         cmd = {
-            "op": "closed",
             "target": targets[name],
             "conns": conns,
             "warmup_s": plan.warmup_s,
-            "duration_s": duration_s,
+            "duration_s": plan.window_s,
+            "stream": stream,
+            "record": record,
         }
-        return run(name, cmd, plan.warmup_s + duration_s)
-
-    def run(name: str, cmd: dict[str, Any], expect_s: float) -> dict[str, Any]:
-        quiet.wait()
-        result = load.run(cmd, expect_s)
-        if name in figures:
-            figures[name].foreign_cores.append(result["foreign_cores"])
+        result = load.run(cmd, plan.warmup_s + plan.window_s)
+        figures[name].other_cores.append(result["other_cores"])
+        figures[name].errors += result["errors"]
         return result
-
-    # Calibrate the open-loop rate: below the floor's 1-connection capacity and faregate's saturation.
-    floor_1 = closed("floor", 1, plan.calibrate_s)["rps"]
-    fg_32 = closed("faregate", 32, plan.calibrate_s)["rps"]
-    rate = round(OPEN_LOOP_LOAD * min(floor_1, fg_32), 1)
-    note(
-        f"open-loop rate {rate:.0f} req/s ({OPEN_LOOP_LOAD:.0%} of min(floor@1 {floor_1:.0f}, faregate@32 {fg_32:.0f}))"
-    )
 
     rounds_done = 0
     for r in range(plan.rounds):
         if r and time.monotonic() - started > plan.budget_s:
-            note(f"time budget reached: stopping after {r} rounds")
+            note(f"[{mode}] time budget reached: stopping after {r} rounds")
             break
         order = rotate(TARGETS, r)
-        for conns in CONCURRENCY:
-            for name in order:
-                res = closed(name, conns, plan.closed_s)
-                f = figures[name]
-                f.rps[conns].append(res["rps"])
-                f.cpu_s[conns] += res["cpu_s"]
-                f.requests[conns] += res["requests"]
-                f.errors += res["errors"]
-                if conns == CONCURRENCY[-1]:
-                    f.busy_128.append(res["busy"])
-                note(
-                    f"round {r + 1}/{plan.rounds} closed@{conns:<3} {name:<9} {res['rps']:8.0f} req/s  errors {res['errors']}"
-                )
         for name in order:
-            cmd = {
-                "op": "open",
-                "target": targets[name],
-                "rate": rate,
-                "duration_s": plan.open_s,
-                "warmup_s": plan.open_warmup_s,
-            }
-            res = run(name, cmd, plan.open_s)
+            res = run(name, LOAD_CONNS, stream=False, record=False)
             f = figures[name]
-            f.latencies_ms += res["latencies_ms"]
-            f.errors += res["errors"]
-            f.open_connections = max(f.open_connections, res["connections"])
-            f.open_max_lag_ms = max(f.open_max_lag_ms, res["max_lag_ms"])
+            f.rps.append(res["rps"])
+            f.cpu_s += res["cpu_s"]
+            f.requests += res["requests"]
+            us = res["cpu_s"] * 1e6 / res["requests"] if res["requests"] else float("nan")
             note(
-                f"round {r + 1}/{plan.rounds} open@{rate:.0f}/s {name:<9} p50 {percentile(res['latencies_ms'], 50):.3f} ms"
+                f"[{mode}] round {r + 1} @{LOAD_CONNS:<3} {name:<9} {res['rps']:8.0f} req/s  {us:6.0f} us/req"
             )
         for name in order:
-            res = run(name, {"op": "ttfe", "target": targets[name], "n": plan.ttfe_n}, plan.ttfe_n * 0.1)
-            figures[name].ttfe_ms += res["ttfe_ms"]
-            figures[name].errors += res["errors"]
+            res = run(name, 1, stream=False, record=True)
+            figures[name].latencies_ms += res["latencies_ms"]
+            note(f"[{mode}] round {r + 1} @1   {name:<9} p50 {percentile(res['latencies_ms'], 50):.3f} ms")
+        for name in order:
+            res = run(name, STREAMS, stream=True, record=True)
+            f = figures[name]
+            f.ttfe_ms += res["ttfe_ms"]
+            f.stream_cpu_s += res["cpu_s"]
+            f.streams += res["requests"]
             note(
-                f"round {r + 1}/{plan.rounds} ttfe      {name:<9} p50 {percentile(res['ttfe_ms'], 50):.3f} ms"
+                f"[{mode}] round {r + 1} {STREAMS} streams {name:<9} TTFE p50 {percentile(res['ttfe_ms'], 50):.3f} ms"
             )
         rounds_done += 1
     for name in TARGETS:
-        figures[name].peak_rss_mib = peak_rss_mib(pids[name])
-
-    report = summarize(figures, rate, rounds_done, plan, pinned_cores=core0 is not None)
-    report["quiet_wait_s"] = round(quiet.waited_s, 1)
+        figures[name].peak_rss_mib = rss_mib(setup.procs[name].pid, "VmHWM")
+    report = summarize(figures, rounds_done, plan)
+    report |= {"mode": mode, "upstream": setup.upstream_label, "quiet_wait_s": round(quiet.waited_s, 1)}
     report["requests"] = {name: json.loads(targets[name]["body"]) for name in TARGETS}
-    report["elapsed_s"] = round(time.monotonic() - started, 1)
-    print_table(report)
-    if json_path is not None:
-        report["raw"] = {name: asdict(f) for name, f in figures.items()}
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
-        note(f"figures written to {json_path}")
-    profile, profile_conns = profiling
-    if profile is not None:
-        py_spy = shutil.which("py-spy")
-        if py_spy is None:
-            note("--profile needs py-spy (pip install py-spy): skipped")
-            return 0
-        seconds = max(5, round(plan.closed_s * 3))
-        note(f"profiling faregate under closed@{profile_conns} for {seconds} s with py-spy ...")
-        spy_args = ["--duration", str(seconds), "--format", "raw", "--output", str(profile)]
-        spy = procs.start(
-            "py-spy",
-            pinned(
-                core1,
-                [
-                    py_spy,
-                    "record",
-                    "--pid",
-                    str(fg.pid),
-                    "--rate",
-                    "250",
-                    "--nonblocking",
-                    "--gil",
-                    *spy_args,
-                ],
-            ),
-            stdout=subprocess.DEVNULL,
-            stderr=(tmp / "py-spy.log").open("wb"),
+    report["raw"] = {name: asdict(f) for name, f in figures.items()}
+    return report
+
+
+def summarize(figures: dict[str, PathFigures], rounds: int, plan: Plan) -> dict[str, Any]:
+    def med(values: Sequence[float]) -> float:
+        return statistics.median(values) if values else float("nan")
+
+    def per(cpu_s: float, n: int) -> float:
+        return cpu_s * 1e6 / n if n else float("nan")
+
+    base = figures["upstream"]
+    b50, b99 = percentile(base.latencies_ms, 50), percentile(base.latencies_ms, 99)
+    bttfe = percentile(base.ttfe_ms, 50)
+    paths: dict[str, dict[str, Any]] = {}
+    for name, f in figures.items():
+        p50, p99, ttfe = (
+            percentile(f.latencies_ms, 50),
+            percentile(f.latencies_ms, 99),
+            percentile(f.ttfe_ms, 50),
         )
-        time.sleep(1.0)  # py-spy attaches
-        sampled = closed("faregate", profile_conns, seconds)
-        note(f"faregate served {sampled['rps']:.0f} req/s while sampled")
-        try:
-            spy.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            spy.terminate()
-        if profile.exists():
-            print_profile(profile)
+        paths[name] = {
+            "rps": med(f.rps),
+            "cpu_us_per_request": per(f.cpu_s, f.requests),
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "added_p50_ms": p50 - b50,
+            "added_p99_ms": p99 - b99,
+            "ttfe_p50_ms": ttfe,
+            "added_ttfe_p50_ms": ttfe - bttfe,
+            "cpu_us_per_stream": per(f.stream_cpu_s, f.streams),
+            "start_s": f.start_s,
+            "idle_rss_mib": f.idle_rss_mib,
+            "peak_rss_mib": f.peak_rss_mib,
+            "errors": f.errors,
+            "other_cores_mean": statistics.fmean(f.other_cores) if f.other_cores else 0.0,
+        }
+    fg, fl = paths["faregate"], paths["floor"]
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b > 0 else float("inf")
+
+    vs = {
+        "throughput": ratio(fg["rps"], fl["rps"]),
+        "cpu": ratio(fg["cpu_us_per_request"], fl["cpu_us_per_request"]),
+        "added_p50": ratio(fg["added_p50_ms"], fl["added_p50_ms"]),
+        "added_p99": ratio(fg["added_p99_ms"], fl["added_p99_ms"]),
+        "ttfe_ms": fg["added_ttfe_p50_ms"] - fl["added_ttfe_p50_ms"],
+        "cpu_stream": ratio(fg["cpu_us_per_stream"], fl["cpu_us_per_stream"]),
+        "idle_rss_mib": fg["idle_rss_mib"] if fg["idle_rss_mib"] is not None else float("nan"),
+        "start_s": fg["start_s"] if fg["start_s"] is not None else float("nan"),
+    }
+    met = {k: (vs[k] >= goal if k == "throughput" else vs[k] <= goal) for k, goal in GOALS.items()}
+    return {"plan": asdict(plan), "rounds": rounds, "paths": paths, "faregate_vs_floor": vs, "goals_met": met}
+
+
+def print_table(report: dict[str, Any], out: TextIO = sys.stdout) -> None:
+    def emit(text: str = "") -> None:
+        print(text, file=out)
+
+    def num(x: float | None, digits: int = 0) -> str:
+        return "-" if x is None or x != x else f"{x:,.{digits}f}"
+
+    paths, vs, met = report["paths"], report["faregate_vs_floor"], report["goals_met"]
+    title = (
+        "the figures that count" if report["mode"] == "fast" else "bounded by the simulator, not the gateways"
+    )
+    emit()
+    emit(
+        f"## behind the {report['upstream']}: {title} "
+        f"({report['rounds']} round(s) of {report['plan']['window_s']:.1f} s windows)"
+    )
+    emit()
+    emit(
+        f"| target | req/s at {LOAD_CONNS} conns | CPU µs/req | Δp50 / Δp99 ms at 1 conn "
+        f"| ΔTTFE p50 ms, {STREAMS} streams | CPU µs/stream | idle RSS MB | start s | errors |"
+    )
+    emit("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    for name in TARGETS:
+        p = paths[name]
+        if name == "upstream":
+            lat = f"({num(p['p50_ms'], 3)} / {num(p['p99_ms'], 3)})"
+            ttfe = f"({num(p['ttfe_p50_ms'], 3)})"
         else:
-            note(f"py-spy wrote nothing: {(tmp / 'py-spy.log').read_text(errors='replace')[-500:]}")
-    return 0
+            lat = f"{num(p['added_p50_ms'], 2)} / {num(p['added_p99_ms'], 2)}"
+            ttfe = num(p["added_ttfe_p50_ms"], 2)
+        label = {"upstream": "the upstream alone", "floor": "bare aiohttp proxy on uvloop (the floor)"}.get(
+            name, name
+        )
+        emit(
+            f"| {label} | {num(p['rps'])} | {num(p['cpu_us_per_request'])} | {lat} | {ttfe} "
+            f"| {num(p['cpu_us_per_stream'])} | {num(p['idle_rss_mib'])} | {num(p['start_s'], 2)} | {p['errors']} |"
+        )
+    emit("(upstream row: its own latency and TTFE, in brackets: the base the deltas are measured from)")
+    emit()
+    shown = {
+        "throughput": (f"{vs['throughput']:.0%}", f">= {GOALS['throughput']:.0%}"),
+        "cpu": (f"{vs['cpu']:.2f}x", f"<= {GOALS['cpu']}x"),
+        "added_p50": (f"{vs['added_p50']:.2f}x", f"<= {GOALS['added_p50']}x"),
+        "added_p99": (f"{vs['added_p99']:.2f}x", f"<= {GOALS['added_p99']}x"),
+        "ttfe_ms": (f"{vs['ttfe_ms']:+.2f} ms", f"<= +{GOALS['ttfe_ms']} ms"),
+        "cpu_stream": (f"{vs['cpu_stream']:.2f}x", f"<= {GOALS['cpu_stream']}x"),
+        "idle_rss_mib": (f"{vs['idle_rss_mib']:.0f} MB", f"<= {GOALS['idle_rss_mib']:.0f} MB"),
+        "start_s": (f"{vs['start_s']:.2f} s", f"<= {GOALS['start_s']} s"),
+    }
+    names = {
+        "throughput": f"throughput at {LOAD_CONNS} conns",
+        "cpu": "CPU per request",
+        "added_p50": "added p50 at 1 conn",
+        "added_p99": "added p99 at 1 conn",
+        "ttfe_ms": f"ΔTTFE p50, {STREAMS} streams",
+        "cpu_stream": "CPU per stream",
+        "idle_rss_mib": "idle RSS (absolute)",
+        "start_s": "start-up (absolute)",
+    }
+    emit(f"{'faregate vs the floor':<28}{'measured':>12}   {'goal':<12}")
+    for key, (measured, goal) in shown.items():
+        emit(f"{names[key]:<28}{measured:>12}   {goal:<12}{'met' if met[key] else 'MISSED'}")
+    other = " ".join(f"{n} {paths[n]['other_cores_mean']:.0%}" for n in TARGETS)
+    emit(
+        f"CPU outside the measured process and the load generator, in % of one core (the upstream's share "
+        f"included): {other}; waited {report.get('quiet_wait_s', 0):.0f} s for quiet"
+    )
+    if report["mode"] == "fast" and paths["upstream"]["rps"] < 2 * max(paths[n]["rps"] for n in GATEWAYS):
+        emit("  note: the upstream served less than twice the gateways' rate: it may have bounded them")
 
 
-def print_profile(path: Path, top: int = 15, out: TextIO = sys.stdout) -> None:
+def profile_faregate(
+    setup: Setup, plan: Plan, path: Path, conns: int, procs: Processes, tmp: Path, core1: int | None
+) -> None:
+    py_spy = shutil.which("py-spy")
+    if py_spy is None:
+        note("--profile needs py-spy (pip install py-spy): skipped")
+        return
+    seconds = max(5, round(plan.window_s * 3))
+    note(f"profiling faregate under {conns} connections for {seconds} s with py-spy ...")
+    spy = procs.start(
+        "py-spy",
+        pinned(
+            core1,
+            [
+                *(py_spy, "record", "--pid", str(setup.procs["faregate"].pid), "--rate", "250"),
+                *("--nonblocking", "--gil", "--duration", str(seconds), "--format", "raw"),
+                *("--output", str(path)),
+            ],
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / "py-spy.log").open("wb"),
+    )
+    time.sleep(1.0)  # py-spy attaches
+    cmd = {
+        "target": setup.targets["faregate"],
+        "conns": conns,
+        "warmup_s": 0.2,
+        "duration_s": seconds,
+        "stream": False,
+        "record": False,
+    }
+    sampled = setup.load.run(cmd, seconds)
+    note(f"faregate served {sampled['rps']:.0f} req/s while sampled")
+    try:
+        spy.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        spy.terminate()
+    if path.exists():
+        print_profile(path)
+    else:
+        note(f"py-spy wrote nothing: {tail(tmp / 'py-spy.log')[-500:]}")
+
+
+def print_profile(path: Path, top: int = 20, out: TextIO = sys.stdout) -> None:
     """Hot spots from py-spy's raw (collapsed stacks) output: self time by function, and time by the
     innermost faregate function of each sample (its own code and the libraries it calls, aiohttp apart)."""
     own: collections.Counter[str] = collections.Counter()
@@ -954,169 +1002,56 @@ def short_frame(frame: str) -> str:
     return f"{name} ({where})"
 
 
-LOADED: Final = tuple(c for c in CONCURRENCY if c > 1)
-
-
-def cpu_ms(f: PathFigures, at: Sequence[int]) -> float:
-    requests = sum(f.requests[c] for c in at)
-    return sum(f.cpu_s[c] for c in at) * 1000 / requests if requests else float("nan")
-
-
-def summarize(
-    figures: dict[str, PathFigures], rate: float, rounds: int, plan: Plan, *, pinned_cores: bool
-) -> dict[str, Any]:
-    sim = figures["simulator"]
-    base50, base99 = percentile(sim.latencies_ms, 50), percentile(sim.latencies_ms, 99)
-    paths: dict[str, dict[str, Any]] = {}
-    for name, f in figures.items():
-        p50, p99 = percentile(f.latencies_ms, 50), percentile(f.latencies_ms, 99)
-        busy = {
-            core: statistics.fmean(b.get(core, 0.0) for b in f.busy_128) if f.busy_128 else float("nan")
-            for core in ("cpu0", "cpu1")
-        }
-        paths[name] = {
-            "rps": {str(c): statistics.median(v) if v else float("nan") for c, v in f.rps.items()},
-            "latency_p50_ms": p50,
-            "latency_p99_ms": p99,
-            "added_p50_ms": p50 - base50,
-            "added_p99_ms": p99 - base99,
-            "ttfe_p50_ms": percentile(f.ttfe_ms, 50),
-            # under load (32 and 128 connections): what bounds throughput; at 1 connection for reference
-            "cpu_ms_per_request": cpu_ms(f, LOADED),
-            "cpu_ms_per_request_at": {str(c): cpu_ms(f, (c,)) for c in CONCURRENCY},
-            "peak_rss_mib": f.peak_rss_mib,
-            "errors": f.errors,
-            "busy_at_128": busy,
-            "foreign_cores_mean": statistics.fmean(f.foreign_cores) if f.foreign_cores else 0.0,
-            "foreign_cores_max": max(f.foreign_cores, default=0.0),
-            "open_loop_connections": f.open_connections,
-            "open_loop_max_lag_ms": f.open_max_lag_ms,
-        }
-    fg, fl = paths["faregate"], paths["floor"]
-    throughput = {str(c): fg["rps"][str(c)] / fl["rps"][str(c)] for c in CONCURRENCY}
-    added_ratio = fg["added_p50_ms"] / fl["added_p50_ms"] if fl["added_p50_ms"] > 0 else float("inf")
-    ttfe_diff = fg["ttfe_p50_ms"] - fl["ttfe_p50_ms"]
-    return {
-        "plan": asdict(plan),
-        "rounds": rounds,
-        "pinned": pinned_cores,
-        "open_loop_rate": rate,
-        "paths": paths,
-        "faregate_vs_floor": {
-            "throughput_ratio": throughput,
-            "added_p50_ratio": added_ratio,
-            "added_p99_ratio": fg["added_p99_ms"] / fl["added_p99_ms"]
-            if fl["added_p99_ms"] > 0
-            else float("inf"),
-            "ttfe_diff_ms": ttfe_diff,
-            # what one core could serve if the process were the only bottleneck: 1 / CPU per request
-            "cpu_capacity_ratio": fl["cpu_ms_per_request"] / fg["cpu_ms_per_request"],
-        },
-        "goals": {
-            **{f"throughput@{c}": throughput[str(c)] >= GOAL_THROUGHPUT for c in CONCURRENCY},
-            "added_latency": added_ratio <= GOAL_ADDED_LATENCY,
-            "ttfe": ttfe_diff <= GOAL_TTFE_MS,
-        },
-    }
-
-
-def print_table(report: dict[str, Any], out: TextIO = sys.stdout) -> None:
-    def emit(text: str = "") -> None:
-        print(text, file=out)
-
-    def num(x: float | None, digits: int = 2) -> str:
-        return "-" if x is None or x != x else f"{x:.{digits}f}"
-
-    paths = report["paths"]
-    plan = report["plan"]
-    emit()
-    emit(
-        f"faregate gateway bench: {report['rounds']} round(s), {plan['closed_s']:.1f} s per closed-loop window, "
-        f"open loop at {report['open_loop_rate']:.0f} req/s, "
-        + ("floor and faregate on core 0, simulator and load on core 1" if report["pinned"] else "not pinned")
-    )
-    fg_request = report.get("requests", {}).get("faregate", {})
-    emit(
-        f"request: a short chat, max_tokens 16; faregate gets model {fg_request.get('model')}"
-        + (f", provider {fg_request['provider']}" if "provider" in fg_request else "")
-        + f"; floor and simulator get {UPSTREAM_MODEL} at the simulator's {PROVIDER} endpoint"
-    )
-    header = (
-        f"{'path':<10}{'req/s@1':>9}{'@32':>8}{'@128':>8}{'added p50':>11}{'added p99':>11}"
-        f"{'TTFE p50':>10}{'CPU ms/req':>12}{'@1':>7}{'peak RSS':>10}{'errors':>8}"
-    )
-    emit(header)
-    emit(f"{'':<10}{'':>25}{'ms':>11}{'ms':>11}{'ms':>10}{'under load':>12}{'':>7}{'MiB':>10}")
-    emit("-" * len(header))
-    for name in TARGETS:
-        p = paths[name]
-        added50 = f"({num(p['latency_p50_ms'], 3)})" if name == "simulator" else num(p["added_p50_ms"], 3)
-        added99 = f"({num(p['latency_p99_ms'], 3)})" if name == "simulator" else num(p["added_p99_ms"], 3)
-        emit(
-            f"{name:<10}{num(p['rps']['1'], 0):>9}{num(p['rps']['32'], 0):>8}{num(p['rps']['128'], 0):>8}"
-            f"{added50:>11}{added99:>11}{num(p['ttfe_p50_ms'], 3):>10}{num(p['cpu_ms_per_request'], 3):>12}"
-            f"{num(p['cpu_ms_per_request_at']['1'], 3):>7}{num(p['peak_rss_mib'], 1):>10}{p['errors']:>8}"
-        )
-    emit("(simulator row: its own latency at the open-loop rate, the base the others are measured from)")
-    emit()
-    vs, goals = report["faregate_vs_floor"], report["goals"]
-
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "MISSED"
-
-    emit(f"{'faregate vs floor':<28}{'measured':>12}   {'goal':<12}")
-    for c in CONCURRENCY:
-        emit(
-            f"{f'throughput @{c}':<28}{vs['throughput_ratio'][str(c)]:>11.0%}    {f'>= {GOAL_THROUGHPUT:.0%}':<12}"
-            f"{verdict(goals[f'throughput@{c}'])}"
-        )
-    emit(
-        f"{'added latency p50 (1 conn)':<28}{vs['added_p50_ratio']:>11.2f}x   {f'<= {GOAL_ADDED_LATENCY}x':<12}"
-        f"{verdict(goals['added_latency'])}   (p99: {vs['added_p99_ratio']:.2f}x)"
-    )
-    emit(
-        f"{'TTFE difference':<28}{vs['ttfe_diff_ms']:>+9.3f} ms   {f'<= +{GOAL_TTFE_MS:g} ms':<12}"
-        f"{verdict(goals['ttfe'])}"
-    )
-    emit()
-    busy = " ".join(
-        f"{name} {paths[name]['busy_at_128']['cpu0']:.0%}/{paths[name]['busy_at_128']['cpu1']:.0%}"
-        for name in TARGETS
-    )
-    emit(f"core0/core1 busy during @128: {busy}")
-    capacity = " ".join(
-        f"{name} {1000 / paths[name]['cpu_ms_per_request']:.0f}" for name in ("floor", "faregate")
-    )
-    emit(
-        f"one-core capacity from CPU per request (req/s): {capacity}; "
-        f"faregate/floor {vs['cpu_capacity_ratio']:.0%} (load-side independent view of throughput)"
-    )
-    if any(paths[name]["busy_at_128"]["cpu1"] > 0.90 for name in ("floor", "faregate")):
-        emit(
-            "  note: core 1 (simulator + load) above 90% at @128: the proxies' @128 figures are bounded by the load side"
-        )
-    lag = max(paths[name]["open_loop_max_lag_ms"] for name in TARGETS)
-    conns = {name: paths[name]["open_loop_connections"] for name in TARGETS}
-    emit(f"open loop: worst scheduling lag {lag:.1f} ms, connections used {conns}")
-    foreign = " ".join(
-        f"{name} {paths[name]['foreign_cores_mean']:.0%} (max {paths[name]['foreign_cores_max']:.0%})"
-        for name in TARGETS
-    )
-    emit(
-        f"other processes' CPU during the measurements, in % of one core: {foreign}; "
-        f"waited {report.get('quiet_wait_s', 0):.0f} s for quiet"
-    )
-    if max(paths[name]["foreign_cores_mean"] for name in TARGETS) > 0.05:
-        emit(
-            "  note: the machine was not quiet: the figures are noisier than usual, run again when it is idle"
-        )
-    emit(f"elapsed {report.get('elapsed_s', 0):.0f} s")
+def orchestrate(
+    modes: Sequence[str], plan: Plan, json_path: Path | None, profile: Path | None, profile_conns: int
+) -> int:
+    cores = os.cpu_count() or 1
+    core0, core1 = (0, 1) if cores >= 2 and shutil.which("taskset") else (None, None)
+    if core1 is not None:
+        os.sched_setaffinity(0, {core1})
+    else:
+        note("warning: fewer than 2 CPUs or no taskset: nothing is pinned")
+    started = time.monotonic()
+    reports: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="faregate-bench-") as tmp_name:
+        for mode in modes:
+            tmp = Path(tmp_name) / mode
+            tmp.mkdir()
+            procs = Processes()
+            try:
+                note(f"[{mode}] starting the upstream, the floor and faregate ...")
+                setup = set_up(mode, plan, procs, tmp, core0, core1)
+                note(f"[{mode}] ready after {time.monotonic() - started:.1f} s")
+                report = measure(mode, plan, setup)
+                report["pinned"] = core0 is not None
+                reports.append(report)
+                print_table(report)
+                if profile is not None and mode == modes[0]:
+                    profile_faregate(setup, plan, profile, profile_conns, procs, tmp, core1)
+            except RuntimeError as e:
+                note(f"bench_gateway [{mode}]: {e}")
+                return 1
+            finally:
+                procs.stop_all()
+    note(f"elapsed {time.monotonic() - started:.0f} s")
+    if json_path is not None:
+        json_path.write_text(json.dumps({"modes": reports}, indent=2) + "\n")
+        note(f"figures written to {json_path}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="one short round (about 35 s) instead of four")
-    parser.add_argument("--rounds", type=int, default=None, help="number of rounds (default 4, --quick 1)")
+    parser.add_argument(
+        "--mode",
+        choices=(*MODES, "both"),
+        default="both",
+        help="fast: behind the fast upstream (the figures that count); simulator: behind the provider"
+        " simulator (bounded by it); both (default): one after the other",
+    )
+    parser.add_argument("--quick", action="store_true", help="one short round per mode")
+    parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the smoke test
+    parser.add_argument("--rounds", type=int, default=None, help="number of rounds (default 3, --quick 1)")
     parser.add_argument(
         "--json", type=Path, default=None, metavar="FILE", help="also write every figure here"
     )
@@ -1128,7 +1063,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="then profile faregate under load with py-spy (raw stacks to FILE) and print its hot spots",
     )
     parser.add_argument(
-        "--profile-conns", type=int, default=CONCURRENCY[-1], metavar="N", help="connections while profiling"
+        "--profile-conns", type=int, default=LOAD_CONNS, metavar="N", help="connections while profiling"
     )
     parser.add_argument(
         "--accounting",
@@ -1145,16 +1080,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_floor(args.upstream, args.port)
     if args.role == "loadgen":
         return run_loadgen()
-    plan = replace(QUICK if args.quick else FULL, accounting=args.accounting)
+    base = TINY if args.tiny else QUICK if args.quick else FULL
+    plan = Plan(**{**asdict(base), "accounting": args.accounting})
     if args.rounds is not None:
-        plan = Plan(
-            **{
-                **asdict(plan),
-                "rounds": max(1, args.rounds),
-                "budget_s": plan.budget_s * args.rounds / plan.rounds,
-            }
-        )
-    return orchestrate(plan, args.json, args.profile, args.profile_conns)
+        rounds = max(1, args.rounds)
+        plan = Plan(**{**asdict(plan), "rounds": rounds, "budget_s": plan.budget_s * rounds / plan.rounds})
+    modes = MODES if args.mode == "both" else (args.mode,)
+    return orchestrate(modes, plan, args.json, args.profile, args.profile_conns)
 
 
 if __name__ == "__main__":
