@@ -30,6 +30,7 @@ from faregate.catalog.model import MILLION
 from faregate.cli import main
 from faregate.db import open_db
 from faregate.paths import catalog_dir
+from faregate.providers.registry import INBOUND
 from faregate.server.accounts import KEY_CACHE_S, Accounts
 from faregate.server.options import ServeOptions
 from faregate.server.serve import StartError, serve
@@ -104,7 +105,11 @@ async def probe(kd: KeyedDemo, http: aiohttp.ClientSession) -> Probe:
     status, headers, body = await kd.post(http, kd.admin_key, chat_body(max_tokens=1))
     assert status == 200, body
     _, _, trace = await kd.get(http, kd.admin_key, f"/v1/requests/{headers['X-Faregate-Request-Id']}")
-    p = Probe(kd, trace["features"]["prompt_tokens"], body["usage"])
+    # The admin key has no limit, so the gateway did not count this prompt (the trace says null): count
+    # it as the gateway counts a keyed request's prompt, from the same canonical request.
+    assert trace["features"]["prompt_tokens"] is None
+    req, _ = INBOUND["openai"].parse_chat(chat_body(max_tokens=1))
+    p = Probe(kd, kd.demo.runtime.counter.count_request(req), body["usage"])
     assert D(trace["cost_usd"]) == p.actual
     assert 0 < p.actual <= p.worst
     return p
@@ -579,7 +584,10 @@ async def test_a_trace_for_every_request_scoped_to_its_key(
         got, _, trace = await keyed.get(http, secret, f"/v1/requests/{rid}")
         assert got == 200, body
         assert (trace["id"], trace["status"], trace["key_id"]) == (rid, status, key.id)
-        assert trace["features"]["prompt_tokens"] > 0
+        if status == 404:  # refused before anything needed the prompt's count: none was made
+            assert trace["features"]["prompt_tokens"] is None
+        else:  # the key's budget needs the count
+            assert trace["features"]["prompt_tokens"] > 0
         if status == 200:
             assert trace["plan"] == [trace["channel"]] and trace["model_id"] == PINNED
             assert trace["usage"]["completion_tokens"] == 1 and D(trace["cost_usd"]) == p.actual

@@ -195,6 +195,27 @@ def image_tokens(part: ImagePart) -> int:
     return IMAGE_TOKENS_LOW if part.detail == "low" else IMAGE_TOKENS_DEFAULT
 
 
+BOUND_SLACK: Final = 16  # on top of the framing: headroom, so the bound never under-counts
+_FRAMING_PER_MESSAGE: Final = TOKENS_PER_MESSAGE + 2 + TOKENS_PER_NAME  # role words are 1 token; 2 to be safe
+
+
+def prompt_bound(body_bytes: int, req: ChatRequest) -> int:
+    """An upper bound of `count_request(req)` from the size of the JSON body `req` was parsed from.
+
+    Every token stands for at least one byte of the text it encodes, and every text counted (messages,
+    names, tool calls, tool definitions) is in the body at least as long as it is counted; framing and
+    images, which are not, are added. Lets a caller skip counting when the bound already settles a rule
+    or a context check.
+    """
+    images = 0
+    if req.has_images:
+        for m in req.messages:
+            for p in m.content:
+                if isinstance(p, ImagePart):
+                    images += IMAGE_TOKENS_DEFAULT  # the largest estimate an image gets
+    return body_bytes + REPLY_PRIMING + _FRAMING_PER_MESSAGE * len(req.messages) + images + BOUND_SLACK
+
+
 @dataclass(frozen=True, slots=True)
 class _Loaded:
     encoding: tiktoken.Encoding

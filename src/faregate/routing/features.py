@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from faregate.canonical import ChatRequest
@@ -12,21 +12,96 @@ from faregate.config.model import When
 EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
 class Features:
-    has_images: bool = False
-    has_tools: bool = False
-    json_mode: bool = False
-    stream: bool = False
-    prompt_tokens: int = 0
-    user_text: str = ""
-    headers: Mapping[str, str] = field(default_factory=lambda: EMPTY)  # names lower-cased
-    key_group: str | None = None
+    """What rules match on. `prompt_tokens` is exact when given; with `count` it is counted on first
+    read, and `bound` (an upper bound known without counting, e.g. from the body's size) settles the
+    comparisons it can, so a request nothing needs the count of is never tokenized."""
+
+    __slots__ = (
+        "_bound",
+        "_count",
+        "_text",
+        "_tokens",
+        "_user_text",
+        "has_images",
+        "has_tools",
+        "headers",
+        "json_mode",
+        "key_group",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        has_images: bool = False,
+        has_tools: bool = False,
+        json_mode: bool = False,
+        stream: bool = False,
+        prompt_tokens: int = 0,
+        user_text: str = "",
+        headers: Mapping[str, str] = EMPTY,  # names lower-cased (or a case-insensitive mapping)
+        key_group: str | None = None,
+        *,
+        count: Callable[[], int] | None = None,
+        bound: int | None = None,
+        text: Callable[[], str] | None = None,
+    ) -> None:
+        self.has_images, self.has_tools, self.json_mode, self.stream = (
+            has_images,
+            has_tools,
+            json_mode,
+            stream,
+        )
+        self.headers, self.key_group = headers, key_group
+        self._text = text
+        self._user_text: str | None = None if text is not None else user_text
+        self._count = count
+        self._tokens: int | None = None if count is not None else prompt_tokens
+        self._bound = bound if count is not None else None
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The prompt's tokens, counted now if they were not yet."""
+        tokens = self._tokens
+        if tokens is None:
+            assert self._count is not None
+            tokens = self._tokens = self._count()
+        return tokens
+
+    @property
+    def user_text(self) -> str:
+        """The user's text (what `prompt_matches` searches), joined on first read."""
+        text = self._user_text
+        if text is None:
+            assert self._text is not None
+            text = self._user_text = self._text()
+        return text
+
+    @property
+    def counted(self) -> bool:
+        """Is the count known (given, or counted because something needed it)?"""
+        return self._tokens is not None
+
+    @property
+    def ceiling(self) -> int:
+        """A cheap upper bound of `prompt_tokens`: the bound if there is one, else the count."""
+        return self._bound if self._bound is not None and self._tokens is None else self.prompt_tokens
+
+    def tokens_gt(self, n: int) -> bool:
+        return self.ceiling > n and self.prompt_tokens > n
+
+    def tokens_lt(self, n: int) -> bool:
+        return self.ceiling < n or self.prompt_tokens < n
+
+    def fits(self, limit: int) -> bool:
+        """prompt_tokens <= limit, counting only when the bound cannot tell."""
+        return self.ceiling <= limit or self.prompt_tokens <= limit
 
     def as_json(self) -> dict[str, object]:
-        """What traces and explain show (never the user text or headers)."""
+        """What traces and explain show (never the user text or headers). `prompt_tokens` is null when
+        nothing needed the count (the upstream's own count is in the record's usage)."""
         return {
-            "prompt_tokens": self.prompt_tokens,
+            "prompt_tokens": self._tokens,
             "has_images": self.has_images,
             "has_tools": self.has_tools,
             "json_mode": self.json_mode,
@@ -34,14 +109,33 @@ class Features:
             "key_group": self.key_group,
         }
 
+    def __repr__(self) -> str:
+        return f"Features({self.as_json()!r})"
+
 
 def extract_features(
     req: ChatRequest,
     count_tokens: Callable[[ChatRequest], int],
     headers: Mapping[str, str] = EMPTY,
     key_group: str | None = None,
+    *,
+    bound: int | None = None,
+    lazy: bool = False,
 ) -> Features:
-    """`count_tokens` comes from accounting (tiktoken); headers may be any case-insensitive mapping."""
+    """`count_tokens` comes from accounting (tiktoken); headers may be any case-insensitive mapping.
+    `lazy`: count only when something reads the count (`bound` settles what it can without counting)."""
+    if lazy:
+        return Features(
+            req.has_images,
+            bool(req.tools),
+            req.json_mode,
+            req.stream,
+            headers=headers,
+            key_group=key_group,
+            count=lambda: count_tokens(req),
+            bound=bound,
+            text=lambda: req.user_text,
+        )
     return Features(
         has_images=req.has_images,
         has_tools=bool(req.tools),
@@ -61,8 +155,8 @@ def matches(w: When, f: Features) -> bool:
         and (w.has_tools is None or w.has_tools == f.has_tools)
         and (w.json_mode is None or w.json_mode == f.json_mode)
         and (w.stream is None or w.stream == f.stream)
-        and (w.prompt_tokens_gt is None or f.prompt_tokens > w.prompt_tokens_gt)
-        and (w.prompt_tokens_lt is None or f.prompt_tokens < w.prompt_tokens_lt)
+        and (w.prompt_tokens_gt is None or f.tokens_gt(w.prompt_tokens_gt))
+        and (w.prompt_tokens_lt is None or f.tokens_lt(w.prompt_tokens_lt))
         and (w.key_group is None or f.key_group in w.key_group)
         and (not w.header or all(f.headers.get(k) == v for k, v in w.header.items()))
         and (w.prompt_matches is None or w.prompt_matches.search(f.user_text) is not None)

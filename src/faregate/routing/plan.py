@@ -122,7 +122,8 @@ def build_plan(
     # request narrowed them. `need`, `min_context`: the request's hard requirements, computed once.
     recheck = _narrower(effective, table.preferences)
     need = _needs(f, prefs.require_parameters)
-    min_context = f.prompt_tokens + (max_tokens or 0)
+    answer = max_tokens or 0
+    min_context = f.ceiling + answer  # enough for any channel this large: no count needed for it
     keep_order = prefs.sort is None and prefs.order is None
     cooling = health.cooling
     first = resolve(table, requested, f)
@@ -145,7 +146,7 @@ def build_plan(
             seen.add(c.id)
             if (
                 c.kind == kind
-                and c.context >= min_context
+                and (c.context >= min_context or f.fits(c.context - answer))
                 and (not need or need <= c.caps)
                 and not (recheck and static_exclusion(c, effective))
                 and not cooling(c.id, now)

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
+from faregate.accounting.tokens import prompt_bound as prompt_tokens_bound
 from faregate.canonical import (
     ChatRequest,
     Finish,
@@ -47,7 +48,8 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
         with ex.recorded(rt):
             body = await read_json(request)
             req, routing = inbound.parse_chat(body)
-            return await serve_chat(request, rt, table, ex, inbound, req, routing)
+            bound = _bound(request, req)  # the request is all in this body: its size bounds the prompt
+            return await serve_chat(request, rt, table, ex, inbound, req, routing, prompt_bound=bound)
 
     return handle
 
@@ -60,18 +62,23 @@ async def serve_chat(
     inbound: Inbound,
     req: ChatRequest,
     routing: JSONObject,
+    *,
+    prompt_bound: int | None = None,
 ) -> web.StreamResponse:
     """A parsed request's way through the gateway: plan, admit, walk the plan, answer in `inbound`'s format.
-    Every inbound format (chat completions, messages, responses) comes through here."""
+    Every inbound format (chat completions, messages, responses) comes through here. The prompt is
+    counted only when something needs the count; `prompt_bound` (an upper bound of it) settles what it can."""
     ex.requested = request.headers.get("Faregate-Model") or req.model or "auto"
     ex.stream = req.stream
-    f = extract_features(req, rt.counter.count_request, request.headers, ex.key_group)
+    f = extract_features(
+        req, rt.counter.count_request, request.headers, ex.key_group, bound=prompt_bound, lazy=True
+    )
     ex.features = f
     plan = plan_request(request, rt, table, req.model, f, routing, max_tokens=req.max_tokens)
     ex.plan = plan
     if not plan.entries:
         raise no_channel_error(plan, table, rt)
-    ex.admit(rt, plan, f.prompt_tokens, req.max_tokens)
+    ex.admit(rt, plan, f, req.max_tokens)
     bound = ex.answer_bound(req.max_tokens)
     if bound != req.max_tokens:
         req = replace(req, max_tokens=bound)
@@ -124,7 +131,7 @@ async def _stream(
     try:
         await response.prepare(request)  # from here the status is fixed: failures end the stream instead
         async for raw in events:
-            if await _relay(response, encoder, stops.feed(raw), text, settle, f.prompt_tokens):
+            if await _relay(response, encoder, stops.feed(raw), text, settle, f):
                 break
         else:
             raise _dropped("the upstream closed the stream early")
@@ -166,15 +173,15 @@ async def _relay(
     events: list[StreamEvent],
     text: list[str],
     settle: Callable[[Finish], bytes],
-    prompt_tokens: int,
+    f: Features,
 ) -> bool:
     """Write `events` to the client; True once the closing events (from `settle`) are written."""
     for ev in events:
         if isinstance(ev, Finish):
             await response.write(settle(ev))
             return True
-        if isinstance(ev, Start) and ev.usage is None:
-            ev = replace(ev, usage=Usage(prompt_tokens, 0, estimated=True))  # counted so far
+        if isinstance(ev, Start) and ev.usage is None and encoder.start_usage:
+            ev = replace(ev, usage=Usage(f.prompt_tokens, 0, estimated=True))  # counted so far
         if isinstance(ev, TextDelta | ToolArgsDelta):
             text.append(ev.text if isinstance(ev, TextDelta) else ev.arguments)
         chunk = encoder.encode(ev)
@@ -197,6 +204,15 @@ async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:
 async def _write_eof_quietly(response: web.StreamResponse) -> None:
     with contextlib.suppress(ConnectionError, RuntimeError):
         await response.write_eof()
+
+
+def _bound(request: web.Request, req: ChatRequest) -> int | None:
+    """An upper bound of the prompt's tokens from the body's size, when the size on the wire is the
+    size of the JSON (no Content-Encoding); None when it is not known."""
+    size = request.content_length
+    if size is None or request.headers.get("Content-Encoding", "identity").lower() != "identity":
+        return None
+    return prompt_tokens_bound(size, req)
 
 
 def _estimate(rt: Runtime, ch: Channel, f: Features, completion_text: str) -> Usage:
