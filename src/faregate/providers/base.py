@@ -80,6 +80,12 @@ class Adapter(Protocol):
 class StreamEncoder(Protocol):
     """Writes canonical events in a client's SSE format, one encoder per client response."""
 
+    @property
+    def start_usage(self) -> bool:
+        """Does `encode(Start)` report the prompt's tokens (Anthropic's `message_start`)? Only then does
+        the handler count them for an upstream whose `Start` has none."""
+        ...
+
     def encode(self, ev: StreamEvent) -> bytes:
         """Bytes for one event other than `Finish` (may be b"" when the format has nothing to say)."""
         ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from faregate import jsonio
 from faregate.canonical import (
@@ -140,6 +140,7 @@ class AnthropicStreamEncoder:
     as cumulative totals.
     """
 
+    start_usage: ClassVar[bool] = True
     model: str
     started: bool = False
     next_block: int = 0  # index of the next content block

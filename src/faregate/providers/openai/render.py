@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from faregate.canonical import (
     ChatResponse,
@@ -96,6 +96,7 @@ _ROLE_DELTA: Final = b'{"role":"assistant","content":"","refusal":null}'
 class OpenAIStreamEncoder:
     """Every chunk shares `id`, `created` and `model`; the constant bytes around each delta are built once."""
 
+    start_usage: ClassVar[bool] = False  # OpenAI's stream reports usage once, at the end
     model: str
     include_usage: bool
     id: str = field(default_factory=new_id)
