@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from faregate.canonical import (
     ChatResponse,
@@ -132,6 +132,7 @@ class ResponsesStreamEncoder:
     (completed, incomplete or failed) before its event is written, so a stored response is readable as
     soon as the client has seen it end."""
 
+    start_usage: ClassVar[bool] = False  # usage rides on the final response object only
     meta: ResponseMeta
     model: str
     on_final: OnFinal | None = None
