@@ -26,7 +26,7 @@ from faregate.paths import catalog_dir
 from tests.conftest import Demo, DemoFactory, set_server
 from tests.server.fake_upstream import FakeUpstream
 
-FIRST, SECOND = "openrouter", "groq"  # the `auto` route's everything-else rule tries them in this order
+FIRST = "openrouter"  # the `auto` route's everything-else rule tries it first; any other channel is the fallback
 BOUNDS: dict[str, float] = {
     "read_timeout_s": 3,  # the gap between reads: a 1 byte/s drip never trips it
     "first_byte_timeout_s": 1,
@@ -144,8 +144,8 @@ async def test_a_fault_before_the_answer_falls_back_in_bounded_time(
     assert secs < BOUND_S
     assert probe.worst_ms < HEALTHZ_MS
     rec = await row(gw, rid)
-    assert (rec.status, rec.provider) == (200, SECOND)
-    assert [(a.provider, a.outcome) for a in rec.attempts] == [(FIRST, outcome), (SECOND, "ok")]
+    assert rec.status == 200 and rec.provider != FIRST
+    assert [(a.provider, a.outcome) for a in rec.attempts] == [(FIRST, outcome), (rec.provider, "ok")]
     assert gw.runtime.health.cooling(rec.plan[0], time.monotonic())
     if stream:
         assert "[DONE]" in text
@@ -174,7 +174,7 @@ async def test_a_stream_that_breaks_after_it_started_is_a_channel_failure(
     assert status == 200 and "[DONE]" in text
     assert probe.worst_ms < HEALTHZ_MS
     nxt = await row(gw, rid)
-    assert [a.provider for a in nxt.attempts] == [SECOND]
+    assert len(nxt.attempts) == 1 and nxt.attempts[0].provider != FIRST
     no_tracebacks(caplog)
 
 
