@@ -257,8 +257,8 @@ async def test_fallback_on_5xx_before_the_first_byte(demo: Demo, stream: bool) -
         else:
             resp = await c.responses.create(model="auto", input="Hello there")
     attempts = (resp.model_extra or {})["x-faregate"]["routing"]["attempts"]
-    assert [(a["provider"], a["status"]) for a in attempts] == [("openrouter", 500), ("groq", 200)]
-    assert "[simulated groq/" in resp.output_text
+    assert [a["status"] for a in attempts] == [500, 200] and attempts[0]["provider"] == "openrouter"
+    assert f"[simulated {attempts[1]['provider']}/" in resp.output_text  # the next channel of the plan
 
 
 async def test_drop_mid_stream_ends_in_a_failure_event(demo: Demo) -> None:
