@@ -26,7 +26,9 @@ from faregate.paths import catalog_dir
 from tests.conftest import Demo, DemoFactory, set_server
 from tests.server.fake_upstream import FakeUpstream
 
-FIRST = "openrouter"  # the `auto` route's everything-else rule tries it first; any other channel is the fallback
+FIRST = (
+    "openrouter"  # the `auto` route's everything-else rule tries it first; any other channel is the fallback
+)
 BOUNDS: dict[str, float] = {
     "read_timeout_s": 3,  # the gap between reads: a 1 byte/s drip never trips it
     "first_byte_timeout_s": 1,

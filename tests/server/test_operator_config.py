@@ -148,7 +148,9 @@ async def test_routes_yaml_retired_takes_an_offering_out(
     assert await gateway.runtime.reload() == []
     status, _, provider = await chat(gateway)
     assert status == 200 and provider == "groq"
-    assert "together:meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo" not in gateway.runtime.holder.current.channels
+    assert (
+        "together:meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo" not in gateway.runtime.holder.current.channels
+    )
     code, out = check(routes, tmp_path, capsys)
     assert code == 0, out
 
