@@ -167,6 +167,16 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class Choice:
+    """One more answer to the same prompt (OpenAI's `n`), after the response's own first one."""
+
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason = "stop"
+    logprobs: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ChatResponse:
     id: str
     model: str  # the upstream's model id as it answered
@@ -176,6 +186,10 @@ class ChatResponse:
     usage: Usage | None = None
     created: int = 0
     stop_sequence: str | None = None  # the stop sequence that ended the answer, when the upstream says which
+    logprobs: Mapping[str, Any] | None = (
+        None  # the first choice's, in OpenAI's shape, as the upstream sent it
+    )
+    more_choices: tuple[Choice, ...] = ()  # choices 1..n-1 when the request asked for `n` > 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,9 +56,10 @@ from faregate.providers.anthropic import (
     AnthropicStreamDecoder,
     StreamError,
 )
-from faregate.providers.anthropic.inbound import CANONICAL_FIELDS, ROUTING_FIELDS
+from faregate.providers.anthropic.inbound import CANONICAL_FIELDS
 from faregate.providers.anthropic.request import JSON_INSTRUCTION
 from faregate.providers.base import Adapter, Inbound, Target
+from faregate.providers.fields import ROUTING_FIELDS
 from faregate.providers.sse import SseDecoder, SseEvent
 
 DATA = Path(__file__).parent.parent / "data" / "anthropic"

@@ -729,7 +729,10 @@ def test_mask_secrets(text: str) -> None:
 
 EXTRAS: dict[str, Any] = {
     "cost": 0.000123,
-    "x-faregate": {"routing": {"provider": "groq", "model": "meta-llama/llama-3.1-8b-instruct"}},
+    "x-faregate": {
+        "request_id": "0f1e2d3c",
+        "routing": {"provider": "groq", "model": "meta-llama/llama-3.1-8b-instruct"},
+    },
 }
 
 
@@ -741,7 +744,8 @@ def test_render_chat_is_a_valid_chat_completion() -> None:
     assert body["usage"]["cost"] == 0.000123
     assert body["usage"]["prompt_tokens_details"] == {"cached_tokens": 3}
     assert body["x-faregate"] == EXTRAS["x-faregate"]
-    assert (body["id"], body["model"], body["created"]) == (CHAT_GOLDEN.id, "auto", CHAT_GOLDEN.created)
+    # The id is faregate's, made from the request id (unique per request, finds the trace), never the upstream's.
+    assert (body["id"], body["model"], body["created"]) == ("chatcmpl-0f1e2d3c", "auto", CHAT_GOLDEN.created)
     assert body["system_fingerprint"] is None
 
 

@@ -637,3 +637,72 @@ def test_a_plan_never_holds_an_excluded_channel_and_is_sorted_by_its_strategy(
     elif strategy == "ordered":
         positions = [rule_models.index(g[0].model_id) for g in groups]
         assert positions == sorted(positions)
+
+
+# --- OpenRouter's names and shortcuts ------------------------------------------------------------------
+
+
+def test_openrouter_display_names_are_faregate_providers() -> None:
+    from faregate.routing.preferences import provider_name
+
+    assert [provider_name(n) for n in ("OpenAI", "Google Vertex", "Together", "x-ai", "Azure")] == [
+        "openai",
+        "google",
+        "together",
+        "xai",
+        "azure",
+    ]
+    prefs = parse_request_preferences({"provider": {"order": ["Anthropic", "anthropic"], "ignore": ["GROQ"]}})
+    assert (prefs.order, prefs.ignore) == (("anthropic",), ("groq",))
+
+
+def test_unenforced_provider_fields_are_accepted_and_reported() -> None:
+    prefs = parse_request_preferences(
+        {
+            "provider": {
+                "zdr": True,
+                "quantizations": ["fp8"],
+                "preferred_max_latency": 2,
+                "sort": {"by": "price"},
+            }
+        }
+    )
+    assert prefs.ignored == ("provider.zdr", "provider.quantizations", "provider.preferred_max_latency")
+    assert prefs.sort == "price"
+    plan = build_plan(TABLE, "openai/gpt-4o-mini", HI, prefs)
+    assert plan.ignored == prefs.ignored
+
+
+def test_order_without_fallbacks_keeps_exactly_those_providers() -> None:
+    prefs = parse_request_preferences({"provider": {"order": ["Anthropic"], "allow_fallbacks": False}})
+    plan = build_plan(TABLE, "smart", HI, prefs)
+    assert {e.channel.provider for e in plan.entries} == {"anthropic"}
+    assert build_plan(TABLE, "cheap", HI, prefs).entries == ()  # no anthropic candidate: nothing else
+    # without `order`, no fallback means one attempt
+    one = build_plan(TABLE, "auto", HI, parse_request_preferences({"provider": {"allow_fallbacks": False}}))
+    assert len(one.entries) == 1
+
+
+def test_models_without_model_is_the_model_list() -> None:
+    prefs = parse_request_preferences({"models": ["anthropic/claude-haiku", "openai/gpt-4o-mini"]})
+    plan = build_plan(TABLE, None, HI, prefs)
+    assert plan.requested == "anthropic/claude-haiku" and plan.pinned
+    assert plan.entries[0].channel.model_id == "anthropic/claude-haiku"
+    assert "openai/gpt-4o-mini" in {e.channel.model_id for e in plan.entries}
+
+
+def test_openrouter_auto_and_variants() -> None:
+    from faregate.routing.plan import model_variant
+
+    assert model_variant(TABLE, "openrouter/auto") == ("auto", None)
+    assert model_variant(TABLE, "openai/gpt-4o-mini:floor") == ("openai/gpt-4o-mini", "floor")
+    assert model_variant(TABLE, "openrouter/auto:nitro") == ("auto", "nitro")
+    assert model_variant(TABLE, "some:thing") == ("some:thing", None)
+    auto = build_plan(TABLE, "openrouter/auto", HI)
+    assert auto.route == "default"
+    floor = build_plan(TABLE, "meta-llama/llama-3.1-8b:floor", HI)
+    costs = [e.channel.expected_cost_usd for e in floor.entries]
+    assert costs == sorted(costs)
+    free = build_plan(TABLE, "meta-llama/llama-3.1-8b:free", HI)
+    assert all(e.channel.price.is_free() for e in free.entries)
+    assert all(why for _, why in free.skipped)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Literal
 
 from faregate.config.model import Preferences
@@ -20,7 +21,7 @@ from faregate.routing.compile import entries as numbered
 from faregate.routing.compile import pinned, provider_rank, sort_channels, static_exclusion
 from faregate.routing.features import Features, matches
 from faregate.routing.health import HealthView, NoHealth
-from faregate.routing.preferences import NO_PREFERENCES, RequestPreferences, narrow
+from faregate.routing.preferences import NO_PREFERENCES, RequestPreferences, Sort, narrow, provider_name
 from faregate.routing.table import Candidates, Channel, CompiledRule, DecisionTable, Retirement
 from faregate.routing.table import PlanEntry as PlanEntry  # re-exported: it belongs to the plan
 
@@ -39,6 +40,7 @@ class Plan:
     entries: tuple[PlanEntry, ...]
     skipped: tuple[tuple[str, str], ...]  # (channel id, why) removed for this request
     generation: int = 0
+    ignored: tuple[str, ...] = ()  # request fields accepted but not acted on (reported in dropped_params)
 
     @property
     def channels(self) -> tuple[Channel, ...]:
@@ -114,9 +116,15 @@ def build_plan(
     rng: random.Random | None = None,
     max_tokens: int | None = None,
 ) -> Plan:
-    requested = header_model or model or "auto"
+    # `models` without `model` is the model list (OpenRouter): its first entry is the model.
+    requested = header_model or model or (prefs.models[0] if prefs.models else "auto")
+    name, variant = model_variant(table, requested)
     if header_provider:
-        prefs = _with_only(prefs, header_provider)
+        prefs = _with_only(prefs, provider_name(header_provider))
+    variant_sort = VARIANT_SORT.get(variant or "")
+    if variant_sort is not None and prefs.sort is None:
+        prefs = replace(prefs, sort=variant_sort)
+    free_only = variant == "free"
     effective = narrow(table.preferences, prefs)
     # The table's channels already passed routes.yaml's preferences: check them again only when the
     # request narrowed them. `need`, `min_context`: the request's hard requirements, computed once.
@@ -126,13 +134,13 @@ def build_plan(
     min_context = f.ceiling + answer  # enough for any channel this large: no count needed for it
     keep_order = prefs.sort is None and prefs.order is None
     cooling = health.cooling
-    first = resolve(table, requested, f)
+    first = resolve(table, name, f)
     sources = [(first, "")]
     for i, extra in enumerate(prefs.models):
         if extra == requested:
             continue
         try:
-            sources.append((resolve(table, extra, f), f"models[{i}] fallback: "))
+            sources.append((resolve(table, model_variant(table, extra)[0], f), f"models[{i}] fallback: "))
         except (ModelNotFound, InvalidRequest) as e:
             raise type(e)(f"models[{i}]: {e.message}", param=f"models[{i}]") from None
     entries: list[PlanEntry] = []
@@ -150,18 +158,22 @@ def build_plan(
                 and (not need or need <= c.caps)
                 and not (recheck and static_exclusion(c, effective))
                 and not cooling(c.id, now)
+                and (not free_only or c.price.is_free())
             ):
                 kept.append(c)
             else:  # the slow path, for the reason only
                 why = _unusable(c, kind, f, effective, prefs.require_parameters, health, now, max_tokens)
-                skipped.append((c.id, why or "unusable"))
+                skipped.append((c.id, why or "not free (:free)"))
         filtered = len(kept) < len(cands.channels)
         if not filtered and not prefix and keep_order and cands.strategy in STABLE:
             entries += cands.entries  # the compiled plan as it stands: nothing to remove or reorder
             continue
         ordered = _order(kept, filtered, cands, prefs, effective, health, rng)
         entries += numbered(ordered, cands.reason, prefix)
-    if not effective.allow_fallbacks:
+    # No fallback: one attempt; but `order` with `allow_fallbacks: false` already kept exactly the
+    # providers of `order` (in `narrow`), each of which may be tried, unless routes.yaml itself says no.
+    exact_order = prefs.order is not None and prefs.allow_fallbacks is False
+    if not table.preferences.allow_fallbacks or (not effective.allow_fallbacks and not exact_order):
         entries = entries[:1]
     return Plan(
         requested,
@@ -171,23 +183,40 @@ def build_plan(
         tuple(entries),
         tuple(skipped),
         table.generation,
+        prefs.ignored,
+    )
+
+
+# OpenRouter's model variants: `model:floor` is cheapest first, `model:nitro` fastest first, `model:free`
+# only free offerings. `openrouter/auto` is OpenRouter's name for its own router: faregate's `auto`.
+VARIANT_SORT: Mapping[str, Sort] = MappingProxyType({"floor": "price", "nitro": "throughput"})
+VARIANTS = frozenset({"floor", "nitro", "free"})
+ALIASES: Mapping[str, str] = MappingProxyType({"openrouter/auto": "auto"})
+
+
+def model_variant(table: DecisionTable, name: str) -> tuple[str, str | None]:
+    """(the name to resolve, its variant suffix). A name the table knows as it is keeps its colon (Ollama's
+    `llama3.1:8b`, a catalog id that has one); otherwise a known suffix is split off."""
+    if _known(table, name):
+        return name, None
+    base, sep, suffix = name.rpartition(":")
+    if sep and suffix in VARIANTS and base:
+        return ALIASES.get(base, base), suffix
+    return ALIASES.get(name, name), None
+
+
+def _known(table: DecisionTable, name: str) -> bool:
+    return (
+        name in table.aliases
+        or name in table.known
+        or name in table.upstream_ids
+        or name in table.ambiguous_ids
     )
 
 
 def _with_only(prefs: RequestPreferences, provider: str) -> RequestPreferences:
     only = (provider,) if prefs.only is None else tuple(p for p in prefs.only if p == provider)
-    return RequestPreferences(
-        order=prefs.order,
-        only=only,
-        ignore=prefs.ignore,
-        allow_fallbacks=prefs.allow_fallbacks,
-        require_parameters=prefs.require_parameters,
-        data_collection=prefs.data_collection,
-        sort=prefs.sort,
-        max_price_prompt=prefs.max_price_prompt,
-        max_price_completion=prefs.max_price_completion,
-        models=prefs.models,
-    )
+    return replace(prefs, only=only)
 
 
 def _narrower(effective: Preferences, static: Preferences) -> bool:

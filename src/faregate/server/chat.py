@@ -75,7 +75,7 @@ async def serve_chat(
     )
     ex.features = f
     plan = plan_request(request, rt, table, req.model, f, routing, max_tokens=req.max_tokens)
-    ex.plan = plan
+    ex.plan, ex.requested = plan, plan.requested
     if not plan.entries:
         raise no_channel_error(plan, table, rt)
     ex.admit(rt, plan, f, req.max_tokens)
@@ -114,7 +114,7 @@ async def _stream(
             **ex.response_headers(ch, with_cost=False),
         }
     )
-    encoder = inbound.stream_encoder(ch.model_id, req.include_usage)
+    encoder = inbound.stream_encoder(ch.model_id, req.include_usage, ex.id)
     text: list[str] = []
     events = upstream.events()
     stops = StopFilter(walk.local_stops)

@@ -187,7 +187,10 @@ class Exchange:
                     "rule": plan.rule if plan else None,
                     "reason": reason,
                     "attempts": [a.as_json() for a in (self.walk.attempts if self.walk else ())],
-                    "dropped_params": list(self.walk.dropped) if self.walk else [],
+                    "dropped_params": [
+                        *(plan.ignored if plan else ()),
+                        *(self.walk.dropped if self.walk else ()),
+                    ],
                 },
                 "savings": {**saved.as_json(), "baseline": baseline.model_id if baseline else None},
                 **self._budget_json(),

@@ -83,8 +83,19 @@ async def handle_metrics(request: web.Request) -> web.Response:
     )
 
 
+# An answer's id is its request id behind its format's prefix (`chatcmpl-`, `msg_`; `gen-` as OpenRouter's).
+RESPONSE_ID_PREFIXES = ("chatcmpl-", "msg_", "gen-")
+
+
+def request_id_of(response_id: str) -> str:
+    for prefix in RESPONSE_ID_PREFIXES:
+        if response_id.startswith(prefix):
+            return response_id[len(prefix) :]
+    return response_id
+
+
 async def handle_trace(request: web.Request) -> web.Response:
-    rid = request.match_info["request_id"]
+    rid = request_id_of(request.match_info["request_id"])
     rec = await asyncio.to_thread(request.app[RUNTIME].recorder.get, rid)  # may wait on a batch write
     key = caller_key(request)
     visible = rec is not None and (is_admin(request) or rec.key_id == (key.id if key else None))

@@ -87,9 +87,10 @@ class Answer:
         return self.prompt_tokens + self.completion_tokens
 
 
-def answer(prompt: Prompt, label: str, count_tokens: CountTokens) -> Answer:
-    """The simulated model's reply to `prompt`; `label` is e.g. `openai/gpt-4o-mini`."""
-    digest = _digest(label, prompt)
+def answer(prompt: Prompt, label: str, count_tokens: CountTokens, choice: int = 0) -> Answer:
+    """The simulated model's reply to `prompt`; `label` is e.g. `openai/gpt-4o-mini`. `choice` > 0 gives
+    another answer to the same prompt (OpenAI's `n`): its own words, the same shape."""
+    digest = _digest(label, prompt) if choice == 0 else stable_hash(_digest(label, prompt), str(choice))
     prompt_tokens = count_prompt(prompt, count_tokens)
     tool = pick_tool(prompt)
     if tool is not None:
@@ -227,6 +228,17 @@ def word_deltas(text: str) -> list[str]:
     parts = re.findall(r"\s*\S+", text)
     rest = text[len("".join(parts)) :]
     return [*parts[:-1], parts[-1] + rest] if parts else ([text] if text else [])
+
+
+def token_pieces(text: str, count_tokens: CountTokens) -> list[str]:
+    """`text` cut into token-sized pieces (each word split into as many pieces as it counts tokens);
+    joined they give `text` back. What the simulator reports logprobs for."""
+    pieces: list[str] = []
+    for word in word_deltas(text):
+        n = max(1, count_tokens(word))
+        size = max(1, math.ceil(len(word) / n))
+        pieces += [word[i : i + size] for i in range(0, len(word), size)]
+    return pieces
 
 
 def json_fragments(text: str, pieces: int = 3) -> list[str]:

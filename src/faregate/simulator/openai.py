@@ -21,6 +21,7 @@ from faregate.simulator.behaviour import Answer, Prompt, ToolMode, ToolSpec
 from faregate.simulator.model import (
     JSON,
     Call,
+    CountTokens,
     Endpoint,
     JSONObject,
     SimError,
@@ -133,8 +134,6 @@ def parse_chat(body: JSONObject, provider: SimProvider) -> Prompt:
         raise invalid(
             "The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options"
         )
-    if body.get("n", 1) != 1:
-        raise invalid("The simulator answers with one choice only (n=1).", "n")
     texts, images, last_user, tool_result = _read_messages(messages)
     tools, mode, forced = _read_tools(body)
     fmt = body.get("response_format") or {}
@@ -261,6 +260,58 @@ def _stops(stop: JSON) -> tuple[str, ...]:
     return tuple(stops)
 
 
+MAX_N: Final = 128
+MAX_TOP_LOGPROBS: Final = 20
+
+
+def parse_sampling(body: JSONObject) -> tuple[int, int | None]:
+    """(`n`, the number of top logprobs per token or None without `logprobs`), validated as OpenAI does."""
+    n = body.get("n")
+    n = 1 if n is None else n
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_N:
+        raise invalid(f"Invalid 'n': expected an integer between 1 and {MAX_N}.", "n", "invalid_value")
+    logprobs = body.get("logprobs")
+    top = body.get("top_logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise invalid("Invalid type for 'logprobs': expected a boolean.", "logprobs", "invalid_type")
+    if top is not None:
+        if not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= MAX_TOP_LOGPROBS:
+            raise invalid(
+                f"Invalid 'top_logprobs': expected an integer between 0 and {MAX_TOP_LOGPROBS}.",
+                "top_logprobs",
+                "invalid_value",
+            )
+        if not logprobs:
+            raise invalid(
+                "Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is used.",
+                "top_logprobs",
+            )
+    return n, (top or 0) if logprobs else None
+
+
+def _logprob(digest: str, i: int, rank: int) -> float:
+    """A deterministic log probability for the i-th token's rank-th alternative: below 0, falling by rank."""
+    h = int(behaviour.stable_hash(digest, str(i), str(rank))[:6], 16)
+    return round(-(rank * 1.5 + (h % 4000) / 1000), 6)
+
+
+def _entry(token: str, logprob: float) -> JSONObject:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+
+def token_logprobs(tokens: list[str], digest: str, top: int) -> list[JSONObject]:
+    """OpenAI's `logprobs.content`: each token with its logprob and bytes, and `top` alternatives (the
+    chosen token first, then others less likely)."""
+    out = []
+    for i, token in enumerate(tokens):
+        chosen = _logprob(digest, i, 0)
+        others = [f" {behaviour.FILLER[(i * 7 + r) % len(behaviour.FILLER)]}" for r in range(1, top)]
+        alternatives = [_entry(token, chosen)] if top else []
+        alternatives += [_entry(t, _logprob(digest, i, r + 1) + chosen) for r, t in enumerate(others)]
+        out.append({**_entry(token, chosen), "top_logprobs": alternatives})
+    return out
+
+
 def _head(answer: Answer, model: SimModel, obj: str) -> JSONObject:
     return {
         "id": f"chatcmpl-{answer.digest[:29]}",
@@ -287,7 +338,31 @@ def usage(answer: Answer) -> JSONObject:
     }
 
 
-def render_completion(answer: Answer, model: SimModel) -> JSONObject:
+def usage_of(answers: list[Answer]) -> JSONObject:
+    """One prompt, n completions: the completions are billed together."""
+    out = usage(answers[0])
+    completion = sum(a.completion_tokens for a in answers)
+    out["completion_tokens"] = completion
+    out["total_tokens"] = answers[0].prompt_tokens + completion
+    return out
+
+
+def render_completion(
+    answers: list[Answer], model: SimModel, top: int | None = None, count_tokens: CountTokens | None = None
+) -> JSONObject:
+    choices = [render_choice(i, a, token_logprobs_of(a, top, count_tokens)) for i, a in enumerate(answers)]
+    return {**_head(answers[0], model, "chat.completion"), "choices": choices, "usage": usage_of(answers)}
+
+
+def token_logprobs_of(answer: Answer, top: int | None, count_tokens: CountTokens | None) -> JSONObject | None:
+    if top is None or count_tokens is None:
+        return None
+    text = answer.text if answer.tool_call is None else ""
+    content = token_logprobs(behaviour.token_pieces(text, count_tokens), answer.digest, top)
+    return {"content": content, "refusal": None}
+
+
+def render_choice(index: int, answer: Answer, logprobs: JSONObject | None) -> JSONObject:
     message: JSONObject = {"role": "assistant", "content": answer.text, "refusal": None, "annotations": []}
     if answer.tool_call is not None:
         call = answer.tool_call
@@ -299,21 +374,50 @@ def render_completion(answer: Answer, model: SimModel) -> JSONObject:
                 "function": {"name": call.name, "arguments": call.arguments_json},
             }
         ]
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": FINISH[answer.finish]}
-    return {**_head(answer, model, "chat.completion"), "choices": [choice], "usage": usage(answer)}
+    return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": FINISH[answer.finish]}
 
 
-def render_chunks(answer: Answer, model: SimModel, include_usage: bool) -> list[Event]:
-    """Role delta, content or tool-call deltas, the finish chunk, the usage chunk if asked, `[DONE]`."""
-    head = _head(answer, model, "chat.completion.chunk")
+def render_chunks(
+    answers: list[Answer],
+    model: SimModel,
+    include_usage: bool,
+    top: int | None = None,
+    count_tokens: CountTokens | None = None,
+) -> list[Event]:
+    """Per choice: role delta, content or tool-call deltas, the finish chunk; then the usage chunk if
+    asked, `[DONE]`. With logprobs, each content chunk is one token and carries that token's logprobs."""
+    head = _head(answers[0], model, "chat.completion.chunk")
+    events: list[Event] = []
+    for index, answer in enumerate(answers):
+        events += _choice_chunks(head, index, answer, include_usage, top, count_tokens)
+    if include_usage:
+        events.append(Event({**head, "choices": [], "usage": usage_of(answers)}))
+    return [*events, Event("[DONE]")]
 
-    def chunk(delta: JSONObject, finish: str | None = None) -> Event:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+def _choice_chunks(
+    head: JSONObject,
+    index: int,
+    answer: Answer,
+    include_usage: bool,
+    top: int | None,
+    count_tokens: CountTokens | None,
+) -> list[Event]:
+    def chunk(delta: JSONObject, finish: str | None = None, logprobs: JSONObject | None = None) -> Event:
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
         return Event({**head, "choices": [choice], **({"usage": None} if include_usage else {})})
 
     call = answer.tool_call
     events = [chunk({"role": "assistant", "content": None if call else "", "refusal": None})]
-    events += [chunk({"content": d}) for d in behaviour.word_deltas(answer.text)]
+    if top is not None and count_tokens is not None:
+        pieces = behaviour.token_pieces(answer.text, count_tokens)
+        entries = token_logprobs(pieces, answer.digest, top)
+        events += [
+            chunk({"content": p}, logprobs={"content": [e], "refusal": None})
+            for p, e in zip(pieces, entries, strict=True)
+        ]
+    else:
+        events += [chunk({"content": d}) for d in behaviour.word_deltas(answer.text)]
     if call is not None:
         first = {"index": 0, "id": f"call_{answer.digest[:24]}", "type": "function"}
         events.append(chunk({"tool_calls": [{**first, "function": {"name": call.name, "arguments": ""}}]}))
@@ -322,20 +426,20 @@ def render_chunks(answer: Answer, model: SimModel, include_usage: bool) -> list[
             for frag in behaviour.json_fragments(call.arguments_json)
         ]
     events.append(chunk({}, FINISH[answer.finish]))
-    if include_usage:
-        events.append(Event({**head, "choices": [], "usage": usage(answer)}))
-    return [*events, Event("[DONE]")]
+    return events
 
 
 async def chat(call: Call) -> web.StreamResponse:
     body = call.json_object(BAD_JSON)
     prompt = parse_chat(body, call.provider)
+    n, top = parse_sampling(body)
     model = find_model(call.provider, body, "chat", "v1/chat/completions")
-    answer = behaviour.answer(prompt, f"{call.provider.name}/{model.upstream_id}", call.count_tokens)
+    label = f"{call.provider.name}/{model.upstream_id}"
+    answers = [behaviour.answer(prompt, label, call.count_tokens, i) for i in range(n)]
     if not body.get("stream"):
-        return json_response(render_completion(answer, model))
+        return json_response(render_completion(answers, model, top, call.count_tokens))
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    return await send_events(call, render_chunks(answer, model, include_usage))
+    return await send_events(call, render_chunks(answers, model, include_usage, top, call.count_tokens))
 
 
 async def embeddings(call: Call) -> web.StreamResponse:

@@ -27,6 +27,7 @@ from faregate.canonical import (
 from faregate.errors import FaregateError, InvalidRequest, anthropic_envelope
 from faregate.providers.anthropic.response import compact_json, render_response
 from faregate.providers.anthropic.stream import AnthropicStreamEncoder
+from faregate.providers.fields import ROUTING_FIELDS, check_routing
 from faregate.providers.reasoning import parse_anthropic_thinking
 
 IMAGE_MEDIA_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -34,7 +35,6 @@ TOOL_CHOICE_MODES: Final[Mapping[str, Literal["auto", "none", "required", "tool"
     {"auto": "auto", "any": "required", "tool": "tool", "none": "none"}
 )
 THINKING_BLOCKS: Final = frozenset({"thinking", "redacted_thinking"})  # the model's own; not sent onwards
-ROUTING_FIELDS: Final[Mapping[str, type]] = MappingProxyType({"provider": dict, "models": list, "route": str})
 # Fields read into canonical ones; every other top-level key goes to `extra` (forwarded to Anthropic only).
 CANONICAL_FIELDS: Final = frozenset(
     {"model", "messages", "system", "tools", "tool_choice", "max_tokens", "stop_sequences", "temperature"}
@@ -276,10 +276,11 @@ def parse_output_format(body: Mapping[str, Any], extra: dict[str, Any]) -> Mappi
 def parse_routing(body: Mapping[str, Any]) -> JSONObject:
     """faregate's own fields: consumed here, never forwarded. Only their top-level type is checked."""
     routing: JSONObject = {}
-    for key, kind in ROUTING_FIELDS.items():
+    for key in ROUTING_FIELDS:
         if key in body and body[key] is not None:
-            if not isinstance(body[key], kind):
-                raise fail(f"{key}: Input should be a {'list' if kind is list else kind.__name__}", key)
+            expected = check_routing(key, body[key])
+            if expected is not None:
+                raise fail(f"{key}: Input should be {expected}", key)
             routing[key] = body[key]
     return routing
 
@@ -338,8 +339,8 @@ class AnthropicInbound:
     def render_chat(self, resp: ChatResponse, model: str, usage: Usage, extras: JSONObject) -> JSONObject:
         return render_response(resp, model, usage, extras)
 
-    def stream_encoder(self, model: str, include_usage: bool) -> AnthropicStreamEncoder:
-        return AnthropicStreamEncoder(model)  # usage is part of Anthropic's grammar: always sent
+    def stream_encoder(self, model: str, include_usage: bool, request_id: str = "") -> AnthropicStreamEncoder:
+        return AnthropicStreamEncoder(model, request_id)  # usage is part of Anthropic's grammar: always sent
 
     def error_body(self, err: FaregateError) -> JSONObject:
         return anthropic_envelope(err)

@@ -24,6 +24,7 @@ from faregate.canonical import (
     ToolChoice,
 )
 from faregate.providers.anthropic.response import parse_arguments
+from faregate.providers.fields import forwardable
 from faregate.providers.reasoning import BUDGETS, MIN_ANTHROPIC_BUDGET, budget_of, in_family
 from faregate.providers.wire import split_data_url
 
@@ -262,11 +263,11 @@ def merge_extra(body: JSONObject, req: ChatRequest) -> list[str]:
     keys = [k for k in req.extra if k not in HANDLED_EXTRA]
     if req.source_api != "anthropic":
         return sorted(keys)
-    for key in keys:
-        value = req.extra[key]
+    extra, dropped = forwardable({k: req.extra[k] for k in keys}, "anthropic")
+    for key, value in extra.items():
         current = body.get(key)
         if isinstance(current, dict) and isinstance(value, Mapping):
             body[key] = {**value, **current}
         elif key not in body:
             body[key] = value
-    return []
+    return sorted(dropped)

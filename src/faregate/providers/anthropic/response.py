@@ -134,6 +134,12 @@ def message_id(rid: str) -> str:
     return rid if rid.startswith(MESSAGE_ID_PREFIX) else MESSAGE_ID_PREFIX + rid
 
 
+def response_id(resp: ChatResponse, extras: Mapping[str, Any]) -> str:
+    """`msg_<request id>`: unique per request, and `GET /v1/requests/{it}` finds the trace."""
+    rid = extras.get("x-faregate", {}).get("request_id")
+    return message_id(rid if isinstance(rid, str) and rid else resp.id)
+
+
 def parse_arguments(arguments: str) -> JSONObject | None:
     """Tool-call arguments as Anthropic's `input` object; None when they are not a JSON object (e.g. an
     upstream cut short by max_tokens mid-call), which `input` cannot express. Empty arguments are `{}`."""
@@ -157,7 +163,7 @@ def render_response(resp: ChatResponse, model: str, usage: Usage, extras: Mappin
     if "cost" in extras:
         wire_usage["cost"] = extras["cost"]
     out: JSONObject = {
-        "id": message_id(resp.id),
+        "id": response_id(resp, extras),
         "type": "message",
         "role": "assistant",
         "model": model,

@@ -142,6 +142,7 @@ class AnthropicStreamEncoder:
 
     start_usage: ClassVar[bool] = True
     model: str
+    request_id: str = ""  # the message id is `msg_<request id>` when given, whatever the upstream's
     started: bool = False
     next_block: int = 0  # index of the next content block
     open_block: int | None = None
@@ -201,7 +202,7 @@ class AnthropicStreamEncoder:
             return b""
         self.started = True
         message: JSONObject = {
-            "id": message_id(rid) if rid else f"msg_{uuid.uuid4().hex}",
+            "id": message_id(self.request_id or rid or uuid.uuid4().hex),
             "type": "message",
             "role": "assistant",
             "model": self.model,

@@ -73,8 +73,12 @@ class OpenAIInbound:
     def render_chat(self, resp: ChatResponse, model: str, usage: Usage, extras: JSONObject) -> JSONObject:
         return render.render_chat(resp, model, usage, extras)
 
-    def stream_encoder(self, model: str, include_usage: bool) -> render.OpenAIStreamEncoder:
-        return render.OpenAIStreamEncoder(model, include_usage)
+    def stream_encoder(
+        self, model: str, include_usage: bool, request_id: str = ""
+    ) -> render.OpenAIStreamEncoder:
+        if not request_id:
+            return render.OpenAIStreamEncoder(model, include_usage)
+        return render.OpenAIStreamEncoder(model, include_usage, render.ID_PREFIX + request_id, own_id=True)
 
     def error_body(self, err: FaregateError) -> JSONObject:
         return openai_envelope(err)

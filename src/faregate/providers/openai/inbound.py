@@ -7,7 +7,7 @@ split off (never forwarded); every other unknown field is kept in `extra`, uncha
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -25,6 +25,7 @@ from faregate.canonical import (
     ToolChoice,
 )
 from faregate.errors import InvalidRequest
+from faregate.providers.fields import ROUTING_FIELDS, check_routing
 from faregate.providers.openai.validate import (
     bad_type,
     bad_value,
@@ -47,18 +48,6 @@ RESPONSE_FORMATS: Final = ("text", "json_object", "json_schema")
 TOOL_NAME: Final = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 MAX_STOP: Final = 4
 
-# faregate's own fields (OpenRouter's names): consumed by routing, never sent upstream. Only their
-# top-level type is checked here; the routing layer parses them.
-ROUTING_FIELDS: Final[Mapping[str, tuple[Callable[[object], bool], str]]] = MappingProxyType(
-    {
-        "provider": (lambda v: isinstance(v, dict), "an object"),
-        "models": (
-            lambda v: isinstance(v, list) and all(isinstance(m, str) for m in v),
-            "an array of strings",
-        ),
-        "route": (lambda v: isinstance(v, str), "a string"),
-    }
-)
 # Fields with a canonical meaning; everything else (seed, logprobs, n, ...) goes to `extra`.
 CANONICAL_FIELDS: Final = frozenset(
     {
@@ -282,14 +271,20 @@ def split_fields(body: Mapping[str, Any]) -> tuple[JSONObject, JSONObject]:
     for key, value in body.items():
         if key in CANONICAL_FIELDS:
             continue
-        check = ROUTING_FIELDS.get(key)
-        if check is None:
+        if key not in ROUTING_FIELDS:
             extra[key] = value
         elif value is not None:
-            if not check[0](value):
-                raise bad_type(key, check[1], value)
+            expected = check_routing(key, value)
+            if expected is not None:
+                raise bad_type(key, expected, value)
             routing[key] = value
     return routing, extra
+
+
+def _usage_include(routing: Mapping[str, Any]) -> bool:
+    """OpenRouter's `usage: {include: true}`: a stream then ends with its usage chunk (with the cost)."""
+    usage = routing.get("usage")
+    return isinstance(usage, dict) and usage.get("include") is True
 
 
 def parse_chat(body: object) -> tuple[ChatRequest, JSONObject]:
@@ -299,6 +294,7 @@ def parse_chat(body: object) -> tuple[ChatRequest, JSONObject]:
     messages = parse_messages(body.get("messages"))
     tools = parse_tools(body.get("tools"))
     stream, include_usage = parse_stream(body)
+    include_usage = include_usage or (stream and _usage_include(routing))
     max_tokens = positive_int(body, "max_tokens")
     max_completion_tokens = positive_int(body, "max_completion_tokens")
     if max_completion_tokens is not None:  # the newer name wins, and is forwarded as such to OpenAI upstreams

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Final
 
 from faregate.canonical import (
     ChatResponse,
+    Choice,
     Finish,
     FinishReason,
     JSONObject,
@@ -41,8 +42,11 @@ EXTRAS_KEY: Final = "x-faregate"
 DONE: Final = b"data: [DONE]\n\n"
 
 
+ID_PREFIX: Final = "chatcmpl-"
+
+
 def new_id() -> str:
-    return "chatcmpl-" + secrets.token_hex(12)
+    return ID_PREFIX + secrets.token_hex(12)
 
 
 def render_usage(usage: Usage, extras: Mapping[str, Any]) -> JSONObject:
@@ -54,31 +58,43 @@ def render_usage(usage: Usage, extras: Mapping[str, Any]) -> JSONObject:
         "completion_tokens_details": {"reasoning_tokens": 0},
     }
     if "cost" in extras:
+        # OpenRouter's usage accounting block: the cost is what the upstream charges at its prices.
         out["cost"] = extras["cost"]
+        out["is_byok"] = False
+        out["cost_details"] = {"upstream_inference_cost": extras["cost"]}
     return out
 
 
-def render_chat(resp: ChatResponse, model: str, usage: Usage, extras: JSONObject) -> JSONObject:
+def response_id(resp: ChatResponse, extras: Mapping[str, Any]) -> str:
+    """`chatcmpl-<request id>`: unique per request, and `GET /v1/requests/{it}` finds the trace."""
+    rid = extras.get(EXTRAS_KEY, {}).get("request_id")
+    return ID_PREFIX + rid if isinstance(rid, str) and rid else resp.id or new_id()
+
+
+def render_choice(index: int, choice: Choice) -> JSONObject:
     message: JSONObject = {
         "role": "assistant",
-        "content": resp.text if resp.text or not resp.tool_calls else None,
+        "content": choice.text if choice.text or not choice.tool_calls else None,
         "refusal": None,
     }
-    if resp.tool_calls:
-        message["tool_calls"] = [render_tool_call(c) for c in resp.tool_calls]
+    if choice.tool_calls:
+        message["tool_calls"] = [render_tool_call(c) for c in choice.tool_calls]
+    return {
+        "index": index,
+        "message": message,
+        "logprobs": None if choice.logprobs is None else dict(choice.logprobs),
+        "finish_reason": FINISH_REASONS[choice.finish_reason],
+    }
+
+
+def render_chat(resp: ChatResponse, model: str, usage: Usage, extras: JSONObject) -> JSONObject:
+    first = Choice(resp.text, resp.tool_calls, resp.finish_reason, resp.logprobs)
     body: JSONObject = {
-        "id": resp.id or new_id(),
+        "id": response_id(resp, extras),
         "object": "chat.completion",
         "created": resp.created or int(time.time()),
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": FINISH_REASONS[resp.finish_reason],
-            }
-        ],
+        "choices": [render_choice(i, c) for i, c in enumerate((first, *resp.more_choices))],
         "usage": render_usage(usage, extras),
         "system_fingerprint": extras.get("system_fingerprint"),
     }
@@ -101,6 +117,7 @@ class OpenAIStreamEncoder:
     include_usage: bool
     id: str = field(default_factory=new_id)
     created: int = field(default_factory=lambda: int(time.time()))
+    own_id: bool = False  # `id` is faregate's (from the request id): the upstream's never replaces it
     started: bool = False
     _head: bytes = field(default=b"", init=False, repr=False)
     _tail: bytes = field(default=b"", init=False, repr=False)
@@ -135,7 +152,7 @@ class OpenAIStreamEncoder:
     def encode(self, ev: StreamEvent) -> bytes:
         match ev:
             case Start():
-                if ev.id and not self.started:
+                if ev.id and not self.started and not self.own_id:
                     self.id = ev.id
                     self._build_head()
                 return self._start()

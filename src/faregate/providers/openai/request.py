@@ -19,6 +19,7 @@ from faregate.canonical import (
     ToolCall,
     ToolChoice,
 )
+from faregate.providers.fields import forwardable
 from faregate.providers.reasoning import effort_of, in_family
 from faregate.providers.wire import data_url
 
@@ -112,9 +113,14 @@ def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tupl
         body["stream_options"] = {"include_usage": True}
     if req.extra:
         if req.source_api == "openai":
-            if "max_completion_tokens" in req.extra:
+            extra, unsent = forwardable(req.extra, "openai")
+            if "max_completion_tokens" in extra:
                 body.pop("max_tokens", None)  # the client used the newer name; send only that one
-            body.update(req.extra)
+            if req.stream and extra.get("n", 1) != 1:
+                del extra["n"]  # a stream carries one choice to the client: the others would be billed
+                unsent.append("n")
+            body.update(extra)
+            dropped.extend(unsent)
         else:
             dropped.extend(req.extra)
     return body, tuple(dropped)

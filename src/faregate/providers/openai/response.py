@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from faregate.canonical import ChatResponse, EmbeddingResponse, FinishReason, ToolCall, Usage
+from faregate.canonical import ChatResponse, Choice, EmbeddingResponse, FinishReason, ToolCall, Usage
 from faregate.providers.wire import load_object
 
 FINISH_REASONS: Final[Mapping[str, FinishReason]] = MappingProxyType(
@@ -74,16 +74,15 @@ def parse_tool_call(call: object) -> ToolCall:
     return ToolCall(str(call.get("id") or ""), name, arguments_text(fn.get("arguments")))
 
 
-def first_choice(data: Mapping[str, Any]) -> Mapping[str, Any]:
+def all_choices(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The choices in `index` order (one unless the request asked for `n`)."""
     choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+    if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
         raise ValueError("chat completion: no choices")
-    return choices[0]
+    return sorted(choices, key=lambda c: _int(c.get("index")))
 
 
-def parse_chat_response(body: bytes) -> ChatResponse:
-    data = load_object(body, "chat completion")
-    choice = first_choice(data)
+def parse_choice(choice: Mapping[str, Any]) -> Choice:
     message = choice.get("message")
     if not isinstance(message, dict):
         raise ValueError("chat completion: choice without a message")
@@ -96,14 +95,28 @@ def parse_chat_response(body: bytes) -> ChatResponse:
         calls = []
     if not isinstance(calls, list):
         raise ValueError("chat completion: 'tool_calls' is not a list")
+    logprobs = choice.get("logprobs")
+    return Choice(
+        text,
+        tuple(parse_tool_call(c) for c in calls),
+        parse_finish_reason(choice.get("finish_reason")),
+        logprobs if isinstance(logprobs, dict) else None,
+    )
+
+
+def parse_chat_response(body: bytes) -> ChatResponse:
+    data = load_object(body, "chat completion")
+    first, *more = (parse_choice(c) for c in all_choices(data))
     return ChatResponse(
         id=str(data.get("id") or ""),
         model=str(data.get("model") or ""),
-        text=text,
-        tool_calls=tuple(parse_tool_call(c) for c in calls),
-        finish_reason=parse_finish_reason(choice.get("finish_reason")),
+        text=first.text,
+        tool_calls=first.tool_calls,
+        finish_reason=first.finish_reason,
         usage=parse_usage(data.get("usage")),
         created=_int(data.get("created")),
+        logprobs=first.logprobs,
+        more_choices=tuple(more),
     )
 
 

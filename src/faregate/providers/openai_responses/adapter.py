@@ -34,7 +34,8 @@ class ResponsesInbound:
             self.on_final(out)
         return out
 
-    def stream_encoder(self, model: str, include_usage: bool) -> ResponsesStreamEncoder:
+    def stream_encoder(self, model: str, include_usage: bool, request_id: str = "") -> ResponsesStreamEncoder:
+        # A response keeps its own stored id (`resp_...`), which `GET /v1/responses/{id}` finds.
         return ResponsesStreamEncoder(self.meta, model, self.on_final)
 
     def error_body(self, err: FaregateError) -> JSONObject:

@@ -25,7 +25,8 @@ from faregate.canonical import (
     ToolChoice,
 )
 from faregate.errors import InvalidRequest
-from faregate.providers.openai.inbound import ROUTING_FIELDS, TOOL_NAME
+from faregate.providers.fields import ROUTING_FIELDS
+from faregate.providers.openai.inbound import TOOL_NAME
 from faregate.providers.openai.validate import (
     bad_type,
     bad_value,

@@ -1,0 +1,219 @@
+"""OpenRouter's request fields and shortcuts, with the official `openai` SDK as the client.
+
+The simulator's `openai` provider is strict as api.openai.com is: it rejects any argument it does not know,
+so an OpenRouter-only field that leaked would fail the request; the tests also read what it received.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+
+from faregate.simulator.openai import CHAT_FIELDS
+from tests.conftest import Demo
+from tests.server.helpers import HELLO, check_accounting, client, decimal_json, upstream_bodies
+
+# Every OpenRouter request field beyond OpenAI's own, as OpenRouter's docs show them.
+OPENROUTER_BODY: dict[str, Any] = {
+    "provider": {
+        "order": ["OpenAI"],
+        "allow_fallbacks": True,
+        "require_parameters": False,
+        "data_collection": "deny",
+        "zdr": True,
+        "enforce_distillable_text": False,
+        "quantizations": ["fp8", "bf16"],
+        "sort": "price",
+        "preferred_min_throughput": 10,
+        "preferred_max_latency": 5,
+        "max_price": {"prompt": 10, "completion": 20},
+    },
+    "models": ["openai/gpt-4o-mini"],
+    "route": "fallback",
+    "transforms": ["middle-out"],
+    "plugins": [{"id": "web"}],
+    "usage": {"include": True},
+    "reasoning": {"effort": "low"},
+    "include_reasoning": False,
+    "top_k": 40,
+    "min_p": 0.1,
+    "top_a": 0.2,
+    "repetition_penalty": 1.1,
+}
+NOT_FORWARDED = ("plugins", "reasoning", "include_reasoning", "top_k", "min_p", "top_a", "repetition_penalty")
+
+
+async def create(demo: Demo, **kw: Any) -> tuple[Any, dict[str, Any]]:
+    kw.setdefault("messages", HELLO)
+    async with client(demo) as c:
+        raw = await c.chat.completions.with_raw_response.create(**kw)
+    return raw, decimal_json(raw.text)
+
+
+def assert_only_openai_fields(demo: Demo) -> None:
+    for body in upstream_bodies(demo):
+        unknown = set(body) - CHAT_FIELDS
+        assert not unknown, f"fields OpenAI's API rejects reached the upstream: {unknown}"
+
+
+async def test_every_openrouter_field_to_an_openai_channel(demo: Demo) -> None:
+    raw, body = await create(demo, model="openai/gpt-4o-mini", extra_body=OPENROUTER_BODY)
+    routing = check_accounting(demo, body, raw.headers)
+    assert routing["provider"] == "openai"
+    assert_only_openai_fields(demo)
+    dropped = routing["dropped_params"]
+    for name in NOT_FORWARDED:
+        assert name in dropped
+    # accepted, not enforced: reported too
+    for name in ("provider.zdr", "provider.quantizations", "provider.preferred_min_throughput"):
+        assert name in dropped
+    assert "provider.enforce_distillable_text" not in dropped  # false asks for nothing
+    # OpenRouter's usage accounting block
+    usage = body["usage"]
+    assert usage["cost_details"] == {"upstream_inference_cost": usage["cost"]}
+    assert usage["is_byok"] is False
+
+
+async def test_usage_include_ends_a_stream_with_usage(demo: Demo) -> None:
+    async with client(demo) as c:
+        stream = await c.chat.completions.create(
+            model="openai/gpt-4o-mini", messages=HELLO, stream=True, extra_body={"usage": {"include": True}}
+        )
+        chunks = [ch async for ch in stream]
+    last = chunks[-1]
+    assert last.usage is not None and last.usage.total_tokens > 0
+    assert (last.usage.model_extra or {})["cost"] > 0
+    assert_only_openai_fields(demo)
+
+
+@pytest.mark.parametrize("name", ["OpenAI", "openai", "OPENAI"])
+async def test_provider_names_match_case_insensitively(demo: Demo, name: str) -> None:
+    prefs = {"provider": {"order": [name, "OpenRouter"], "allow_fallbacks": False}}
+    _, body = await create(demo, model="openai/gpt-4o", extra_body=prefs)
+    assert body["x-faregate"]["routing"]["provider"] == "openai"
+    prefs = {"provider": {"only": [name.replace("AI", "Router").replace("ai", "router")]}}
+    _, body = await create(demo, model="openai/gpt-4o", extra_body=prefs)
+    assert body["x-faregate"]["routing"]["provider"] == "openrouter"
+
+
+async def test_openrouter_display_names(demo: Demo) -> None:
+    _, body = await create(
+        demo, model="google/gemini-2.5-flash-lite", extra_body={"provider": {"order": ["Google Vertex"]}}
+    )
+    assert body["x-faregate"]["routing"]["provider"] == "google"
+
+
+async def test_order_without_fallbacks_is_exactly_those_providers(demo: Demo) -> None:
+    prefs = {"provider": {"order": ["Anthropic"], "allow_fallbacks": False}}
+    code = [{"role": "user", "content": "fix this python traceback"}]  # rule `code`: codestral, then sonnet
+    _, body = await create(demo, model="auto", messages=code, extra_body=prefs)
+    assert body["x-faregate"]["routing"]["provider"] == "anthropic"
+    assert body["x-faregate"]["routing"]["rule"] == "code"
+    # the default rule has no anthropic candidate: nothing else may serve it
+    async with client(demo) as c:
+        with pytest.raises(openai.BadRequestError):
+            await c.chat.completions.create(model="auto", messages=HELLO, extra_body=prefs)
+
+
+async def test_order_without_fallbacks_and_no_such_provider_is_400(demo: Demo) -> None:
+    prefs = {"provider": {"order": ["Azure"], "allow_fallbacks": False}}
+    async with client(demo) as c:
+        with pytest.raises(openai.BadRequestError):
+            await c.chat.completions.create(model="auto", messages=HELLO, extra_body=prefs)
+    assert not upstream_bodies(demo)
+
+
+async def test_models_without_model_is_the_model_list(demo: Demo) -> None:
+    async with client(demo) as c:
+        raw = await c.chat.completions.with_raw_response.create(  # type: ignore[call-overload]
+            model=openai.NOT_GIVEN,
+            messages=HELLO,
+            extra_body={"models": ["mistralai/mistral-small", "openai/gpt-4o-mini"]},
+        )
+    body = decimal_json(raw.text)
+    assert body["x-faregate"]["routing"]["model"] == "mistralai/mistral-small"
+    trace = demo.runtime.recorder.get(body["x-faregate"]["request_id"])
+    assert trace is not None and trace.requested == "mistralai/mistral-small"
+
+
+async def test_openrouter_auto_is_auto(demo: Demo) -> None:
+    _, body = await create(demo, model="openrouter/auto")
+    assert body["x-faregate"]["routing"]["route"] == "default"
+
+
+async def test_floor_and_nitro_variants(demo: Demo) -> None:
+    _, floor = await create(demo, model="meta-llama/llama-3.1-8b-instruct:floor")
+    table = demo.runtime.holder.current
+    channels = table.pinned["meta-llama/llama-3.1-8b-instruct"].channels
+    cheapest = min(channels, key=lambda c: c.expected_cost_usd)
+    assert floor["x-faregate"]["routing"]["channel"] == cheapest.id
+    _, nitro = await create(demo, model="meta-llama/llama-3.1-8b-instruct:nitro")
+    assert nitro["x-faregate"]["routing"]["model"] == "meta-llama/llama-3.1-8b-instruct"
+
+
+async def test_free_variant_keeps_only_free_offerings(demo: Demo) -> None:
+    async with client(demo) as c:
+        with pytest.raises(openai.BadRequestError) as e:
+            await c.chat.completions.create(model="openai/gpt-4o-mini:free", messages=HELLO)
+    assert "not free" in str(e.value)
+
+
+async def test_n_and_logprobs_pass_through_and_render(demo: Demo) -> None:
+    raw, body = await create(demo, model="openai/gpt-4o-mini", n=2, logprobs=True, top_logprobs=3)
+    completion = raw.parse()
+    assert [c.index for c in completion.choices] == [0, 1]
+    assert completion.choices[0].message.content != completion.choices[1].message.content
+    for choice in completion.choices:
+        assert choice.logprobs is not None and choice.logprobs.content
+        tokens = choice.logprobs.content
+        assert "".join(t.token for t in tokens) == choice.message.content
+        assert all(t.logprob <= 0 and len(t.top_logprobs) == 3 for t in tokens)
+        assert all(t.top_logprobs[0].token == t.token for t in tokens)
+    sent = upstream_bodies(demo)[-1]
+    assert (sent["n"], sent["logprobs"], sent["top_logprobs"]) == (2, True, 3)
+    check_accounting(demo, body, raw.headers)
+
+
+async def test_n_and_logprobs_are_dropped_for_other_formats(demo: Demo) -> None:
+    _, body = await create(demo, model="anthropic/claude-haiku-4.5", n=2, logprobs=True)
+    assert len(body["choices"]) == 1
+    assert {"n", "logprobs"} <= set(body["x-faregate"]["routing"]["dropped_params"])
+
+
+async def test_n_is_dropped_when_streaming(demo: Demo) -> None:
+    async with client(demo) as c:
+        stream = await c.chat.completions.create(
+            model="openai/gpt-4o-mini",
+            messages=HELLO,
+            n=2,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [ch async for ch in stream]
+    assert {c.index for ch in chunks for c in ch.choices} == {0}
+    assert "n" not in upstream_bodies(demo)[-1]
+    xf = (chunks[-1].model_extra or {})["x-faregate"]
+    assert "n" in xf["routing"]["dropped_params"]
+
+
+async def test_ids_are_unique_and_find_their_trace(demo: Demo) -> None:
+    ids = []
+    for _ in range(2):
+        _, body = await create(demo, model="openai/gpt-4o-mini")
+        ids.append(body["id"])
+        assert body["id"] == "chatcmpl-" + body["x-faregate"]["request_id"]
+    assert ids[0] != ids[1]
+    async with client(demo) as c:
+        trace = await c.get(f"/requests/{ids[0]}", cast_to=object)
+    assert isinstance(trace, dict) and trace["id"] == ids[0].removeprefix("chatcmpl-")
+
+
+async def test_stream_ids_are_the_request_id(demo: Demo) -> None:
+    async with client(demo) as c:
+        stream = await c.chat.completions.create(model="openai/gpt-4o-mini", messages=HELLO, stream=True)
+        chunks = [ch async for ch in stream]
+    assert len({ch.id for ch in chunks}) == 1
+    xf = (chunks[-1].model_extra or {})["x-faregate"]
+    assert chunks[0].id == "chatcmpl-" + xf["request_id"]
