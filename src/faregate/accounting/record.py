@@ -55,6 +55,8 @@ class RequestRecord:
     plan: tuple[str, ...] = ()
     features: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
+    app: str | None = None  # X-Title, else the referer's host (a label, never an identity)
+    app_url: str | None = None  # HTTP-Referer as sent, bounded
 
     def as_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -57,6 +57,8 @@ COLUMNS: Mapping[str, Any] = MappingProxyType(
         "plan": str,
         "features": str,
         "error": str,
+        "app": str,
+        "app_url": str,
     }
 )
 
@@ -73,10 +75,18 @@ def from_pusd(pusd: int | None) -> Decimal:
 
 
 def ensure_table(db: sqlite_utils.Database) -> None:
+    """Create the table, or bring an older store's up to date: columns added since are added (empty for
+    the rows already there), so a store written by an earlier version keeps working."""
+    table = db.table("usage")
     if "usage" not in db.table_names():
-        db.table("usage").create(dict(COLUMNS), pk="id")
-        db.table("usage").create_index(["key_id", "created"])
-        db.table("usage").create_index(["created"])
+        table.create(dict(COLUMNS), pk="id")
+        table.create_index(["key_id", "created"])
+        table.create_index(["created"])
+        return
+    have = set(table.columns_dict)
+    for name, kind in COLUMNS.items():
+        if name not in have:
+            table.add_column(name, kind)
 
 
 def to_row(r: RequestRecord) -> dict[str, Any]:
@@ -108,6 +118,8 @@ def to_row(r: RequestRecord) -> dict[str, Any]:
         "plan": jsonio.dumps(list(r.plan)).decode(),
         "features": jsonio.dumps(dict(r.features)).decode(),
         "error": r.error,
+        "app": r.app,
+        "app_url": r.app_url,
     }
 
 
@@ -140,6 +152,8 @@ def from_row(row: dict[str, Any]) -> RequestRecord:
         plan=tuple(json.loads(row["plan"] or "[]")),
         features=json.loads(row["features"] or "{}"),
         error=row["error"],
+        app=row.get("app"),
+        app_url=row.get("app_url"),
     )
 
 
@@ -232,10 +246,15 @@ class UsageLog:
 
     # --- queries (flush first so they see every answered request) ---
 
-    def totals(self, *, key_id: str | None, since: float, all_keys: bool = False) -> Totals:
-        """Sums since `since` for one key (`key_id` None: anonymous requests), or for all (`all_keys`)."""
+    def totals(
+        self, *, key_id: str | None, since: float, all_keys: bool = False, app: str | None = None
+    ) -> Totals:
+        """Sums since `since` for one key (`key_id` None: anonymous requests), or for all (`all_keys`);
+        with `app`, only that app's requests."""
         self.flush()
         where, args = _scope(key_id, since, all_keys)
+        if app is not None:
+            where, args = f"{where} and app = ?", [*args, app]
         sql = (
             "select count(*) n, coalesce(sum(status >= 400), 0) errors, coalesce(sum(prompt_tokens), 0) pt,"
             " coalesce(sum(completion_tokens), 0) ct, coalesce(sum(cost_pusd), 0) cost,"

@@ -4,7 +4,7 @@
 2 drift: declared prices that differ from the last synced listing price; 3 changes: price history;
 4 billing: every usage-log cost recomputed from the price in force at the request's time;
 5 routes: what each alias would cost per 1K typical requests, against the savings baseline;
-6 spend: spend and savings by day, key, model and provider.
+6 spend: spend and savings by day, key, model, provider and app.
 """
 
 from __future__ import annotations
@@ -265,6 +265,7 @@ def spend(records: Iterable[RequestRecord]) -> Section:
             ("key", r.key_id or "(anonymous)"),
             ("model", r.model_id or "(none)"),
             ("provider", r.provider or "(none)"),
+            ("app", r.app or "(none)"),  # HTTP-Referer / X-Title: what each app spent
         ):
             g = groups[(dim, value)]
             g[0] += 1
@@ -287,4 +288,4 @@ def spend(records: Iterable[RequestRecord]) -> Section:
             }
         )
     cols = ("by", "value", "requests", "tokens", "spend_usd", "baseline_usd", "saved_usd", "saved_pct")
-    return Section("spend", "Spend and savings by day, key, model and provider", cols, tuple(rows), 0)
+    return Section("spend", "Spend and savings by day, key, model, provider and app", cols, tuple(rows), 0)

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from faregate.config.load import ConfigIssue, PathElem, YamlDoc, load_yaml, parse_yaml, plain
 from faregate.config.model import (
+    CorsSpec,
     OfferingPatch,
     Preferences,
     ProviderPatch,
@@ -144,7 +145,7 @@ def build_spec(
     spec = RoutesSpec(
         file=file,
         auth=data.get("auth", "open"),
-        server=ServerSpec(**srv),
+        server=_server(srv),
         providers=MappingProxyType(providers),
         offerings=tuple(offerings),
         model_names=MappingProxyType(names),
@@ -242,6 +243,15 @@ def _rule(route: str, index: int, raw: Mapping[str, Any], when: When) -> RuleSpe
         use=selector,
         strategy=raw.get("strategy", "cheapest"),
         weights=MappingProxyType({k: money(v) for k, v in (raw.get("weights") or {}).items()}),
+    )
+
+
+def _server(srv: Mapping[str, Any]) -> ServerSpec:
+    cors = srv.get("cors") or {}
+    rest = {k: v for k, v in srv.items() if k != "cors"}
+    return ServerSpec(
+        **rest,
+        cors=CorsSpec(tuple(cors.get("origins") or ()), int(cors.get("max_age_s", 600))),
     )
 
 

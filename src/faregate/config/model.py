@@ -125,6 +125,17 @@ class Preferences:
 
 
 @dataclass(frozen=True, slots=True)
+class CorsSpec:
+    """`server.cors`: the browser origins allowed to call the gateway (none by default)."""
+
+    origins: tuple[str, ...] = ()
+    max_age_s: int = 600
+
+    def allows(self, origin: str) -> bool:
+        return "*" in self.origins or origin in self.origins
+
+
+@dataclass(frozen=True, slots=True)
 class ServerSpec:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -143,6 +154,7 @@ class ServerSpec:
     max_event_bytes: int = 8 * 1024 * 1024
     max_retry_after_s: float = 300.0
     allowed_hosts: tuple[str, ...] = ()
+    cors: CorsSpec = CorsSpec()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
 
 import aiohttp
 from aiohttp import web
@@ -17,6 +18,7 @@ from aiohttp import web
 from faregate.server import admin, catalog_admin, models, responses, usage
 from faregate.server.auth import authenticate
 from faregate.server.chat import chat_handler
+from faregate.server.cors import add_cors_headers, preflight
 from faregate.server.count import count_handler, render_anthropic_count
 from faregate.server.embeddings import handle_embeddings
 from faregate.server.keys import HTTP, OPTIONS, RUNTIME
@@ -26,6 +28,7 @@ from faregate.server.options import ServeOptions
 from faregate.server.runtime import Runtime
 
 log = logging.getLogger("faregate.server")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -35,41 +38,69 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
+async def prometheus_text(request: web.Request) -> web.Response:
+    body = request.app[RUNTIME].prom.render()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+# The client API: served under `/v1` and under OpenRouter's base path `/api/v1`, each path also with a
+# trailing slash. One table, so every variant is generated rather than repeated.
+API_PREFIXES: Final = ("/v1", "/api/v1")
+API: Final[tuple[tuple[str, str, Handler], ...]] = (
+    ("POST", "/chat/completions", chat_handler("openai", "chat")),
+    ("POST", "/messages", chat_handler("anthropic", "messages")),
+    ("POST", "/messages/count_tokens", count_handler("anthropic", render_anthropic_count)),
+    ("POST", "/embeddings", handle_embeddings),
+    *((method, path.removeprefix("/v1"), handler) for method, path, handler in responses.ROUTES),
+    ("GET", "/models", models.handle_list),
+    ("GET", "/models/{model_id:.+}", models.handle_get),
+    ("POST", "/optimize", handle_optimize),
+    ("GET", "/key", usage.handle_key),
+    ("GET", "/auth/key", usage.handle_key),  # OpenRouter's name for it
+    ("GET", "/credits", usage.handle_credits),
+    ("GET", "/generation", usage.handle_generation),
+    ("GET", "/metrics", usage.handle_metrics),
+    ("GET", "/requests/{request_id}", usage.handle_trace),
+)
+# Outside the API prefixes: a bare `/chat/completions` (clients given the origin as base URL), admin, health.
+OTHER: Final[tuple[tuple[str, str, Handler], ...]] = (
+    ("POST", "/chat/completions", chat_handler("openai", "chat")),
+    ("POST", "/admin/reload", admin.handle_reload),
+    ("GET", "/admin/routes", admin.handle_routes),
+    ("POST", "/admin/explain", admin.handle_explain),
+    ("GET", "/healthz", healthz),
+    ("GET", "/metrics", prometheus_text),
+)
+
+
+def route_table() -> list[tuple[str, str, Handler]]:
+    """Every (method, path, handler) the app serves: the API under each prefix, then the others; each path
+    also with a trailing slash (a `{...:.+}` tail already takes one)."""
+    routes = [(m, prefix + path, h) for prefix in API_PREFIXES for m, path, h in API] + list(OTHER)
+    return [
+        (m, variant, h)
+        for m, path, h in routes
+        for variant in ((path,) if path.endswith("+}") else (path, path + "/"))
+    ]
+
+
 def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.Application:
     opts = options or ServeOptions()
-    app = web.Application(middlewares=[error_envelope, authenticate], client_max_size=opts.max_body_bytes)
+    app = web.Application(
+        middlewares=[error_envelope, preflight, authenticate], client_max_size=opts.max_body_bytes
+    )
     app[RUNTIME] = runtime
     runtime.add_secrets(opts.admin_key)  # scrubbed from whatever is logged, stored or sent
     app[OPTIONS] = opts
+    app.on_response_prepare.append(add_cors_headers)
     app.cleanup_ctx.append(http_session)
     app.cleanup_ctx.append(usage_writer)
     if opts.watch_interval_s > 0:
         app.cleanup_ctx.append(watch_files)
     catalog_admin.setup(app)  # catalog sync: its cleanup context (after the session) and admin routes
-    app.router.add_post("/v1/chat/completions", chat_handler("openai", "chat"))
-    app.router.add_post("/chat/completions", chat_handler("openai", "chat"))
-    app.router.add_post("/v1/messages", chat_handler("anthropic", "messages"))
-    app.router.add_post("/v1/messages/count_tokens", count_handler("anthropic", render_anthropic_count))
-    app.router.add_post("/v1/embeddings", handle_embeddings)
-    for method, path, handler in responses.ROUTES:
+    for method, path, handler in route_table():
         app.router.add_route(method, path, handler)
-    app.router.add_get("/v1/models", models.handle_list)
-    app.router.add_get("/v1/models/{model_id:.+}", models.handle_get)
-    app.router.add_post("/admin/reload", admin.handle_reload)
-    app.router.add_get("/admin/routes", admin.handle_routes)
-    app.router.add_post("/admin/explain", admin.handle_explain)
-    app.router.add_post("/v1/optimize", handle_optimize)
-    app.router.add_get("/v1/key", usage.handle_key)
-    app.router.add_get("/v1/metrics", usage.handle_metrics)
-    app.router.add_get("/v1/requests/{request_id}", usage.handle_trace)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", prometheus_text)
     return app
-
-
-async def prometheus_text(request: web.Request) -> web.Response:
-    body = request.app[RUNTIME].prom.render()
-    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 async def usage_writer(app: web.Application) -> AsyncIterator[None]:

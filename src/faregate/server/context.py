@@ -15,6 +15,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from faregate import jsonio
+from faregate.accounting.attribution import app_attribution
 from faregate.accounting.keys import ApiKey
 from faregate.accounting.limits import Ticket
 from faregate.accounting.pricing import cost_usd, savings, usd_number, usd_text
@@ -151,11 +152,16 @@ class Exchange:
     ttft_ms: float | None = None
     key: ApiKey | None = None
     ticket: Ticket | None = None
+    app: str | None = None  # app attribution (HTTP-Referer / X-Title): a label, never an identity
+    app_url: str | None = None
 
     @classmethod
     def begin(cls, request: web.Request, endpoint: str) -> Exchange:
         kid, group, key = request.get(KEY_ID), request.get(KEY_GROUP), request.get(API_KEY)
+        app, app_url = app_attribution(request.headers)
         return cls(
+            app=app,
+            app_url=app_url,
             key=key if isinstance(key, ApiKey) else None,
             id=request_id(request),
             endpoint=endpoint,
@@ -300,4 +306,6 @@ class Exchange:
             plan=tuple(e.channel.id for e in plan.entries) if plan else (),
             features={} if f is None else f.as_json(),
             error=self.error,
+            app=self.app,
+            app_url=self.app_url,
         )

@@ -24,7 +24,8 @@ log = logging.getLogger("faregate.server")
 
 
 def render_error(request: web.Request, e: FaregateError) -> web.Response:
-    body = anthropic_envelope(e) if request.path.startswith("/v1/messages") else openai_envelope(e)
+    anthropic = request.path.removeprefix("/api").startswith("/v1/messages")
+    body = anthropic_envelope(e) if anthropic else openai_envelope(e)
     headers = {**e.headers, "X-Faregate-Request-Id": request_id(request)}
     return web.json_response(body, status=e.status, headers=headers)
 

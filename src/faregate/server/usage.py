@@ -1,14 +1,16 @@
-"""The caller's own numbers: `GET /v1/key` (OpenRouter's /auth/key), `GET /v1/metrics?days=N`,
-`GET /v1/requests/{id}` (the trace). Each is scoped to the caller's key; the admin key sees all."""
+"""The caller's own numbers: `GET /v1/key` (also `/v1/auth/key`, OpenRouter's name), `GET /v1/credits`,
+`GET /v1/metrics?days=N&app=A`, `GET /v1/requests/{id}` (the trace) and OpenRouter's `/v1/generation?id=`. Each is scoped to the caller's key; the admin key sees all."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from aiohttp import web
 
 from faregate.accounting.pricing import usd_number, usd_text
+from faregate.accounting.record import RequestRecord
 from faregate.accounting.usage_log import days_ago
 from faregate.errors import AuthenticationError, InvalidRequest, NotFound
 from faregate.server.accounts import Accounts
@@ -55,17 +57,20 @@ async def handle_metrics(request: web.Request) -> web.Response:
     if not 0 < days <= 3660:
         raise InvalidRequest("'days' must be between 0 and 3660", param="days")
     key = caller_key(request)
+    app = request.query.get("app") or None
     # A key sees its own requests, the admin key all of them, an anonymous caller (auth: open) the anonymous ones.
     t = await asyncio.to_thread(
         accounts.usage.totals,
         key_id=key.id if key else None,
         since=days_ago(days),
         all_keys=is_admin(request),
+        app=app,
     )
     saved = t.baseline_usd - t.spend_usd
     return web.json_response(
         {
             "days": days,
+            "app": app,
             "total_requests": t.requests,
             "total_tokens": t.prompt_tokens + t.completion_tokens,
             "total_spend": usd_number(t.spend_usd),
@@ -83,6 +88,68 @@ async def handle_metrics(request: web.Request) -> web.Response:
     )
 
 
+async def handle_credits(request: web.Request) -> web.Response:
+    """OpenRouter's `/credits`: the key's budget as `total_credits` (null without one) and what it spent.
+    The admin key sees the sums over every key."""
+    accounts = _accounts(request)
+    key = caller_key(request)
+    if is_admin(request) and key is None:
+        spent = sum(accounts.limits.spent_usd.values(), Decimal(0))
+        keys = await asyncio.to_thread(accounts.keys.list)
+        budgets = [k.budget_usd for k in keys if k.budget_usd is not None]
+        total = sum(budgets, Decimal(0)) if budgets else None
+    elif key is not None:
+        spent, total = accounts.limits.spent_usd.get(key.id, Decimal(0)), key.budget_usd
+    else:
+        raise AuthenticationError("send an API key to see its credits")
+    data = {"total_credits": None if total is None else usd_number(total), "total_usage": usd_number(spent)}
+    return web.json_response({"data": data})
+
+
+async def handle_generation(request: web.Request) -> web.Response:
+    """OpenRouter's `/generation?id=`: one request's cost and tokens, in OpenRouter's shape."""
+    rid = request.query.get("id")
+    if not rid:
+        raise InvalidRequest("'id' is required: the id of a completion", param="id")
+    rec = await _visible_record(request, rid)
+    first = rec.attempts[0].latency_ms if rec.attempts else None
+    data = {
+        "id": rid,
+        "upstream_id": None,
+        "total_cost": usd_number(rec.cost_usd),
+        "usage": usd_number(rec.cost_usd),
+        "cache_discount": None,
+        "upstream_inference_cost": usd_number(rec.cost_usd),
+        "created_at": datetime.fromtimestamp(rec.created, UTC).isoformat(),
+        "model": rec.model_id,
+        "app_id": None,
+        "app": rec.app,
+        "origin": rec.app_url or "",
+        "http_referer": rec.app_url,
+        "streamed": rec.stream,
+        "cancelled": rec.status == 499,
+        "provider_name": rec.provider,
+        "latency": round(rec.ttft_ms if rec.ttft_ms is not None else rec.latency_ms),
+        "generation_time": round(rec.latency_ms - (first or 0)) if first is not None else None,
+        "moderation_latency": None,
+        "finish_reason": None,
+        "native_finish_reason": None,
+        "tokens_prompt": rec.usage.prompt_tokens,
+        "tokens_completion": rec.usage.completion_tokens,
+        "native_tokens_prompt": rec.usage.prompt_tokens,
+        "native_tokens_completion": rec.usage.completion_tokens,
+        "native_tokens_reasoning": 0,
+        "native_tokens_cached": rec.usage.cache_read_tokens,
+        "num_media_prompt": None,
+        "num_media_completion": None,
+        "num_search_results": None,
+        "is_byok": False,
+        "router": rec.route,
+        "status": rec.status,
+    }
+    return web.json_response({"data": data})
+
+
 # An answer's id is its request id behind its format's prefix (`chatcmpl-`, `msg_`; `gen-` as OpenRouter's).
 RESPONSE_ID_PREFIXES = ("chatcmpl-", "msg_", "gen-")
 
@@ -94,11 +161,17 @@ def request_id_of(response_id: str) -> str:
     return response_id
 
 
-async def handle_trace(request: web.Request) -> web.Response:
-    rid = request_id_of(request.match_info["request_id"])
+async def _visible_record(request: web.Request, response_id: str) -> RequestRecord:
+    """The record of a request the caller may see (its own key's; the admin key sees all), else 404."""
+    rid = request_id_of(response_id)
     rec = await asyncio.to_thread(request.app[RUNTIME].recorder.get, rid)  # may wait on a batch write
     key = caller_key(request)
     visible = rec is not None and (is_admin(request) or rec.key_id == (key.id if key else None))
     if rec is None or not visible:
-        raise NotFound(f"no request '{rid}' for this key")
+        raise NotFound(f"no request '{response_id}' for this key")
+    return rec
+
+
+async def handle_trace(request: web.Request) -> web.Response:
+    rec = await _visible_record(request, request.match_info["request_id"])
     return web.json_response(rec.as_json())
