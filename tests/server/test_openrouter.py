@@ -217,3 +217,68 @@ async def test_stream_ids_are_the_request_id(demo: Demo) -> None:
     assert len({ch.id for ch in chunks}) == 1
     xf = (chunks[-1].model_extra or {})["x-faregate"]
     assert chunks[0].id == "chatcmpl-" + xf["request_id"]
+
+
+# --- transforms: ["middle-out"] ----------------------------------------------------------------------
+
+
+def long_conversation(turns: int = 40) -> list[dict[str, str]]:
+    words = " ".join(f"word{i}" for i in range(60))  # about 150 tokens a turn
+    conv = [{"role": "system", "content": "You are a careful assistant."}]
+    for i in range(turns):
+        conv.append({"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}: {words}"})
+    conv.append({"role": "user", "content": "And the last question?"})
+    return conv
+
+
+@pytest.fixture
+async def small_context(routes_copy: Any, make_demo: Any) -> Demo:
+    """openai's gpt-4o-mini offering with a 3000-token context; openrouter's keeps the catalog's."""
+    from tests.conftest import edit_routes
+
+    edit_routes(
+        routes_copy,
+        lambda doc: doc["models"]["openai/gpt-4o-mini"]["offerings"]["openai"].update(context=3000),
+    )
+    demo: Demo = await make_demo()
+    return demo
+
+
+async def test_middle_out_fits_a_conversation_over_the_context(small_context: Demo) -> None:
+    demo, conv = small_context, long_conversation()
+    only_openai = {"provider": {"only": ["openai"]}}
+    async with client(demo) as c:
+        with pytest.raises(openai.BadRequestError) as e:
+            await c.chat.completions.create(model="openai/gpt-4o-mini", messages=conv, extra_body=only_openai)  # type: ignore[arg-type]
+        assert "context 3000" in str(e.value)
+        assert not upstream_bodies(demo)  # a request that cannot fit never reaches an upstream
+        raw = await c.chat.completions.with_raw_response.create(
+            model="openai/gpt-4o-mini",
+            messages=conv,  # type: ignore[arg-type]
+            max_tokens=100,
+            extra_body={**only_openai, "transforms": ["middle-out"]},
+        )
+    body = decimal_json(raw.text)
+    routing = body["x-faregate"]["routing"]
+    assert routing["provider"] == "openai"
+    [note] = routing["transforms"]
+    assert note["transform"] == "middle-out" and note["channel"] == routing["channel"]
+    assert note["removed_messages"] > 0 and note["prompt_tokens_after"] + 100 <= 3000
+    sent = upstream_bodies(demo)[-1]["messages"]
+    assert len(sent) == len(conv) - note["removed_messages"]
+    assert sent[0] == conv[0] and sent[1] == conv[1] and sent[-1] == conv[-1]  # system prompt and both ends
+    assert body["usage"]["prompt_tokens"] < 3000
+
+
+async def test_middle_out_is_per_channel(small_context: Demo) -> None:
+    """The small channel fails: the long-context fallback gets the whole conversation."""
+    demo, conv = small_context, long_conversation()
+    demo.sim.fail("openai", 500)
+    _, body = await create(
+        demo, model="openai/gpt-4o-mini", messages=conv, extra_body={"transforms": ["middle-out"]}
+    )
+    routing = body["x-faregate"]["routing"]
+    assert [a["provider"] for a in routing["attempts"]] == ["openai", "openrouter"]
+    assert [n["channel"] for n in routing["transforms"]] == [routing["attempts"][0]["channel"]]
+    bodies = upstream_bodies(demo)
+    assert len(bodies[0]["messages"]) < len(conv) and len(bodies[-1]["messages"]) == len(conv)

@@ -115,7 +115,10 @@ def build_plan(
     now: float = 0.0,
     rng: random.Random | None = None,
     max_tokens: int | None = None,
+    fit_tokens: int | None = None,
 ) -> Plan:
+    """`fit_tokens`: the prompt tokens a channel's context must hold when fewer than the prompt's (the
+    middle-out transform shortens the conversation per channel); rules still see the whole prompt."""
     # `models` without `model` is the model list (OpenRouter): its first entry is the model.
     requested = header_model or model or (prefs.models[0] if prefs.models else "auto")
     name, variant = model_variant(table, requested)
@@ -131,7 +134,9 @@ def build_plan(
     recheck = _narrower(effective, table.preferences)
     need = _needs(f, prefs.require_parameters)
     answer = max_tokens or 0
-    min_context = f.ceiling + answer  # enough for any channel this large: no count needed for it
+    # enough for any channel this large: no count needed for it (middle-out may fit a shorter prompt)
+    fit = f.ceiling if fit_tokens is None else min(fit_tokens, f.ceiling)
+    min_context = fit + answer
     keep_order = prefs.sort is None and prefs.order is None
     cooling = health.cooling
     first = resolve(table, name, f)
@@ -162,7 +167,7 @@ def build_plan(
             ):
                 kept.append(c)
             else:  # the slow path, for the reason only
-                why = _unusable(c, kind, f, effective, prefs.require_parameters, health, now, max_tokens)
+                why = _unusable(c, kind, fit, f, effective, prefs.require_parameters, health, now, max_tokens)
                 skipped.append((c.id, why or "not free (:free)"))
         filtered = len(kept) < len(cands.channels)
         if not filtered and not prefix and keep_order and cands.strategy in STABLE:
@@ -248,6 +253,7 @@ def _needs(f: Features, require_parameters: bool) -> frozenset[str]:
 def _unusable(
     c: Channel,
     kind: Kind,
+    fit: int,
     f: Features,
     prefs: Preferences,
     require_parameters: bool,
@@ -268,8 +274,8 @@ def _unusable(
         return "no image input"
     if require_parameters and f.json_mode and "json" not in c.caps:
         return "no JSON mode (require_parameters)"
-    if f.prompt_tokens + (max_tokens or 0) > c.context:
-        return f"context {c.context} < {f.prompt_tokens} prompt tokens" + (
+    if fit + (max_tokens or 0) > c.context:
+        return f"context {c.context} < {fit} prompt tokens" + (
             f" + {max_tokens} max_tokens" if max_tokens else ""
         )
     if health.cooling(c.id, now):

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
+from typing import Any
 
 from aiohttp import web
 
@@ -30,6 +31,7 @@ from faregate.providers.registry import INBOUND
 from faregate.providers.stops import StopFilter, apply_stops
 from faregate.routing.features import Features, extract_features
 from faregate.routing.table import Channel, DecisionTable
+from faregate.routing.transforms import MIDDLE_OUT, MiddleOut, floor_tokens, parse_transforms
 from faregate.server.context import Exchange, json_bytes_response, no_channel_error, plan_request, read_json
 from faregate.server.execute import StreamFailed, Walk, call_chat, open_stream
 from faregate.server.keys import HTTP, RUNTIME
@@ -74,7 +76,11 @@ async def serve_chat(
         req, rt.counter.count_request, request.headers, ex.key_group, bound=prompt_bound, lazy=True
     )
     ex.features = f
-    plan = plan_request(request, rt, table, req.model, f, routing, max_tokens=req.max_tokens)
+    squeeze = _middle_out(rt, req, f, routing)
+    fit_tokens = None if squeeze is None else floor_tokens(req.messages, squeeze.count)
+    plan = plan_request(
+        request, rt, table, req.model, f, routing, max_tokens=req.max_tokens, fit_tokens=fit_tokens
+    )
     ex.plan, ex.requested = plan, plan.requested
     if not plan.entries:
         raise no_channel_error(plan, table, rt)
@@ -83,6 +89,8 @@ async def serve_chat(
     if bound != req.max_tokens:
         req = replace(req, max_tokens=bound)
     walk = Walk(plan)
+    if squeeze is not None:
+        walk.fit = lambda r, ch: squeeze.fit(r, ch.id, ch.context)
     ex.walk = walk
     if req.stream:
         return await _stream(request, rt, table, inbound, req, f, walk, ex)
@@ -188,6 +196,14 @@ async def _relay(
         if chunk:
             await response.write(chunk)
     return False
+
+
+def _middle_out(rt: Runtime, req: ChatRequest, f: Features, routing: Mapping[str, Any]) -> MiddleOut | None:
+    """The middle-out transform when the request asks for it (OpenRouter's `transforms`)."""
+    if MIDDLE_OUT not in parse_transforms(routing.get("transforms")):
+        return None
+    model, tools = req.model or "", req.tools
+    return MiddleOut(lambda messages: rt.counter.count_messages(messages, model, tools), f.prompt_tokens)
 
 
 def _dropped(message: str) -> FaregateError:

@@ -73,6 +73,7 @@ def plan_request(
     *,
     kind: Literal["chat", "embedding"] = "chat",
     max_tokens: int | None = None,
+    fit_tokens: int | None = None,
 ) -> Plan:
     """The request's plan on `table`: its routing fields and headers, with the runtime's health and RNG."""
     return build_plan(
@@ -87,6 +88,7 @@ def plan_request(
         now=time.monotonic(),
         rng=rt.rng,
         max_tokens=max_tokens,
+        fit_tokens=fit_tokens,
     )
 
 
@@ -193,6 +195,7 @@ class Exchange:
                     "rule": plan.rule if plan else None,
                     "reason": reason,
                     "attempts": [a.as_json() for a in (self.walk.attempts if self.walk else ())],
+                    "transforms": list(self.walk.transforms) if self.walk else [],
                     "dropped_params": [
                         *(plan.ignored if plan else ()),
                         *(self.walk.dropped if self.walk else ()),

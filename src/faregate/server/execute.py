@@ -104,6 +104,18 @@ class Walk:
             self.deadline = asyncio.get_running_loop().time() + bounds.request_s
         return self.deadline
 
+    # Per-channel rewriting of the request (the middle-out transform), and what it did (for x-faregate).
+    fit: Callable[[ChatRequest, Channel], tuple[ChatRequest, dict[str, object] | None]] | None = None
+    transforms: list[dict[str, object]] = field(default_factory=list)
+
+    def request_for(self, req: ChatRequest, ch: Channel) -> ChatRequest:
+        if self.fit is None:
+            return req
+        fitted, note = self.fit(req, ch)
+        if note is not None:
+            self.transforms.append(note)
+        return fitted
+
     def fail(self, ch: Channel, err: UpstreamError, started: float, health: Health) -> None:
         err = self.scrubbed(err)
         latency = (time.perf_counter() - started) * 1000
@@ -203,7 +215,7 @@ async def call_once(
     walk: Walk,
     bounds: Bounds,
     health: Health,
-    build: Callable[[Adapter, Target], UpstreamCall],
+    build: Callable[[Adapter, Channel], UpstreamCall],
     parse: Callable[[Adapter, bytes], T],
 ) -> tuple[Channel, T]:
     """The plan walk for a non-streamed call: `build` the upstream request, `parse` a 2xx answer."""
@@ -215,7 +227,7 @@ async def call_once(
             break
         ch = entry.channel
         adapter = adapter_for(ch.api)
-        call = build(adapter, target(ch))
+        call = build(adapter, ch)
         walk.dropped, walk.local_stops = call.dropped, call.local_stops
         started, t0 = time.perf_counter(), loop.time()
         when, why = _late(loop, t0, bounds.first_byte_s, walk)
@@ -259,7 +271,7 @@ async def call_chat(
         walk,
         bounds,
         health,
-        lambda a, t: a.chat_request(req, t),
+        lambda a, ch: a.chat_request(walk.request_for(req, ch), target(ch)),
         lambda a, b: a.parse_chat_response(b),
     )
 
@@ -276,7 +288,7 @@ async def call_embeddings(
         walk,
         bounds,
         health,
-        lambda a, t: a.embeddings_request(req, t),
+        lambda a, ch: a.embeddings_request(req, target(ch)),
         lambda a, b: a.parse_embeddings_response(b),
     )
 
@@ -377,7 +389,7 @@ async def open_stream(
             break
         ch = entry.channel
         adapter: Adapter = adapter_for(ch.api)
-        call = adapter.chat_request(req, target(ch))
+        call = adapter.chat_request(walk.request_for(req, ch), target(ch))
         walk.dropped, walk.local_stops = call.dropped, call.local_stops
         started, t0 = time.perf_counter(), loop.time()
         when, why = _late(loop, t0, bounds.first_byte_s, walk)
