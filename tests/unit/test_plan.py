@@ -607,8 +607,12 @@ def test_a_plan_never_holds_an_excluded_channel_and_is_sorted_by_its_strategy(
         assert f.prompt_tokens + (max_tokens or 0) <= c.context
     # (c) no channel twice
     assert len(set(ids(chans))) == len(chans)
-    if static.allow_fallbacks is False or req.allow_fallbacks is False:
+    # no fallback: one attempt; `order` without fallbacks: exactly those providers (OpenRouter's meaning)
+    exact_order = req.order is not None and req.allow_fallbacks is False
+    if static.allow_fallbacks is False or (req.allow_fallbacks is False and not exact_order):
         assert len(chans) <= 1
+    if exact_order:
+        assert req.order is not None and all(c.provider in req.order for c in chans)
 
     # (b) sorted by the strategy
     strategy = "cheapest"
