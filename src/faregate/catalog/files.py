@@ -74,6 +74,7 @@ def parse_catalog_file(data: dict[str, Any]) -> tuple[ProviderInfo, list[Offerin
             retired_on=None if o.get("retired") is None else str(o["retired"]),
             retired_by="catalog" if "retired" in o else None,
             replacement=o.get("replacement"),
+            api=o.get("api"),
         )
         for model_id, o in data["offerings"].items()
     ]

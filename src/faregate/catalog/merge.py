@@ -134,6 +134,7 @@ def _offering(
         max_output=p.max_output or base.max_output,
         caps=frozenset(caps),
         name=name or base.name,
+        api=p.api or base.api,
     )
     merged, problems = _retirement(p, base, merged)
     if merged.price is None:

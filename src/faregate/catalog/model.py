@@ -55,6 +55,7 @@ class Offering:
     caps: frozenset[str] = frozenset()
     name: str | None = None
     retired: bool = False
+    api: Api | None = None  # the wire format when it differs from the provider's (e.g. openai-responses)
     aliases: tuple[str, ...] = ()  # other upstream ids the provider answers to (dated snapshots)
     retired_on: str | None = None  # YYYY-MM-DD it shut down or left the listing, where known
     retired_by: RetiredBy | None = None  # set with `retired`

@@ -34,7 +34,7 @@ from faregate.secrets import Scrubber
 log = logging.getLogger("faregate.catalog.sync")
 
 DEFAULT_LISTING: Final[Mapping[Api, Listing]] = MappingProxyType(
-    {"openai": "openai", "anthropic": "anthropic", "gemini": "gemini"}
+    {"openai": "openai", "anthropic": "anthropic", "gemini": "gemini", "openai-responses": "openai"}
 )
 JOB_ID = "catalog-sync"
 FIRST_RUN_DELAY_S = 10.0  # after start-up, when the last successful sync is older than the interval

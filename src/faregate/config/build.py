@@ -193,6 +193,7 @@ def _offering(model_id: str, provider: str, raw: Mapping[str, Any]) -> OfferingP
         max_output=raw.get("max_output"),
         caps=MappingProxyType({c: raw[c] for c in CAPS if c in raw}),
         retired=raw.get("retired"),
+        api=raw.get("api"),
     )
 
 

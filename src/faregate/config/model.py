@@ -15,7 +15,7 @@ from typing import Literal
 
 from faregate.config.load import PathElem
 
-Api = Literal["openai", "anthropic", "gemini"]
+Api = Literal["openai", "anthropic", "gemini", "openai-responses"]
 Listing = Literal["openai", "anthropic", "gemini", "openrouter", "ollama", "together"]
 Policy = Literal["allow", "deny"]
 Strategy = Literal["cheapest", "ordered", "fastest", "weighted"]
@@ -55,6 +55,7 @@ class OfferingPatch:
     max_output: int | None = None
     caps: Mapping[str, bool] = field(default_factory=lambda: MappingProxyType({}))
     retired: bool | str | None = None  # True or a YYYY-MM-DD date: out; False: in; None: not stated
+    api: Api | None = None  # this offering's wire format when it differs from its provider's
 
     @property
     def declares(self) -> bool:

@@ -13,8 +13,14 @@ from faregate.providers.anthropic import AnthropicAdapter, AnthropicInbound
 from faregate.providers.base import Adapter, Inbound
 from faregate.providers.gemini import GeminiAdapter
 from faregate.providers.openai import OpenAIAdapter, OpenAIInbound
+from faregate.providers.openai_responses import ResponsesAdapter
 
-_ADAPTERS: Final[tuple[Adapter, ...]] = (OpenAIAdapter(), AnthropicAdapter(), GeminiAdapter())
+_ADAPTERS: Final[tuple[Adapter, ...]] = (
+    OpenAIAdapter(),
+    AnthropicAdapter(),
+    GeminiAdapter(),
+    ResponsesAdapter(),
+)
 _INBOUND: Final[tuple[tuple[str, Inbound], ...]] = (
     ("openai", OpenAIInbound()),
     ("anthropic", AnthropicInbound()),

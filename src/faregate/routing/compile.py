@@ -205,7 +205,7 @@ def _channel(
         provider=o.provider,
         model_id=o.model_id,
         upstream_id=o.upstream_id,
-        api=info.api,
+        api=o.api or info.api,
         base_url=info.base_url.rstrip("/"),
         kind=o.kind,
         price=o.price,

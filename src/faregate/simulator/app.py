@@ -15,7 +15,7 @@ from typing import Final
 
 from aiohttp import web
 
-from faregate.simulator import anthropic, gemini, openai
+from faregate.simulator import anthropic, gemini, openai, responses
 from faregate.simulator.faults import FaultBook
 from faregate.simulator.listings import LISTINGS
 from faregate.simulator.model import (
@@ -38,8 +38,17 @@ from faregate.simulator.model import (
     json_response,
 )
 
+# An OpenAI-format provider serves chat completions and the Responses API side by side, as OpenAI does.
+OPENAI_WIRE: Final = dataclasses.replace(
+    openai.WIRE, endpoints=(*openai.WIRE.endpoints, *responses.ENDPOINTS)
+)
 WIRES: Final[Mapping[Api, Wire]] = MappingProxyType(
-    {"openai": openai.WIRE, "anthropic": anthropic.WIRE, "gemini": gemini.WIRE}
+    {
+        "openai": OPENAI_WIRE,
+        "anthropic": anthropic.WIRE,
+        "gemini": gemini.WIRE,
+        "openai-responses": OPENAI_WIRE,
+    }
 )
 # OpenRouter's API root is `/api/v1`, not `/v1`: base_url and routes both follow it.
 BASE_PATH_OVERRIDES: Final[Mapping[Listing, str]] = MappingProxyType({"openrouter": "/api/v1"})
@@ -87,6 +96,7 @@ class Simulator:
         self._faults = FaultBook()
         self._received: list[Received] = []
         self._listing_bodies: dict[str, JSON] = {}  # provider -> what its listing answers instead
+        self._responses: dict[str, JSONObject] = {}  # stored Responses API responses, by id
         self.stream_delay_s = stream_delay_s  # between SSE events
 
     @property
@@ -197,6 +207,7 @@ class Simulator:
                 self._count_tokens,
                 self.stream_delay_s,
                 self._faults.drop_after(name),
+                self._responses,
             )
             if name in self._listing_bodies and endpoint in LISTINGS[provider.listing]:
                 return json_response(self._listing_bodies[name])

@@ -17,7 +17,7 @@ from aiohttp import web
 
 JSON: TypeAlias = Any
 JSONObject: TypeAlias = dict[str, Any]
-Api = Literal["openai", "anthropic", "gemini"]
+Api = Literal["openai", "anthropic", "gemini", "openai-responses"]
 Listing = Literal["openai", "anthropic", "gemini", "openrouter", "ollama", "together"]
 CountTokens: TypeAlias = Callable[[str], int]
 
@@ -107,6 +107,7 @@ class Call:
     count_tokens: CountTokens
     stream_delay_s: float = 0.0
     drop_after: int | None = None
+    responses: dict[str, JSONObject] = field(default_factory=dict)  # the simulator's stored responses
 
     def json_object(self, bad_json: str) -> JSONObject:
         """The body as a JSON object, or a 400 with the provider's own wording (`bad_json`)."""

@@ -1,11 +1,26 @@
-"""The seam objects for the Responses API: `ResponsesInbound`, one per `POST /v1/responses` (it carries
+"""The seam objects for the Responses API: `ResponsesAdapter` (faregate → an `api: openai-responses`
+upstream, `POST {base_url}/responses`) and `ResponsesInbound`, one per `POST /v1/responses` (it carries
 that response's id and echoed fields, and hands the final response object to the store).
 """
 
 from __future__ import annotations
 
-from faregate.canonical import ChatRequest, ChatResponse, JSONObject, Usage
-from faregate.errors import FaregateError, openai_envelope
+from faregate.canonical import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    JSONObject,
+    Usage,
+    WireApi,
+)
+from faregate.errors import FaregateError, UpstreamError, openai_envelope
+from faregate.providers.base import Target, UpstreamCall
+from faregate.providers.openai import errors
+from faregate.providers.openai.adapter import headers_for
+from faregate.providers.openai.request import render_embeddings
+from faregate.providers.openai.response import parse_embeddings_response
+from faregate.providers.openai_responses import request, response
 from faregate.providers.openai_responses.inbound import parse_responses
 from faregate.providers.openai_responses.render import (
     OnFinal,
@@ -13,6 +28,39 @@ from faregate.providers.openai_responses.render import (
     ResponsesStreamEncoder,
     render_response,
 )
+from faregate.providers.openai_responses.stream import ResponsesStreamDecoder
+from faregate.providers.wire import dumps, join_url
+
+
+class ResponsesAdapter:
+    """`api: openai-responses` upstreams: chat at `{base_url}/responses`; embeddings (and errors) as on
+    OpenAI, whose API serves both."""
+
+    __slots__ = ()
+    api: WireApi = "openai-responses"
+
+    def chat_request(self, req: ChatRequest, target: Target) -> UpstreamCall:
+        body, dropped = request.render_request(req, target.upstream_id)
+        url = join_url(target.base_url, "/responses")
+        return UpstreamCall("POST", url, headers_for(target), dumps(body), dropped)
+
+    def parse_chat_response(self, body: bytes) -> ChatResponse:
+        return response.parse_chat_response(body)
+
+    def stream_decoder(self) -> ResponsesStreamDecoder:
+        return ResponsesStreamDecoder()
+
+    def embeddings_request(self, req: EmbeddingRequest, target: Target) -> UpstreamCall:
+        body, dropped = render_embeddings(req, target.upstream_id)
+        return UpstreamCall(
+            "POST", join_url(target.base_url, "/embeddings"), headers_for(target), dumps(body), dropped
+        )
+
+    def parse_embeddings_response(self, body: bytes) -> EmbeddingResponse:
+        return parse_embeddings_response(body)
+
+    def classify_error(self, status: int, body: bytes) -> UpstreamError:
+        return errors.classify_error(status, body)
 
 
 class ResponsesInbound:

@@ -1,0 +1,100 @@
+"""Canonical request → a Responses API body, for an `api: openai-responses` upstream (a provider or model
+served only at `{base_url}/responses`).
+
+Leading system messages become `instructions`; the rest of the conversation is sent as input items. The
+gateway keeps conversation state itself, so the upstream is asked to store nothing (`store: false`).
+What the Responses API cannot carry (`stop`, `top_k`, a reasoning budget on a model that does not reason)
+is dropped and noted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from faregate.canonical import ChatRequest, JSONObject, Message, Tool, ToolChoice
+from faregate.providers.openai.request import REASONING_PREFIXES
+from faregate.providers.openai_responses.items import render_items
+from faregate.providers.reasoning import effort_of, in_family
+
+SOURCE_API: Final = "openai-responses"
+MIN_OUTPUT_TOKENS: Final = 16  # OpenAI refuses a smaller max_output_tokens
+HANDLED_EXTRA: Final = frozenset({"parallel_tool_calls"})
+NEVER_FORWARDED: Final = frozenset({"store", "previous_response_id", "stream", "background", "conversation"})
+
+
+def render_tool(t: Tool) -> JSONObject:
+    # Not strict: OpenAI's strict mode needs every property required and additionalProperties false,
+    # which a schema written for another provider rarely says.
+    return {
+        "type": "function",
+        "name": t.name,
+        "description": t.description,
+        "parameters": dict(t.parameters) or {"type": "object", "properties": {}},
+        "strict": False,
+    }
+
+
+def render_tool_choice(choice: ToolChoice) -> str | JSONObject:
+    return {"type": "function", "name": choice.name} if choice.mode == "tool" else choice.mode
+
+
+def render_text_format(response_format: Any) -> JSONObject | None:
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return {"format": {"type": "json_object"}}
+    if kind == "json_schema":
+        spec = dict(response_format.get("json_schema") or {})
+        return {"format": {"type": "json_schema", **spec}}
+    return None
+
+
+def split_instructions(messages: tuple[Message, ...]) -> tuple[str | None, tuple[Message, ...]]:
+    lead = 0
+    while lead < len(messages) and messages[lead].role == "system":
+        lead += 1
+    text = "\n\n".join(m.text for m in messages[:lead] if m.text)
+    return text or None, messages[lead:]
+
+
+def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tuple[str, ...]]:
+    """The Responses body and the request fields it could not carry."""
+    dropped: list[str] = []
+    instructions, rest = split_instructions(req.messages)
+    body: JSONObject = {"model": upstream_id, "input": render_items(rest), "store": False}
+    if instructions is not None:
+        body["instructions"] = instructions
+    if req.tools:
+        body["tools"] = [render_tool(t) for t in req.tools]
+    if req.tool_choice is not None:
+        body["tool_choice"] = render_tool_choice(req.tool_choice)
+    if req.response_format is not None:
+        text = render_text_format(req.response_format)
+        if text is not None:
+            body["text"] = text
+    if req.max_tokens is not None:
+        body["max_output_tokens"] = max(req.max_tokens, MIN_OUTPUT_TOKENS)
+    for key, value in (("temperature", req.temperature), ("top_p", req.top_p), ("user", req.user)):
+        if value is not None:
+            body[key] = value
+    if req.stop:
+        dropped.append("stop")
+    if req.top_k is not None:
+        dropped.append("top_k")
+    if req.reasoning is not None:
+        effort = effort_of(req.reasoning)
+        if effort is not None and in_family(upstream_id, REASONING_PREFIXES):
+            body["reasoning"] = {"effort": effort}
+        elif effort is not None:
+            dropped.append("reasoning")
+    if req.extra.get("parallel_tool_calls") is False:
+        body["parallel_tool_calls"] = False
+    for key, value in req.extra.items():
+        if key in HANDLED_EXTRA:
+            continue
+        if req.source_api == SOURCE_API and key not in NEVER_FORWARDED:
+            body[key] = value
+        else:
+            dropped.append(key)
+    if req.stream:
+        body["stream"] = True
+    return body, tuple(dropped)

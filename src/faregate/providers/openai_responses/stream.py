@@ -1,0 +1,105 @@
+"""A Responses API event stream (an `api: openai-responses` upstream) → canonical `StreamEvent`s.
+
+Events are told apart by their `type` (the `event:` line says the same). Text deltas and function-call
+argument deltas map one to one; a function call whose arguments arrive only in its `output_item.done`
+still gets them. The stream ends with `response.completed` or `response.incomplete`; `response.failed`,
+an `error` event, or EOF before the end are protocol errors (the channel's fault).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from faregate import jsonio
+from faregate.canonical import Finish, Start, StreamEvent, TextDelta, ToolArgsDelta, ToolCallStart
+from faregate.providers.openai_responses.response import failure_message, finish_reason, parse_usage
+from faregate.providers.sse import SseEvent
+from faregate.providers.wire import mask_secrets
+
+TEXT_DELTAS = frozenset({"response.output_text.delta", "response.refusal.delta"})
+ENDS = frozenset({"response.completed", "response.incomplete"})
+
+
+@dataclass(slots=True)
+class ResponsesStreamDecoder:
+    started: bool = False
+    finished: bool = False
+    slots: dict[int, int] = field(default_factory=dict)  # output_index of a function call → canonical index
+    args_seen: set[int] = field(default_factory=set)
+
+    def feed(self, ev: SseEvent) -> list[StreamEvent]:
+        if self.finished or not ev.data.strip():
+            return []
+        try:
+            data = jsonio.loads(ev.data)
+        except ValueError:
+            raise ValueError("stream: an event is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise ValueError("stream: an event is not a JSON object")
+        kind = data.get("type") or ev.event
+        out: list[StreamEvent] = []
+        if not self.started:
+            self.started = True
+            response = _response(data)
+            out.append(Start(str(response.get("id") or ""), str(response.get("model") or "")))
+        out.extend(self._dispatch(kind, data))
+        return out
+
+    def _dispatch(self, kind: Any, data: dict[str, Any]) -> list[StreamEvent]:
+        if kind in TEXT_DELTAS:
+            delta = data.get("delta")
+            return [TextDelta(delta)] if isinstance(delta, str) and delta else []
+        if kind == "response.output_item.added":
+            item = data.get("item")
+            if isinstance(item, dict) and item.get("type") == "function_call":
+                new_slot = self.slots[int(data.get("output_index") or 0)] = len(self.slots)
+                call_id = str(item.get("call_id") or item.get("id") or "")
+                events: list[StreamEvent] = [ToolCallStart(new_slot, call_id, str(item.get("name") or ""))]
+                if item.get("arguments"):
+                    self.args_seen.add(new_slot)
+                    events.append(ToolArgsDelta(new_slot, str(item["arguments"])))
+                return events
+            return []
+        if kind == "response.function_call_arguments.delta":
+            slot = self.slots.get(int(data.get("output_index") or 0))
+            delta = data.get("delta")
+            if slot is None or not isinstance(delta, str) or not delta:
+                return []
+            self.args_seen.add(slot)
+            return [ToolArgsDelta(slot, delta)]
+        if kind == "response.output_item.done":
+            slot = self.slots.get(int(data.get("output_index") or 0))
+            item = data.get("item")
+            if (
+                slot is not None
+                and slot not in self.args_seen
+                and isinstance(item, dict)
+                and item.get("arguments")
+            ):
+                self.args_seen.add(slot)
+                return [ToolArgsDelta(slot, str(item["arguments"]))]
+            return []
+        if kind in ENDS:
+            self.finished = True
+            response = _response(data)
+            reason = finish_reason(
+                response.get("status"), response.get("incomplete_details"), bool(self.slots)
+            )
+            return [Finish(reason, parse_usage(response.get("usage")))]
+        if kind == "response.failed":
+            raise ValueError(f"stream: upstream error: {failure_message(_response(data))}")
+        if kind == "error":
+            raise ValueError(f"stream: upstream error: {mask_secrets(str(data.get('message') or 'error'))}")
+        return []
+
+    def close(self) -> list[StreamEvent]:
+        """EOF before `response.completed`: the answer may be cut anywhere, a protocol error."""
+        if not self.finished:
+            raise ValueError("stream ended before response.completed")
+        return []
+
+
+def _response(data: dict[str, Any]) -> dict[str, Any]:
+    response = data.get("response")
+    return response if isinstance(response, dict) else {}

@@ -1,0 +1,160 @@
+"""`api: openai-responses` upstreams: a provider, or one offering, whose calls go to `{base_url}/responses`.
+Chat completions (openai SDK), messages (anthropic SDK) and Responses clients routed there are translated,
+streaming included, tools included; the upstream is asked to store nothing (the gateway keeps state)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pytest
+
+from faregate.accounting.tokens import TokenCounter
+from tests.conftest import Demo, edit_routes, start_demo
+from tests.server.helpers import check_accounting, client, decimal_json
+
+MODEL = "openai/gpt-6-luna"  # served by the `openai` provider only
+WEATHER: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+A_WEATHER: Any = {"name": "get_weather", "input_schema": WEATHER["function"]["parameters"]}
+
+
+def offering_api(doc: Any) -> None:
+    """Only this one offering speaks the Responses API; the rest of the provider stays on chat completions."""
+    models = doc.setdefault("models", {})
+    models.setdefault(MODEL, {}).setdefault("offerings", {})["openai"] = {"api": "openai-responses"}
+
+
+def provider_api(doc: Any) -> None:
+    doc["providers"]["openai"]["api"] = "openai-responses"
+
+
+@pytest.fixture(params=[offering_api, provider_api], ids=["offering", "provider"])
+async def demo(request: Any, routes_copy: Path, counter: TokenCounter) -> AsyncIterator[Demo]:
+    edit_routes(routes_copy, request.param)
+    d, stop = await start_demo(routes_copy, counter)
+    try:
+        yield d
+    finally:
+        await stop()
+
+
+def responses_calls(demo: Demo) -> list[dict[str, Any]]:
+    return [r.json() for r in demo.sim.received_for("openai") if r.path.endswith("/v1/responses")]
+
+
+async def test_chat_completions_plain_and_streamed(demo: Demo) -> None:
+    assert demo.runtime.holder.current.channels["openai:gpt-6-luna"].api == "openai-responses"
+    async with client(demo) as c:
+        raw = await c.chat.completions.with_raw_response.create(
+            model=MODEL,
+            messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}],
+            max_tokens=50,
+        )
+        stream = await c.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Hello there"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [ch async for ch in stream]
+    completion = raw.parse()
+    assert "You said: Hello there" in (completion.choices[0].message.content or "")
+    check_accounting(demo, decimal_json(raw.text), raw.headers)
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert "You said: Hello there" in text and chunks[-1].usage is not None
+    first, second = responses_calls(demo)
+    assert (
+        first["instructions"] == "Be brief." and first["store"] is False and first["max_output_tokens"] == 50
+    )
+    assert second["stream"] is True
+
+
+async def test_chat_tool_round_trip(demo: Demo) -> None:
+    async with client(demo) as c:
+        first = await c.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Use get_weather for Rome"}], tools=[WEATHER]
+        )
+        call = (first.choices[0].message.tool_calls or [])[0]
+        assert first.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather"  # type: ignore[union-attr]
+        stream = await c.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Use get_weather for Rome"}],
+            tools=[WEATHER],
+            stream=True,
+        )
+        args = "".join(
+            tc.function.arguments or ""
+            for ch in [x async for x in stream]
+            if ch.choices
+            for tc in ch.choices[0].delta.tool_calls or ()
+            if tc.function
+        )
+        assert json.loads(args).keys() == {"city"}
+        second = await c.chat.completions.create(
+            model=MODEL,
+            tools=[WEATHER],
+            messages=[
+                {"role": "user", "content": "Use get_weather for Rome"},
+                {"role": "assistant", "tool_calls": [call.model_dump()]},  # type: ignore[list-item]
+                {"role": "tool", "tool_call_id": call.id, "content": "rainy"},
+            ],
+        )
+    assert "Tool result received: rainy" in (second.choices[0].message.content or "")
+    sent = responses_calls(demo)[-1]["input"]
+    assert [i["type"] for i in sent] == ["message", "function_call", "function_call_output"]
+
+
+async def test_messages_plain_streamed_and_tools(demo: Demo) -> None:
+    async with anthropic.AsyncAnthropic(base_url=demo.url, api_key="x", max_retries=0) as a:
+        msg = await a.messages.create(
+            model=MODEL,
+            max_tokens=100,
+            system="Be brief.",
+            messages=[{"role": "user", "content": "Hello there"}],
+        )
+        assert "You said: Hello there" in msg.content[0].text  # type: ignore[union-attr]
+        async with a.messages.stream(
+            model=MODEL,
+            max_tokens=100,
+            messages=[{"role": "user", "content": "Use get_weather for Rome"}],
+            tools=[A_WEATHER],
+        ) as s:
+            final = await s.get_final_message()
+    assert final.stop_reason == "tool_use"
+    tool = next(b for b in final.content if b.type == "tool_use")
+    assert tool.name == "get_weather" and set(tool.input) == {"city"}  # type: ignore[arg-type]
+    assert responses_calls(demo)[0]["instructions"] == "Be brief."
+
+
+async def test_responses_client_to_a_responses_upstream(demo: Demo) -> None:
+    async with client(demo) as c:
+        first = await c.responses.create(model=MODEL, input="My name is Ada", service_tier="flex")
+        async with c.responses.stream(model=MODEL, input="Who am I?", previous_response_id=first.id) as s:
+            final = await s.get_final_response()
+    assert "You said: Who am I" in final.output_text
+    one, two = responses_calls(demo)
+    assert (
+        one["service_tier"] == "flex"
+    )  # a Responses field without canonical meaning reaches a Responses upstream
+    assert "previous_response_id" not in two and two["store"] is False  # the gateway rebuilt the history
+    assert "My name is Ada" in json.dumps(two["input"])
+
+
+async def test_upstream_drop_and_failure(demo: Demo) -> None:
+    demo.sim.drop_stream("openai", after_events=4)
+    async with client(demo) as c:
+        stream = await c.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Hello there"}], stream=True
+        )
+        with pytest.raises(Exception) as caught:
+            _ = [ch async for ch in stream]
+    assert "openai" in str(caught.value)
