@@ -182,20 +182,21 @@ async def test_n_and_logprobs_are_dropped_for_other_formats(demo: Demo) -> None:
     assert {"n", "logprobs"} <= set(body["x-faregate"]["routing"]["dropped_params"])
 
 
-async def test_n_is_dropped_when_streaming(demo: Demo) -> None:
+async def test_n_and_logprobs_are_dropped_when_streaming(demo: Demo) -> None:
     async with client(demo) as c:
         stream = await c.chat.completions.create(
             model="openai/gpt-4o-mini",
             messages=HELLO,
             n=2,
+            logprobs=True,
             stream=True,
             stream_options={"include_usage": True},
         )
         chunks = [ch async for ch in stream]
     assert {c.index for ch in chunks for c in ch.choices} == {0}
-    assert "n" not in upstream_bodies(demo)[-1]
+    assert not {"n", "logprobs"} & set(upstream_bodies(demo)[-1])
     xf = (chunks[-1].model_extra or {})["x-faregate"]
-    assert "n" in xf["routing"]["dropped_params"]
+    assert {"n", "logprobs"} <= set(xf["routing"]["dropped_params"])
 
 
 async def test_ids_are_unique_and_find_their_trace(demo: Demo) -> None:
@@ -282,3 +283,43 @@ async def test_middle_out_is_per_channel(small_context: Demo) -> None:
     assert [n["channel"] for n in routing["transforms"]] == [routing["attempts"][0]["channel"]]
     bodies = upstream_bodies(demo)
     assert len(bodies[0]["messages"]) < len(conv) and len(bodies[-1]["messages"]) == len(conv)
+
+
+async def test_openrouter_fields_never_reach_an_embeddings_upstream(demo: Demo) -> None:
+    extra = {"provider": {"order": ["OpenAI"]}, "route": "fallback", "usage": {"include": True}, "min_p": 0.1}
+    async with client(demo) as c:
+        raw = await c.embeddings.with_raw_response.create(
+            model="openai/text-embedding-3-small", input="hello", extra_body=extra
+        )
+    body = decimal_json(raw.text)
+    sent = upstream_bodies(demo)[-1]
+    assert not {"provider", "route", "usage", "min_p"} & set(sent)
+    assert body["x-faregate"]["routing"]["dropped_params"] == ["min_p"]
+
+
+async def test_a_model_path_with_a_trailing_slash(demo: Demo) -> None:
+    async with client(demo) as c:
+        model = await c.get("/models/openai/gpt-4o-mini/", cast_to=object)
+    assert isinstance(model, dict) and model["id"] == "openai/gpt-4o-mini"
+
+
+async def test_the_simulator_streams_n_choices_with_logprobs(demo: Demo) -> None:
+    """The simulator itself, called directly as an OpenAI client would: `n` choices, each token's logprobs."""
+    sim = openai.AsyncOpenAI(base_url=f"{demo.sim_origin}/openai/v1", api_key="sk-test", max_retries=0)
+    async with sim:
+        stream = await sim.chat.completions.create(
+            model="gpt-4o-mini", messages=HELLO, n=2, logprobs=True, top_logprobs=2, stream=True
+        )
+        chunks = [ch async for ch in stream]
+        with pytest.raises(openai.BadRequestError):
+            await sim.chat.completions.create(model="gpt-4o-mini", messages=HELLO, top_logprobs=2)
+    text: dict[int, str] = {0: "", 1: ""}
+    tokens: dict[int, str] = {0: "", 1: ""}
+    for ch in chunks:
+        for c in ch.choices:
+            text[c.index] += c.delta.content or ""
+            if c.logprobs and c.logprobs.content:
+                assert all(len(t.top_logprobs) == 2 for t in c.logprobs.content)
+                tokens[c.index] += "".join(t.token for t in c.logprobs.content)
+    assert text[0] and text[1] and text[0] != text[1]
+    assert tokens == text

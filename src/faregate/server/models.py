@@ -153,7 +153,7 @@ async def handle_list(request: web.Request) -> web.Response:
 
 async def handle_get(request: web.Request) -> web.Response:
     table = request.app[RUNTIME].holder.current
-    model_id = request.match_info["model_id"]
+    model_id = request.match_info["model_id"].rstrip("/")  # `/v1/models/{id}/` as well
     if model_id in table.aliases:
         return web.json_response(alias_entry(table, model_id))
     resolved = model_id if model_id in table.known else table.upstream_ids.get(model_id)

@@ -8,6 +8,7 @@ from typing import Any
 
 from faregate.canonical import EmbeddingRequest, EmbeddingResponse, JSONObject, Usage
 from faregate.errors import InvalidRequest
+from faregate.providers.fields import ROUTING_FIELDS
 
 MAX_INPUTS = 2048  # OpenAI's limit on inputs per request
 
@@ -43,8 +44,8 @@ def parse_embeddings(body: object) -> tuple[EmbeddingRequest, str, JSONObject]:
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise InvalidRequest("'user' must be a string", param="user")
-    routing = {k: body[k] for k in ("provider", "models") if k in body}
-    known = {"input", "model", "dimensions", "encoding_format", "user", "provider", "models"}
+    routing = {k: body[k] for k in ROUTING_FIELDS if k in body}  # faregate's (OpenRouter's names)
+    known = {"input", "model", "dimensions", "encoding_format", "user", *ROUTING_FIELDS}
     extra = {k: v for k, v in body.items() if k not in known}
     return EmbeddingRequest(model or None, inputs, dims, user, extra), fmt, routing
 

@@ -116,9 +116,8 @@ def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tupl
             extra, unsent = forwardable(req.extra, "openai")
             if "max_completion_tokens" in extra:
                 body.pop("max_tokens", None)  # the client used the newer name; send only that one
-            if req.stream and extra.get("n", 1) != 1:
-                del extra["n"]  # a stream carries one choice to the client: the others would be billed
-                unsent.append("n")
+            if req.stream:
+                unsent += stream_only_drops(extra)
             body.update(extra)
             dropped.extend(unsent)
         else:
@@ -139,6 +138,21 @@ def render_reasoning(body: JSONObject, req: ChatRequest, upstream_id: str, dropp
     body["reasoning_effort"] = effort
 
 
+def stream_only_drops(extra: dict[str, Any]) -> list[str]:
+    """What a stream cannot carry back to the client (removed from `extra`): more than one choice (only
+    choice 0 of a stream reaches the client, the others would be billed) and logprobs (stream events carry
+    text, not token logprobs)."""
+    out = []
+    if extra.get("n", 1) != 1:
+        del extra["n"]
+        out.append("n")
+    for key in ("logprobs", "top_logprobs"):
+        if key in extra:
+            del extra[key]
+            out.append(key)
+    return out
+
+
 def render_embeddings(req: EmbeddingRequest, upstream_id: str) -> tuple[JSONObject, tuple[str, ...]]:
     """The embeddings body. Vectors are always asked for as floats (the default): base64 is not decoded."""
     body: JSONObject = {"model": upstream_id, "input": list(req.inputs)}
@@ -146,10 +160,10 @@ def render_embeddings(req: EmbeddingRequest, upstream_id: str) -> tuple[JSONObje
         body["dimensions"] = req.dimensions
     if req.user is not None:
         body["user"] = req.user
-    dropped: tuple[str, ...] = ()
+    dropped: list[str] = []
     if req.extra:
-        extra = dict(req.extra)
+        extra, dropped = forwardable(req.extra, "openai")
         if extra.pop("encoding_format", "float") != "float":
-            dropped = ("encoding_format",)
+            dropped.append("encoding_format")
         body.update(extra)
-    return body, dropped
+    return body, tuple(dropped)
