@@ -280,3 +280,16 @@ def test_script_runs_the_same_audit(setup) -> None:
     )
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["failed"] == ["billing"]
+
+
+def test_spend_is_grouped_by_app() -> None:
+    from dataclasses import replace
+
+    from faregate.audit import checks
+
+    base = record("r1", 1, "acme:small", Usage(10, 5), "0.5", "1.0")
+    rows = [replace(base, app="My App"), replace(base, id="r2", app="My App"), replace(base, id="r3")]
+    section = checks.spend(rows)
+    apps = {r["value"]: r for r in section.rows if r["by"] == "app"}
+    assert set(apps) == {"My App", "(none)"}
+    assert apps["My App"]["requests"] == 2 and Decimal(apps["My App"]["spend_usd"]) == Decimal("1.0")
