@@ -7,7 +7,7 @@ split off (never forwarded); every other unknown field is kept in `extra`, uncha
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -162,23 +162,29 @@ def parse_tool(tool: object, at: str) -> Tool:
         raise bad_type(at, "an object", tool)
     if tool.get("type") != "function":
         raise bad_value(f"{at}.type", tool.get("type"), ("function",))
-    fn = required(tool, "function", f"{at}.function", dict)
+    return function_tool(required(tool, "function", f"{at}.function", dict), f"{at}.function")
+
+
+def function_tool(fn: dict[str, Any], at: str) -> Tool:
+    """A function's `name`, `description` and `parameters`, read from `fn` (found at `at`): chat
+    completions nest them under `function`, the Responses API keeps them on the tool itself."""
     name = fn.get("name")
     if name is None:
-        raise missing(f"{at}.function.name")
+        raise missing(f"{at}.name")
     if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
-        raise invalid(f"{at}.function.name", "string does not match pattern. Expected ^[a-zA-Z0-9_-]{1,64}$.")
-    description = optional(fn, "description", f"{at}.function.description", str)
-    parameters = optional(fn, "parameters", f"{at}.function.parameters", dict)
+        raise invalid(f"{at}.name", "string does not match pattern. Expected ^[a-zA-Z0-9_-]{1,64}$.")
+    description = optional(fn, "description", f"{at}.description", str)
+    parameters = optional(fn, "parameters", f"{at}.parameters", dict)
     return Tool(name, description, parameters if parameters is not None else {})
 
 
-def parse_tools(value: object) -> tuple[Tool, ...]:
+def parse_tools(value: object, parse: Callable[[object, str], Tool] = parse_tool) -> tuple[Tool, ...]:
+    """The `tools` array, each element read by `parse` (the inbound format's own tool shape)."""
     if value is None:
         return ()
     if not isinstance(value, list):
         raise bad_type("tools", "an array", value)
-    return tuple(parse_tool(t, f"tools[{i}]") for i, t in enumerate(value))
+    return tuple(parse(t, f"tools[{i}]") for i, t in enumerate(value))
 
 
 def parse_tool_choice(value: object, tools: tuple[Tool, ...]) -> ToolChoice | None:

@@ -26,7 +26,7 @@ from faregate.canonical import (
 )
 from faregate.errors import InvalidRequest
 from faregate.providers.fields import ROUTING_FIELDS
-from faregate.providers.openai.inbound import TOOL_NAME
+from faregate.providers.openai.inbound import function_tool, parse_tools
 from faregate.providers.openai.validate import (
     bad_type,
     bad_value,
@@ -128,22 +128,7 @@ def parse_tool(tool: object, at: str) -> Tool:
             "(faregate translates each request for the upstream it routes to, and runs no tools itself).",
             "unsupported_tool",
         )
-    name = tool.get("name")
-    if name is None:
-        raise missing(f"{at}.name")
-    if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
-        raise invalid(f"{at}.name", "string does not match pattern. Expected ^[a-zA-Z0-9_-]{1,64}$.")
-    description = optional(tool, "description", f"{at}.description", str)
-    parameters = optional(tool, "parameters", f"{at}.parameters", dict)
-    return Tool(name, description, parameters if parameters is not None else {})
-
-
-def parse_tools(value: object) -> tuple[Tool, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise bad_type("tools", "an array", value)
-    return tuple(parse_tool(t, f"tools[{i}]") for i, t in enumerate(value))
+    return function_tool(tool, at)
 
 
 def parse_tool_choice(value: object, tools: tuple[Tool, ...]) -> ToolChoice | None:
@@ -260,7 +245,7 @@ def parse_responses(body: object) -> ResponsesRequest:
     instructions = optional(body, "instructions", "instructions", str) or None
     system = (Message("system", (TextPart(instructions),)),) if instructions else ()
     messages = (*system, *parse_items(items))
-    tools = parse_tools(body.get("tools"))
+    tools = parse_tools(body.get("tools"), parse_tool)
     choice = parse_tool_choice(body.get("tool_choice"), tools)
     parallel = optional(body, "parallel_tool_calls", "parallel_tool_calls", bool)
     if parallel is False:
