@@ -5,7 +5,8 @@
     │   ├── ModelNotFound (404 model_not_found)
     │   ├── ModelRetired (404 model_retired: every offering retired by the catalog, a sync or routes.yaml)
     │   ├── NotFound (404 not_found)
-    │   └── PayloadTooLarge (413 request_too_large)
+    │   ├── PayloadTooLarge (413 request_too_large)
+    │   └── UnsupportedMediaType (415 unsupported_media_type)
     ├── AuthenticationError (401 invalid_api_key)
     ├── InsufficientCredits (402 insufficient_credits)
     ├── PermissionDenied (403 permission_denied)
@@ -63,6 +64,10 @@ class NotFound(InvalidRequest):
 
 class PayloadTooLarge(InvalidRequest):
     status, code = 413, "request_too_large"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    status, code = 415, "unsupported_media_type"
 
 
 class AuthenticationError(FaregateError):
@@ -133,6 +138,7 @@ STATUS_TYPES: Final[Mapping[int, str]] = MappingProxyType(
         403: "permission_error",
         404: "invalid_request_error",
         413: "invalid_request_error",
+        415: "invalid_request_error",
         429: "rate_limit_error",
     }
 )

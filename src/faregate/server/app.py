@@ -20,6 +20,7 @@ from faregate.server.auth import authenticate
 from faregate.server.chat import chat_handler
 from faregate.server.cors import add_cors_headers, preflight
 from faregate.server.count import count_handler, render_anthropic_count
+from faregate.server.crosssite import cross_site
 from faregate.server.embeddings import handle_embeddings
 from faregate.server.keys import HTTP, OPTIONS, RUNTIME
 from faregate.server.middleware import error_envelope
@@ -87,7 +88,7 @@ def route_table() -> list[tuple[str, str, Handler]]:
 def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.Application:
     opts = options or ServeOptions()
     app = web.Application(
-        middlewares=[error_envelope, preflight, authenticate], client_max_size=opts.max_body_bytes
+        middlewares=[error_envelope, cross_site, preflight, authenticate], client_max_size=opts.max_body_bytes
     )
     app[RUNTIME] = runtime
     runtime.add_secrets(opts.admin_key)  # scrubbed from whatever is logged, stored or sent
