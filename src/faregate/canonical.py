@@ -116,6 +116,9 @@ class ChatRequest:
     user: str | None = None
     top_k: int | None = None
     reasoning: Reasoning | None = None
+    # Tools the provider runs itself (the Responses API's `web_search`, `file_search`, ...), as the client
+    # sent them: only a Responses upstream can carry them, so routing keeps such a request on one.
+    hosted_tools: tuple[Mapping[str, Any], ...] = ()
     source_api: WireApi = "openai"
     # Fields of the source format that have no canonical meaning; forwarded only to an upstream that
     # speaks the same format (e.g. OpenAI's `seed`, `logprobs`), dropped (and noted) otherwise.

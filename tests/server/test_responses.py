@@ -277,12 +277,21 @@ async def test_drop_mid_stream_ends_in_a_failure_event(demo: Demo) -> None:
     assert providers_called(demo) == ["openrouter"]
 
 
-async def test_built_in_tools_are_a_clear_400(demo: Demo) -> None:
+async def test_built_in_tools_without_a_responses_channel_are_a_clear_400(demo: Demo) -> None:
+    """The demo has no `api: openai-responses` channel: no upstream could run `web_search`."""
     async with client(demo) as c:
         with pytest.raises(openai.BadRequestError) as caught:
             await c.responses.create(model="auto", input="hi", tools=[{"type": "web_search"}])
+    assert caught.value.code == "no_capable_channel"
+    assert "built-in tools need an api: openai-responses channel" in caught.value.message
+    assert not upstream_bodies(demo)
+
+
+async def test_a_tool_without_a_type_is_a_400(demo: Demo) -> None:
+    async with client(demo) as c:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await c.responses.create(model="auto", input="hi", tools=[{"name": "x"}])  # type: ignore[list-item]
     assert caught.value.param == "tools[0].type"
-    assert "web_search" in caught.value.message
     assert not upstream_bodies(demo)
 
 
@@ -307,3 +316,56 @@ async def test_bad_requests_never_reach_an_upstream(demo: Demo, body: dict[str, 
         err = (await r.json())["error"]
     assert set(err) == {"message", "type", "code", "param"} and err["param"] == param
     assert not upstream_bodies(demo)
+
+
+# --- truncation: "auto" is the middle-out transform --------------------------------------------------
+
+
+@pytest.fixture
+async def small_context(routes_copy: Any, make_demo: Any) -> Demo:
+    """openai's gpt-4o-mini offering with a 3000-token context."""
+    from tests.conftest import edit_routes
+
+    edit_routes(
+        routes_copy,
+        lambda doc: doc["models"]["openai/gpt-4o-mini"]["offerings"]["openai"].update(context=3000),
+    )
+    demo: Demo = await make_demo()
+    return demo
+
+
+def long_input(turns: int = 40) -> list[Any]:
+    words = " ".join(f"word{i}" for i in range(60))  # about 150 tokens a turn
+    items: list[Any] = []
+    for i in range(turns):
+        role = "user" if i % 2 == 0 else "assistant"
+        items.append({"type": "message", "role": role, "content": f"turn {i}: {words}"})
+    items.append({"type": "message", "role": "user", "content": "And the last question?"})
+    return items
+
+
+async def test_truncation_auto_drops_middle_items_to_fit(small_context: Demo) -> None:
+    demo, items = small_context, long_input()
+    only_openai = {"provider": {"only": ["openai"]}}
+    async with client(demo) as c:
+        with pytest.raises(openai.BadRequestError) as e:
+            await c.responses.create(model="openai/gpt-4o-mini", input=items, extra_body=only_openai)
+        assert "context 3000" in str(e.value)
+        assert not upstream_bodies(demo)  # never reaches an upstream
+        raw = await c.responses.with_raw_response.create(
+            model="openai/gpt-4o-mini",
+            input=items,
+            instructions="Be brief.",
+            truncation="auto",
+            max_output_tokens=100,
+            extra_body=only_openai,
+        )
+    body = decimal_json(raw.text)
+    assert body["status"] == "completed" and body["truncation"] == "auto"
+    [note] = body["x-faregate"]["routing"]["transforms"]
+    assert note["transform"] == "middle-out" and note["removed_messages"] > 0
+    sent = upstream_bodies(demo)[-1]["messages"]
+    assert sent[0] == {"role": "system", "content": "Be brief."}  # instructions kept
+    assert sent[-1]["content"] == "And the last question?"  # the newest turn kept
+    assert len(sent) == len(items) + 1 - note["removed_messages"]
+    assert body["usage"]["input_tokens"] + 100 <= 3000

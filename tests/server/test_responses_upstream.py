@@ -158,3 +158,24 @@ async def test_upstream_drop_and_failure(demo: Demo) -> None:
         with pytest.raises(Exception) as caught:
             _ = [ch async for ch in stream]
     assert "openai" in str(caught.value)
+
+
+async def test_built_in_tools_go_to_the_responses_channel_as_sent(demo: Demo) -> None:
+    """`web_search` runs at the provider: the plan keeps only Responses channels, and the tool (and a
+    tool_choice naming it) reaches the upstream exactly as the client sent it, beside function tools."""
+    search: Any = {"type": "web_search", "search_context_size": "low"}
+    fn: Any = {"type": "function", "name": "get_weather", "parameters": WEATHER["function"]["parameters"]}
+    async with client(demo) as c:
+        raw = await c.responses.with_raw_response.create(
+            model="auto", input="Hello there", tools=[search, fn], tool_choice={"type": "web_search"}
+        )
+    body = decimal_json(raw.text)
+    assert (
+        body["status"] == "completed" and "You said: Hello there" in body["output"][-1]["content"][0]["text"]
+    )
+    assert body["tools"][0] == search and body["tool_choice"] == {"type": "web_search"}
+    routing = body["x-faregate"]["routing"]
+    assert routing["channel"] == "openai:gpt-6-luna"
+    [sent] = responses_calls(demo)
+    assert search in sent["tools"] and [t.get("name") for t in sent["tools"]].count("get_weather") == 1
+    assert sent["tool_choice"] == {"type": "web_search"}

@@ -16,6 +16,8 @@ from faregate.catalog.merge import Merged, Problem, by_model, retired_text, warn
 from faregate.catalog.model import MILLION, Offering, ProviderInfo
 from faregate.config.model import Preferences, RoutesSpec, RuleSpec, Selector
 from faregate.routing.table import (
+    HOSTED_TOOLS,
+    HOSTED_TOOLS_APIS,
     Baseline,
     Candidates,
     Channel,
@@ -197,6 +199,7 @@ def _channel(
     o: Offering, info: ProviderInfo, var: str | None, key: str | None, n: int, spec: RoutesSpec
 ) -> Channel:
     assert o.price is not None
+    api = o.api or info.api
     expected = (
         o.price.input * spec.estimate_input_tokens + o.price.output * spec.estimate_output_tokens
     ) / MILLION
@@ -205,13 +208,13 @@ def _channel(
         provider=o.provider,
         model_id=o.model_id,
         upstream_id=o.upstream_id,
-        api=o.api or info.api,
+        api=api,
         base_url=info.base_url.rstrip("/"),
         kind=o.kind,
         price=o.price,
         context=o.context,
         max_output=o.max_output,
-        caps=o.caps,
+        caps=o.caps | {HOSTED_TOOLS} if api in HOSTED_TOOLS_APIS else o.caps,
         data_collection=info.data_collection,
         expected_cost_usd=expected,
         key_env=var,

@@ -26,6 +26,7 @@ class Features:
         "has_images",
         "has_tools",
         "headers",
+        "hosted_tools",
         "json_mode",
         "key_group",
         "stream",
@@ -45,6 +46,7 @@ class Features:
         count: Callable[[], int] | None = None,
         bound: int | None = None,
         text: Callable[[], str] | None = None,
+        hosted_tools: bool = False,
     ) -> None:
         self.has_images, self.has_tools, self.json_mode, self.stream = (
             has_images,
@@ -53,6 +55,7 @@ class Features:
             stream,
         )
         self.headers, self.key_group = headers, key_group
+        self.hosted_tools = hosted_tools  # tools the provider runs: only a Responses channel carries them
         self._text = text
         self._user_text: str | None = None if text is not None else user_text
         self._count = count
@@ -135,6 +138,7 @@ def extract_features(
             count=lambda: count_tokens(req),
             bound=bound,
             text=lambda: req.user_text,
+            hosted_tools=bool(req.hosted_tools),
         )
     return Features(
         has_images=req.has_images,
@@ -145,6 +149,7 @@ def extract_features(
         user_text=req.user_text,
         headers=headers,
         key_group=key_group,
+        hosted_tools=bool(req.hosted_tools),
     )
 
 

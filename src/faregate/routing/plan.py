@@ -22,7 +22,7 @@ from faregate.routing.compile import pinned, provider_rank, sort_channels, stati
 from faregate.routing.features import Features, matches
 from faregate.routing.health import HealthView, NoHealth
 from faregate.routing.preferences import NO_PREFERENCES, RequestPreferences, Sort, narrow, provider_name
-from faregate.routing.table import Candidates, Channel, CompiledRule, DecisionTable, Retirement
+from faregate.routing.table import HOSTED_TOOLS, Candidates, Channel, CompiledRule, DecisionTable, Retirement
 from faregate.routing.table import PlanEntry as PlanEntry  # re-exported: it belongs to the plan
 
 Kind = Literal["chat", "embedding"]
@@ -237,12 +237,13 @@ def _narrower(effective: Preferences, static: Preferences) -> bool:
 
 def _needs(f: Features, require_parameters: bool) -> frozenset[str]:
     """Capabilities a channel must have: tools and images always, JSON mode under require_parameters."""
-    if not (f.has_tools or f.has_images or (require_parameters and f.json_mode)):
+    if not (f.has_tools or f.has_images or f.hosted_tools or (require_parameters and f.json_mode)):
         return NO_CAPS
     return frozenset(
         cap
         for cap, needed in (
             ("tools", f.has_tools),
+            (HOSTED_TOOLS, f.hosted_tools),
             ("vision", f.has_images),
             ("json", require_parameters and f.json_mode),
         )
@@ -272,6 +273,8 @@ def _unusable(
         return "no tool support"
     if f.has_images and "vision" not in c.caps:
         return "no image input"
+    if f.hosted_tools and HOSTED_TOOLS not in c.caps:
+        return "built-in tools need an api: openai-responses channel"
     if require_parameters and f.json_mode and "json" not in c.caps:
         return "no JSON mode (require_parameters)"
     if fit + (max_tokens or 0) > c.context:

@@ -14,6 +14,11 @@ from types import MappingProxyType
 from faregate.catalog.model import MILLION, Kind, Offering, Price, RetiredBy
 from faregate.config.model import Api, Policy, Preferences, Strategy, When
 
+# The capability of a channel that speaks the Responses API: it can carry the tools its provider runs
+# (`web_search`, `file_search`, ...). Derived from the channel's `api`, never declared.
+HOSTED_TOOLS = "hosted_tools"
+HOSTED_TOOLS_APIS: frozenset[Api] = frozenset({"openai-responses"})
+
 
 @dataclass(frozen=True, slots=True)
 class Channel:

@@ -99,12 +99,30 @@ def read_items(items: list[JSON]) -> tuple[list[str], int, str, str | None]:
     return texts, images, last_user, tool_result
 
 
+# OpenAI's built-in tools. The simulated model never chooses to call one (a model may always answer
+# without its tools), so a request that offers them gets a plain answer.
+BUILT_IN_TOOLS: Final = frozenset(
+    {
+        "web_search", "web_search_preview", "file_search", "code_interpreter", "image_generation",
+        "computer_use_preview", "mcp", "local_shell", "shell", "apply_patch",
+    }
+)  # fmt: skip
+
+
 def read_tools(body: JSONObject) -> tuple[tuple[ToolSpec, ...], ToolMode, str | None]:
     tools: list[ToolSpec] = []
+    built_in: set[str] = set()
     for i, tool in enumerate(body.get("tools") or ()):
-        if not isinstance(tool, dict) or tool.get("type") != "function":
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind in BUILT_IN_TOOLS:
+            built_in.add(str(kind))
+            continue
+        if kind != "function":
             raise invalid(
-                f"Invalid 'tools[{i}].type': the simulator serves function tools only.", f"tools[{i}].type"
+                f"Invalid value: '{kind}'. Supported values are: 'function', "
+                + ", ".join(f"'{t}'" for t in sorted(BUILT_IN_TOOLS))
+                + ".",
+                f"tools[{i}].type",
             )
         if not TOOL_NAME.match(str(tool.get("name", ""))):
             raise invalid(
@@ -113,6 +131,8 @@ def read_tools(body: JSONObject) -> tuple[tuple[ToolSpec, ...], ToolMode, str | 
             )
         tools.append(ToolSpec(tool["name"], tool.get("parameters") or {}))
     choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") in built_in:
+        return tuple(tools), "auto", None  # a built-in tool forced: answered without it (see BUILT_IN_TOOLS)
     if isinstance(choice, dict):
         name = choice.get("name")
         if choice.get("type") != "function" or name not in {t.name for t in tools}:

@@ -2,7 +2,7 @@
 around it (instructions, `store`, `previous_response_id`, the fields a response object echoes).
 
 Validated as OpenAI validates it (message wording, `code`, `param` path). A built-in tool (`web_search`,
-`file_search`, ...) is a clear 400: faregate runs function tools only. Fields without a canonical meaning
+`file_search`, ...) runs at the provider: kept as sent, it restricts the plan to Responses channels. Fields without a canonical meaning
 (`include`, `service_tier`, `prompt_cache_key`, ...) travel in `extra`, forwarded only to a Responses upstream.
 """
 
@@ -26,7 +26,7 @@ from faregate.canonical import (
 )
 from faregate.errors import InvalidRequest
 from faregate.providers.fields import ROUTING_FIELDS
-from faregate.providers.openai.inbound import function_tool, parse_tools
+from faregate.providers.openai.inbound import function_tool
 from faregate.providers.openai.validate import (
     bad_type,
     bad_value,
@@ -38,6 +38,7 @@ from faregate.providers.openai.validate import (
     required,
 )
 from faregate.providers.openai_responses.items import parse_items
+from faregate.routing.transforms import MIDDLE_OUT
 
 SOURCE_API: Final = "openai-responses"
 TOOL_CHOICE_MODES: Final = ("auto", "none", "required")
@@ -117,21 +118,32 @@ def normalize_input(value: object) -> list[JSONObject]:
     return items
 
 
-def parse_tool(tool: object, at: str) -> Tool:
-    if not isinstance(tool, dict):
-        raise bad_type(at, "an object", tool)
-    kind = tool.get("type")
-    if kind != "function":
-        raise invalid(
-            f"{at}.type",
-            f"built-in tool {kind!r} is not supported by faregate: only function tools are "
-            "(faregate translates each request for the upstream it routes to, and runs no tools itself).",
-            "unsupported_tool",
-        )
-    return function_tool(tool, at)
+def split_tools(value: object) -> tuple[tuple[Tool, ...], tuple[JSONObject, ...]]:
+    """(function tools, built-in tools). A built-in tool (`web_search`, `file_search`, ...) runs at the
+    provider: it is kept as sent, and routing keeps the request on a channel that speaks the Responses API."""
+    if value is None:
+        return (), ()
+    if not isinstance(value, list):
+        raise bad_type("tools", "an array", value)
+    functions: list[Tool] = []
+    hosted: list[JSONObject] = []
+    for i, tool in enumerate(value):
+        at = f"tools[{i}]"
+        if not isinstance(tool, dict):
+            raise bad_type(at, "an object", tool)
+        kind = tool.get("type")
+        if kind == "function":
+            functions.append(function_tool(tool, at))
+        elif isinstance(kind, str) and kind:
+            hosted.append(dict(tool))
+        else:
+            raise missing(f"{at}.type") if kind is None else bad_type(f"{at}.type", "a string", kind)
+    return tuple(functions), tuple(hosted)
 
 
-def parse_tool_choice(value: object, tools: tuple[Tool, ...]) -> ToolChoice | None:
+def parse_tool_choice(
+    value: object, tools: tuple[Tool, ...], hosted: tuple[JSONObject, ...] = ()
+) -> ToolChoice | None:
     if value is None:
         return None
     if isinstance(value, str):
@@ -152,9 +164,9 @@ def parse_tool_choice(value: object, tools: tuple[Tool, ...]) -> ToolChoice | No
         choice = ToolChoice("tool", name)
     else:
         raise bad_type("tool_choice", "one of a string or object", value)
-    if not tools and choice.mode in ("required", "tool"):
+    if not tools and not hosted and choice.mode in ("required", "tool"):
         raise invalid("tool_choice", "'tool_choice' is only allowed when 'tools' are specified.")
-    return choice if tools else None
+    return choice if tools or hosted else None
 
 
 def parse_text_format(value: object) -> Mapping[str, Any] | None:
@@ -228,6 +240,13 @@ def split_fields(body: Mapping[str, Any]) -> tuple[JSONObject, JSONObject]:
     return routing, extra
 
 
+def with_middle_out(transforms: object) -> list[str]:
+    """`truncation: "auto"` is OpenAI's "drop input items from the middle of the conversation until it fits
+    the context window": faregate's middle-out transform, applied per channel."""
+    names = [str(t) for t in transforms] if isinstance(transforms, list) else []
+    return names if MIDDLE_OUT in names else [*names, MIDDLE_OUT]
+
+
 # --- the body -------------------------------------------------------------------------------------
 
 
@@ -245,8 +264,12 @@ def parse_responses(body: object) -> ResponsesRequest:
     instructions = optional(body, "instructions", "instructions", str) or None
     system = (Message("system", (TextPart(instructions),)),) if instructions else ()
     messages = (*system, *parse_items(items))
-    tools = parse_tools(body.get("tools"), parse_tool)
-    choice = parse_tool_choice(body.get("tool_choice"), tools)
+    tools, hosted = split_tools(body.get("tools"))
+    raw_choice = body.get("tool_choice")
+    if isinstance(raw_choice, dict) and raw_choice.get("type") in {t["type"] for t in hosted}:
+        extra["tool_choice"] = raw_choice  # a built-in tool forced: only a Responses upstream reads it
+        raw_choice = None
+    choice = parse_tool_choice(raw_choice, tools, hosted)
     parallel = optional(body, "parallel_tool_calls", "parallel_tool_calls", bool)
     if parallel is False:
         extra["parallel_tool_calls"] = False  # OpenAI's name; each adapter maps it to its own field
@@ -255,6 +278,8 @@ def parse_responses(body: object) -> ResponsesRequest:
     truncation = optional(body, "truncation", "truncation", str)
     if truncation is not None and truncation not in TRUNCATION:
         raise bad_value("truncation", truncation, TRUNCATION)
+    if truncation == "auto":
+        routing["transforms"] = with_middle_out(routing.get("transforms"))
     include = optional(body, "include", "include", list)
     if include:
         extra["include"] = include
@@ -272,6 +297,7 @@ def parse_responses(body: object) -> ResponsesRequest:
         messages=messages,
         tools=tools,
         tool_choice=choice,
+        hosted_tools=hosted,
         response_format=parse_text_format(text),
         stream=stream,
         include_usage=True,
@@ -295,7 +321,7 @@ def parse_responses(body: object) -> ResponsesRequest:
         "store": store is not False,
         "temperature": 1.0 if temperature is None else temperature,
         "text": text if isinstance(text, dict) and text.get("format") else {"format": {"type": "text"}},
-        "tool_choice": body.get("tool_choice") if choice is not None else "auto",
+        "tool_choice": body.get("tool_choice") if choice is not None or "tool_choice" in extra else "auto",
         "tools": [_echo_tool(t) for t in body.get("tools") or ()],
         "top_p": 1.0 if top_p is None else top_p,
         "truncation": truncation or "disabled",
@@ -313,4 +339,6 @@ def parse_responses(body: object) -> ResponsesRequest:
 
 
 def _echo_tool(tool: Mapping[str, Any]) -> JSONObject:
+    if tool.get("type") != "function":
+        return dict(tool)  # a built-in tool, as sent
     return {"description": None, "parameters": None, "strict": True, **tool}

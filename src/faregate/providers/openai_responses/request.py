@@ -63,8 +63,8 @@ def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tupl
     body: JSONObject = {"model": upstream_id, "input": render_items(rest), "store": False}
     if instructions is not None:
         body["instructions"] = instructions
-    if req.tools:
-        body["tools"] = [render_tool(t) for t in req.tools]
+    if req.tools or req.hosted_tools:
+        body["tools"] = [*(render_tool(t) for t in req.tools), *(dict(t) for t in req.hosted_tools)]
     if req.tool_choice is not None:
         body["tool_choice"] = render_tool_choice(req.tool_choice)
     if req.response_format is not None:
