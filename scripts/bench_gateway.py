@@ -986,7 +986,7 @@ def print_profile(path: Path, top: int = 20, out: TextIO = sys.stdout) -> None:
         print(f"  {n / total:6.1%}  {frame}", file=out)
 
 
-ENTRY_FRAMES: Final = ("(faregate/cli.py)", "(faregate/cli_commands.py)", "(faregate/server/serve.py)")
+ENTRY_FRAMES: Final = ("(faregate/cli/main.py)", "(faregate/cli/commands.py)", "(faregate/server/serve.py)")
 
 
 def short_frame(frame: str) -> str:

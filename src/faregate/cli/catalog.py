@@ -57,7 +57,7 @@ def register(command: Register) -> None:
 
 
 def _store(args: argparse.Namespace) -> Path:
-    from faregate.cli_commands import store_for
+    from faregate.cli.commands import store_for
 
     return store_for(args)
 
@@ -65,7 +65,7 @@ def _store(args: argparse.Namespace) -> Path:
 def _catalogs(args: argparse.Namespace) -> tuple[Catalog, Catalog]:
     """The shipped catalog and the same with the store's synced state over it."""
     from faregate.catalog.overlay import overlay_file
-    from faregate.cli import load_catalog
+    from faregate.cli.main import load_catalog
 
     shipped, issues = load_catalog(args)
     for issue in issues:
@@ -112,7 +112,7 @@ async def _sync(args: argparse.Namespace) -> list[Any]:
 
     from faregate.catalog.overlay import overlay_file
     from faregate.catalog.sync import SyncService, SyncSnapshot, build_snapshot
-    from faregate.cli import config_path, load_catalog
+    from faregate.cli.main import config_path, load_catalog
     from faregate.routing.load import load_table
 
     store = _store(args)

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="plan as if every provider had a key (automatic when none has)",
     )
 
-    from faregate.cli_commands import register
+    from faregate.cli.commands import register
 
     register(command)
     return p
@@ -103,7 +103,7 @@ def synced_catalog(args: argparse.Namespace) -> tuple[Catalog, list[ConfigIssue]
     import sqlite3
 
     from faregate.catalog.overlay import overlay_file
-    from faregate.cli_commands import store_for
+    from faregate.cli.commands import store_for
 
     catalog, issues = load_catalog(args)
     store = store_for(args)
@@ -220,6 +220,3 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print(json.dumps(doc, indent=2) if args.json else render_text(doc))
     return 0 if retired is None else 1
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from faregate.cli_catalog import register as register_catalog
+from faregate.cli.catalog import register as register_catalog
 
 Register = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
@@ -75,7 +75,7 @@ def _limit_args(p: argparse.ArgumentParser) -> None:
 
 
 def store_for(args: argparse.Namespace) -> Path:
-    from faregate.cli import config_path
+    from faregate.cli.main import config_path
     from faregate.config.build import load_routes
     from faregate.db import store_path
 
@@ -93,7 +93,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from faregate.cli import config_path
+    from faregate.cli.main import config_path
     from faregate.config.build import load_routes
     from faregate.paths import catalog_dir, default_routes
     from faregate.server.options import ServeOptions
