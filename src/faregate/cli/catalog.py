@@ -16,8 +16,8 @@ from typing import Any
 
 from faregate.catalog.model import Catalog, Offering
 from faregate.catalog.reconcile import Change
+from faregate.cli.common import Register, config_path, load_catalog, store_for
 
-Register = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 MARKS = {"added": "+", "price": "~", "context": "~", "caps": "~", "returned": "+", "retired": "-"}
 
 
@@ -57,15 +57,12 @@ def register(command: Register) -> None:
 
 
 def _store(args: argparse.Namespace) -> Path:
-    from faregate.cli.commands import store_for
-
     return store_for(args)
 
 
 def _catalogs(args: argparse.Namespace) -> tuple[Catalog, Catalog]:
     """The shipped catalog and the same with the store's synced state over it."""
     from faregate.catalog.overlay import overlay_file
-    from faregate.cli.main import load_catalog
 
     shipped, issues = load_catalog(args)
     for issue in issues:
@@ -112,7 +109,6 @@ async def _sync(args: argparse.Namespace) -> list[Any]:
 
     from faregate.catalog.overlay import overlay_file
     from faregate.catalog.sync import SyncService, SyncSnapshot, build_snapshot
-    from faregate.cli.main import config_path, load_catalog
     from faregate.routing.load import load_table
 
     store = _store(args)

@@ -6,13 +6,11 @@ import argparse
 import json
 import logging
 import os
-from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from faregate.cli.catalog import register as register_catalog
-
-Register = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+from faregate.cli.common import Register, config_path, store_for
 
 
 def register(command: Register) -> None:
@@ -74,18 +72,6 @@ def _limit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group", default=None, help="key group that rules can match (when: key_group)")
 
 
-def store_for(args: argparse.Namespace) -> Path:
-    from faregate.cli.main import config_path
-    from faregate.config.build import load_routes
-    from faregate.db import store_path
-
-    configured = None
-    if args.store is None and "FAREGATE_STORE" not in os.environ:
-        spec, _, _ = load_routes(config_path(args))
-        configured = spec.server.store if spec else None
-    return store_path(args.store, configured)
-
-
 def cmd_audit(args: argparse.Namespace) -> int:
     from faregate.audit.main import run
 
@@ -93,7 +79,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from faregate.cli.main import config_path
     from faregate.config.build import load_routes
     from faregate.paths import catalog_dir, default_routes
     from faregate.server.options import ServeOptions
