@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+import faregate.audit.checks as checks
 from faregate.accounting.record import RequestRecord
 from faregate.accounting.usage_log import UsageLog, days_ago
-from faregate.audit import checks
 from faregate.audit.model import DEFAULT_FAIL_ON, SECTIONS, AuditResult, Section
 from faregate.audit.shapes import BUILT_IN, Shape, load_shapes
 from faregate.catalog.files import load_catalog_dir

@@ -15,7 +15,11 @@ from typing import Final
 import aiohttp
 from aiohttp import web
 
-from faregate.server import admin, catalog_admin, models, responses, usage
+import faregate.server.admin as admin
+import faregate.server.catalog_admin as catalog_admin
+import faregate.server.models as models
+import faregate.server.responses as responses
+import faregate.server.usage as usage
 from faregate.server.auth import authenticate
 from faregate.server.chat import chat_handler
 from faregate.server.cors import add_cors_headers, preflight

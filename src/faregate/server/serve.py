@@ -17,11 +17,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+import faregate.server.eventloop as eventloop
 from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.files import load_catalog_dir
 from faregate.config.load import ConfigIssue
 from faregate.routing.load import load_table
-from faregate.server import eventloop
 from faregate.server.accounts import Accounts
 from faregate.server.app import create_app
 from faregate.server.middleware import is_loopback

@@ -12,7 +12,7 @@ from typing import Final
 
 from aiohttp import web
 
-from faregate.simulator import behaviour
+import faregate.simulator.behaviour as behaviour
 from faregate.simulator.behaviour import Answer, Prompt, ToolMode, ToolSpec
 from faregate.simulator.model import (
     JSON,

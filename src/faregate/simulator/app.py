@@ -15,7 +15,10 @@ from typing import Final
 
 from aiohttp import web
 
-from faregate.simulator import anthropic, gemini, openai, responses
+import faregate.simulator.anthropic as anthropic
+import faregate.simulator.gemini as gemini
+import faregate.simulator.openai as openai
+import faregate.simulator.responses as responses
 from faregate.simulator.faults import FaultBook
 from faregate.simulator.listings import LISTINGS
 from faregate.simulator.model import (

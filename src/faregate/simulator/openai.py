@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from faregate.simulator import behaviour
+import faregate.simulator.behaviour as behaviour
 from faregate.simulator.behaviour import Answer, Prompt, ToolMode, ToolSpec
 from faregate.simulator.model import (
     JSON,

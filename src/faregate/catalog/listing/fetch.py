@@ -14,7 +14,12 @@ from typing import Final
 
 import aiohttp
 
-from faregate.catalog.listing import anthropic, gemini, ollama, openai, openrouter, together
+import faregate.catalog.listing.anthropic as anthropic
+import faregate.catalog.listing.gemini as gemini
+import faregate.catalog.listing.ollama as ollama
+import faregate.catalog.listing.openai as openai
+import faregate.catalog.listing.openrouter as openrouter
+import faregate.catalog.listing.together as together
 from faregate.catalog.listing.base import ListedModel, ListingError, ListingFormat, Page
 from faregate.config.model import Listing
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import faregate.providers.gemini.errors as errors
+import faregate.providers.gemini.request as request
+import faregate.providers.gemini.response as response
 from faregate.canonical import (
     ChatRequest,
     ChatResponse,
@@ -11,7 +14,6 @@ from faregate.canonical import (
 )
 from faregate.errors import UpstreamError
 from faregate.providers.base import StreamDecoder, Target, UpstreamCall
-from faregate.providers.gemini import errors, request, response
 from faregate.providers.gemini.stream import GeminiStreamDecoder
 
 

@@ -8,6 +8,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
+import faregate.providers.openai.errors as errors
+import faregate.providers.openai.inbound as inbound
+import faregate.providers.openai.render as render
+import faregate.providers.openai.request as request
+import faregate.providers.openai.response as response
 from faregate.canonical import (
     ChatRequest,
     ChatResponse,
@@ -19,7 +24,6 @@ from faregate.canonical import (
 )
 from faregate.errors import FaregateError, UpstreamError, openai_envelope
 from faregate.providers.base import Target, UpstreamCall
-from faregate.providers.openai import errors, inbound, render, request, response
 from faregate.providers.openai.stream import OpenAIStreamDecoder
 from faregate.providers.wire import dumps, join_url
 

@@ -5,6 +5,8 @@ that response's id and echoed fields, and hands the final response object to the
 
 from __future__ import annotations
 
+import faregate.providers.openai_responses.request as request
+import faregate.providers.openai_responses.response as response
 from faregate.canonical import (
     ChatRequest,
     ChatResponse,
@@ -20,7 +22,6 @@ from faregate.providers.openai import errors
 from faregate.providers.openai.adapter import headers_for
 from faregate.providers.openai.request import render_embeddings
 from faregate.providers.openai.response import parse_embeddings_response
-from faregate.providers.openai_responses import request, response
 from faregate.providers.openai_responses.inbound import parse_responses
 from faregate.providers.openai_responses.render import (
     OnFinal,
