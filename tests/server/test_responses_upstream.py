@@ -164,10 +164,11 @@ async def test_built_in_tools_go_to_the_responses_channel_as_sent(demo: Demo) ->
     """`web_search` runs at the provider: the plan keeps only Responses channels, and the tool (and a
     tool_choice naming it) reaches the upstream exactly as the client sent it, beside function tools."""
     search: Any = {"type": "web_search", "search_context_size": "low"}
+    choice: Any = {"type": "web_search"}
     fn: Any = {"type": "function", "name": "get_weather", "parameters": WEATHER["function"]["parameters"]}
     async with client(demo) as c:
         raw = await c.responses.with_raw_response.create(
-            model="auto", input="Hello there", tools=[search, fn], tool_choice={"type": "web_search"}
+            model="auto", input="Hello there", tools=[search, fn], tool_choice=choice
         )
     body = decimal_json(raw.text)
     assert (
