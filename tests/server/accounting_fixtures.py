@@ -137,9 +137,12 @@ def clean_env(**extra: str) -> dict[str, str]:
 class GatewayProcess:
     """`faregate serve --demo --port 0` as a subprocess, its stdout and stderr going to files in `cwd`."""
 
-    def __init__(self, cwd: Path, store: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, cwd: Path, store: Path, env: dict[str, str], *, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.stdout_path, self.stderr_path = cwd / "stdout.txt", cwd / "stderr.txt"
         argv = [sys.executable, "-m", "faregate.cli", "serve", "--demo", "--port", "0", "--store", str(store)]
+        argv += extra_args
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err)
         self.url = ""

@@ -30,6 +30,7 @@ RANKS: tuple[frozenset[str], ...] = (
     frozenset({"routing"}),
     frozenset({"providers"}),
     frozenset({"accounting"}),
+    frozenset({"state"}),  # what every worker and instance shares (Redis or this process)
     frozenset({"simulator"}),
     frozenset({"audit"}),
     frozenset({"server"}),

@@ -58,6 +58,7 @@ class Ticket:
     settled: bool = False
     max_tokens: int | None = None  # the answer bound the budget imposed, when it lowered the default
     left_usd: Decimal | None = None  # what the budget had left at admission, when it lowered the bound
+    ref: str | None = None  # the reservation's id in shared state (state/redis_limits.py); None: this process
 
 
 @dataclass(slots=True)

@@ -146,6 +146,7 @@ def build_spec(
         file=file,
         auth=data.get("auth", "open"),
         server=_server(srv),
+        state=data.get("state"),
         providers=MappingProxyType(providers),
         offerings=tuple(offerings),
         model_names=MappingProxyType(names),

@@ -177,3 +177,4 @@ class RoutesSpec:
     sync_interval_s: int = 86400
     responses_retention_s: float = 30 * 86400.0  # stored Responses API responses (`responses.retention_days`)
     sync_providers: tuple[str, ...] | None = None
+    state: str | None = None  # `state:`: where shared state lives (state/open.py); None: this process

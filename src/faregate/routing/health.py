@@ -9,6 +9,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
+class HealthListener(Protocol):
+    """Told of every change this process makes, to share it (state/redis_health.py); None: nothing shared."""
+
+    def cooled(self, channel_id: str, cooldown_s: float) -> None: ...
+
+    def recovered(self, channel_id: str, latency_ms: float, was_cooling: bool) -> None: ...
+
+
 class HealthView(Protocol):
     def cooling(self, channel_id: str, now: float) -> bool: ...
 
@@ -23,6 +31,7 @@ class Health:
     _until: dict[str, float] = field(default_factory=dict)
     _latency: dict[str, float] = field(default_factory=dict)
     _failures: dict[str, int] = field(default_factory=dict)
+    listener: HealthListener | None = None
 
     def cooling(self, channel_id: str, now: float) -> bool:
         until = self._until.get(channel_id)
@@ -39,12 +48,29 @@ class Health:
     def failed(self, channel_id: str, now: float, retry_after_s: float | None = None) -> None:
         self._failures[channel_id] = self._failures.get(channel_id, 0) + 1
         wait = min(retry_after_s, self.max_retry_after_s) if retry_after_s is not None else 0.0
-        self._until[channel_id] = now + max(self.cooldown_s, wait)
+        cool = max(self.cooldown_s, wait)
+        self._until[channel_id] = now + cool
+        if self.listener is not None:
+            self.listener.cooled(channel_id, cool)
 
     def succeeded(self, channel_id: str, latency_ms: float) -> None:
-        self._until.pop(channel_id, None)
+        was_cooling = self._until.pop(channel_id, None) is not None
         old = self._latency.get(channel_id)
         self._latency[channel_id] = latency_ms if old is None else old + self.alpha * (latency_ms - old)
+        if self.listener is not None:
+            self.listener.recovered(channel_id, latency_ms, was_cooling)
+
+    # --- what other workers and instances saw (applied without telling the listener again) ---
+
+    def apply_cooldown(self, channel_id: str, until: float) -> None:
+        if until > self._until.get(channel_id, 0.0):
+            self._until[channel_id] = until
+
+    def clear_cooldown(self, channel_id: str) -> None:
+        self._until.pop(channel_id, None)
+
+    def apply_latency(self, channel_id: str, latency_ms: float) -> None:
+        self._latency[channel_id] = latency_ms
 
     def latency_ms(self, channel_id: str) -> float | None:
         return self._latency.get(channel_id)

@@ -13,6 +13,7 @@ from faregate.accounting.response_store import ResponseStore
 from faregate.accounting.usage_log import UsageLog
 from faregate.db import open_db
 from faregate.routing.plan import Plan
+from faregate.state.base import LimitState, LocalState
 
 PROMPT_MARGIN = 5  # reserve prompt tokens + 1/5: providers' tokenizers count differently from tiktoken
 KEY_CACHE_S = 2.0  # a revoked key stops working within this long (keys are looked up by hash, then cached)
@@ -27,6 +28,7 @@ class Accounts:
         self.usage = UsageLog(open_db(path))
         self.responses = ResponseStore(open_db(path))  # stored Responses API responses, own connection too
         self.limits = Limits(spent_usd=self.usage.spend_by_key())
+        self.state: LimitState = LocalState(self.limits)  # or shared (server/shared_state.py)
         self._cache: dict[str, tuple[ApiKey | None, float]] = {}
 
     def authenticate(self, secret: str, now: float | None = None) -> ApiKey | None:
@@ -44,7 +46,7 @@ class Accounts:
         self._cache[digest] = (key, now + KEY_CACHE_S)
         return key
 
-    def admit(self, key: ApiKey, plan: Plan, prompt_tokens: int, max_tokens: int | None) -> Ticket:
+    async def admit(self, key: ApiKey, plan: Plan, prompt_tokens: int, max_tokens: int | None) -> Ticket:
         """Check rpm/tpm and reserve the plan's worst-case cost against the budget: the dearest channel at
         the prompt (with a margin for other tokenizers) and the largest answer the request allows. A chat
         request with no `max_tokens` (`max_tokens` None) is bounded at `DEFAULT_MAX_OUTPUT`, lowered to what
@@ -55,7 +57,7 @@ class Accounts:
             max_tokens=DEFAULT_MAX_OUTPUT if max_tokens is None else max_tokens,
             adjustable=max_tokens is None,
         )
-        return self.limits.admit(key, time.monotonic(), prompt_tokens=prompt_tokens, bound=bound)
+        return await self.state.admit(key, time.monotonic(), prompt_tokens=prompt_tokens, bound=bound)
 
     def settle(self, ticket: Ticket, cost_usd: Decimal, completion_tokens: int) -> None:
-        self.limits.settle(ticket, time.monotonic(), cost_usd=cost_usd, completion_tokens=completion_tokens)
+        self.state.settle(ticket, time.monotonic(), cost_usd=cost_usd, completion_tokens=completion_tokens)

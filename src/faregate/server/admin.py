@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+import faregate.server.shared_state as shared_state
 from faregate.config.load import ConfigIssue
 from faregate.routing.explain import explain
 from faregate.routing.features import extract_features
@@ -117,7 +118,9 @@ async def handle_routes(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     table = rt.holder.current
     warnings = rt.loaded.warnings if rt.loaded.table is table else ()
-    return web.json_response(table_json(table, rt.health.snapshot(time.monotonic()), warnings))
+    doc = table_json(table, rt.health.snapshot(time.monotonic()), warnings)
+    doc["state"] = shared_state.describe(rt)
+    return web.json_response(doc)
 
 
 async def handle_explain(request: web.Request) -> web.Response:

@@ -31,6 +31,7 @@ from faregate.server.middleware import error_envelope
 from faregate.server.optimize import handle_optimize
 from faregate.server.options import ServeOptions
 from faregate.server.runtime import Runtime
+from faregate.server.shared_state import shared_state
 
 log = logging.getLogger("faregate.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -99,6 +100,7 @@ def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.App
     app[OPTIONS] = opts
     app.on_response_prepare.append(add_cors_headers)
     app.cleanup_ctx.append(http_session)
+    app.cleanup_ctx.append(shared_state)
     app.cleanup_ctx.append(usage_writer)
     if opts.watch_interval_s > 0:
         app.cleanup_ctx.append(watch_files)

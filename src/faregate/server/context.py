@@ -224,13 +224,15 @@ class Exchange:
             }
         }
 
-    def admit(self, rt: Runtime, plan: Plan, f: Features, max_tokens: int | None) -> None:
+    async def admit(self, rt: Runtime, plan: Plan, f: Features, max_tokens: int | None) -> None:
         """Rate limits and budget, before any upstream call (raises 429 / 402). The prompt is counted
         only for a key whose tokens-per-minute limit or budget needs the count."""
         key = self.key
         if key is not None and rt.accounts is not None:
             needs_count = key.tpm is not None or key.budget_usd is not None
-            self.ticket = rt.accounts.admit(key, plan, f.prompt_tokens if needs_count else 0, max_tokens)
+            self.ticket = await rt.accounts.admit(
+                key, plan, f.prompt_tokens if needs_count else 0, max_tokens
+            )
 
     def answer_bound(self, max_tokens: int | None) -> int | None:
         """The `max_tokens` to send: the request's own; else, for a key with a budget, the bound its

@@ -31,7 +31,7 @@ async def handle_embeddings(request: web.Request) -> web.StreamResponse:
         ex.plan = plan
         if not plan.entries:
             raise no_channel_error(plan, table, rt)
-        ex.admit(rt, plan, f, 0)  # an embedding has no answer tokens
+        await ex.admit(rt, plan, f, 0)  # an embedding has no answer tokens
         walk = Walk(plan)
         ex.walk = walk
         ch, resp = await call_embeddings(request.app[HTTP], walk, req, rt.bounds, rt.health)

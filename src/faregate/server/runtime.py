@@ -32,6 +32,7 @@ from faregate.secrets import Scrubber
 from faregate.server.accounts import Accounts
 from faregate.server.execute import Bounds
 from faregate.server.prometheus import ObservedRecorder, PromMetrics
+from faregate.state.open import SharedState
 
 log = logging.getLogger("faregate.reload")
 
@@ -99,6 +100,7 @@ class Runtime:
         )  # weighted strategies draw from this (made once: seeding per request is slow)
         self.last_issues: list[ConfigIssue] = []
         self.catalog_sync: SyncService | None = None  # set by server/catalog_admin.py while serving
+        self.shared: SharedState | None = None  # shared state (Redis), set by server/shared_state.py
 
     def log_warnings(self) -> None:
         """What the catalog says about routes.yaml (retirements, price drift): at start-up and after

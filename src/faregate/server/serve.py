@@ -18,6 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 import faregate.server.eventloop as eventloop
+import faregate.server.shared_state as shared_state
 from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.files import load_catalog_dir
 from faregate.config.load import ConfigIssue
@@ -98,6 +99,7 @@ async def serve(
     runtime, issues = Runtime.from_sources(sources, counter=counter, simulated=demo, accounts=accounts)
     if runtime is None:
         raise StartError(tuple(issues))
+    shared_state.attach_configured(runtime, env)
     for provider, why in runtime.holder.current.inactive.items():
         log.warning("provider %s inactive: %s", provider, why)
     runtime.log_warnings()

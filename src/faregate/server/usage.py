@@ -30,8 +30,8 @@ async def handle_key(request: web.Request) -> web.Response:
     if key is None:
         raise AuthenticationError("send an API key to see its usage and limits")
     accounts = _accounts(request)
-    spent = accounts.limits.spent_usd.get(key.id, Decimal(0))
-    remaining = accounts.limits.remaining_usd(key)
+    spent = await accounts.state.spent_usd(key.id)
+    remaining = None if key.budget_usd is None else max(Decimal(0), key.budget_usd - spent)
     return web.json_response(
         {
             "data": {
@@ -99,7 +99,7 @@ async def handle_credits(request: web.Request) -> web.Response:
         budgets = [k.budget_usd for k in keys if k.budget_usd is not None]
         total = sum(budgets, Decimal(0)) if budgets else None
     elif key is not None:
-        spent, total = accounts.limits.spent_usd.get(key.id, Decimal(0)), key.budget_usd
+        spent, total = await accounts.state.spent_usd(key.id), key.budget_usd
     else:
         raise AuthenticationError("send an API key to see its credits")
     data = {"total_credits": None if total is None else usd_number(total), "total_usage": usd_number(spent)}
