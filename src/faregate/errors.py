@@ -1,4 +1,4 @@
-"""Every client-visible error, and the two envelopes that render them (OpenAI's and Anthropic's).
+"""Every client-visible error, and the envelopes that render them (OpenAI's, Anthropic's and Google's).
 
     FaregateError (500 server_error)
     ├── InvalidRequest (400 invalid_request_error)
@@ -180,3 +180,31 @@ def anthropic_envelope(e: FaregateError) -> dict[str, Any]:
         "type": "error",
         "error": {"type": ANTHROPIC_TYPES.get(e.status, "api_error"), "message": e.message},
     }
+
+
+# Google's canonical `status` per HTTP status (google.rpc.Code, as the Gemini API names them).
+GOOGLE_STATUSES: Final[Mapping[int, str]] = MappingProxyType(
+    {
+        400: "INVALID_ARGUMENT",
+        401: "UNAUTHENTICATED",
+        402: "RESOURCE_EXHAUSTED",
+        403: "PERMISSION_DENIED",
+        404: "NOT_FOUND",
+        405: "UNIMPLEMENTED",
+        409: "ABORTED",
+        413: "INVALID_ARGUMENT",
+        429: "RESOURCE_EXHAUSTED",
+        499: "CANCELLED",
+        500: "INTERNAL",
+        501: "NOT_IMPLEMENTED",
+        502: "UNAVAILABLE",
+        503: "UNAVAILABLE",
+        504: "DEADLINE_EXCEEDED",
+    }
+)
+
+
+def google_envelope(e: FaregateError) -> dict[str, Any]:
+    """Google's `{"error": {"code", "message", "status"}}` (the Gemini API's, read by google-genai)."""
+    status = GOOGLE_STATUSES.get(e.status, "INTERNAL" if e.status >= 500 else "FAILED_PRECONDITION")
+    return {"error": {"code": e.status, "message": e.message, "status": status}}

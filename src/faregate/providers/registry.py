@@ -11,7 +11,7 @@ from typing import Final
 from faregate.canonical import WireApi
 from faregate.providers.anthropic import AnthropicAdapter, AnthropicInbound
 from faregate.providers.base import Adapter, Inbound
-from faregate.providers.gemini import GeminiAdapter
+from faregate.providers.gemini import GeminiAdapter, GeminiInbound
 from faregate.providers.openai import OpenAIAdapter, OpenAIInbound
 from faregate.providers.openai_responses import ResponsesAdapter
 
@@ -24,6 +24,7 @@ _ADAPTERS: Final[tuple[Adapter, ...]] = (
 _INBOUND: Final[tuple[tuple[str, Inbound], ...]] = (
     ("openai", OpenAIInbound()),
     ("anthropic", AnthropicInbound()),
+    ("gemini", GeminiInbound()),
 )
 
 ADAPTERS: Final[Mapping[WireApi, Adapter]] = MappingProxyType({a.api: a for a in _ADAPTERS})

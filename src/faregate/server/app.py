@@ -17,6 +17,7 @@ from aiohttp import web
 
 import faregate.server.admin as admin
 import faregate.server.catalog_admin as catalog_admin
+import faregate.server.gemini as gemini
 import faregate.server.models as models
 import faregate.server.responses as responses
 import faregate.server.usage as usage
@@ -58,8 +59,8 @@ API: Final[tuple[tuple[str, str, Handler], ...]] = (
     ("POST", "/messages/count_tokens", count_handler("anthropic", render_anthropic_count)),
     ("POST", "/embeddings", handle_embeddings),
     *((method, path.removeprefix("/v1"), handler) for method, path, handler in responses.ROUTES),
-    ("GET", "/models", models.handle_list),
-    ("GET", "/models/{model_id:.+}", models.handle_get),
+    ("GET", "/models", gemini.for_google_clients(gemini.handle_list, models.handle_list)),
+    ("GET", "/models/{model_id:.+}", gemini.for_google_clients(gemini.handle_get, models.handle_get)),
     ("POST", "/optimize", handle_optimize),
     ("GET", "/key", usage.handle_key),
     ("GET", "/auth/key", usage.handle_key),  # OpenRouter's name for it
@@ -71,6 +72,7 @@ API: Final[tuple[tuple[str, str, Handler], ...]] = (
 # Outside the API prefixes: a bare `/chat/completions` (clients given the origin as base URL), admin, health.
 OTHER: Final[tuple[tuple[str, str, Handler], ...]] = (
     ("POST", "/chat/completions", chat_handler("openai", "chat")),
+    *gemini.ROUTES,  # Gemini's own paths: /v1beta, and POST /v1/models/{model}:method
     ("POST", "/admin/reload", admin.handle_reload),
     ("GET", "/admin/routes", admin.handle_routes),
     ("POST", "/admin/explain", admin.handle_explain),

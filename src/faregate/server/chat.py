@@ -50,7 +50,9 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
         with ex.recorded(rt):
             body = await read_json(request)
             req, routing = inbound.parse_chat(body)
-            bound = _bound(request, req)  # the request is all in this body: its size bounds the prompt
+            bound = prompt_bound_of(
+                request, req
+            )  # the request is all in this body: its size bounds the prompt
             return await serve_chat(request, rt, table, ex, inbound, req, routing, prompt_bound=bound)
 
     return handle
@@ -222,7 +224,7 @@ async def _write_eof_quietly(response: web.StreamResponse) -> None:
         await response.write_eof()
 
 
-def _bound(request: web.Request, req: ChatRequest) -> int | None:
+def prompt_bound_of(request: web.Request, req: ChatRequest) -> int | None:
     """An upper bound of the prompt's tokens from the body's size, when the size on the wire is the
     size of the JSON (no Content-Encoding); None when it is not known."""
     size = request.content_length

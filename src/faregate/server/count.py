@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from faregate.canonical import JSONObject
+from faregate.canonical import ChatRequest, JSONObject
 from faregate.providers.registry import INBOUND
 from faregate.routing.features import extract_features
 from faregate.server.context import (
@@ -28,6 +28,8 @@ from faregate.server.keys import RUNTIME
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # (token count, what faregate says about it) -> the format's response body
 Render = Callable[[int, JSONObject], JSONObject]
+# (request, its JSON body) -> the chat request it describes and its routing fields
+Parse = Callable[[web.Request, Any], tuple[ChatRequest, JSONObject]]
 
 
 def counted_exactly(model_id: str) -> bool:
@@ -35,14 +37,16 @@ def counted_exactly(model_id: str) -> bool:
     return model_id.startswith("openai/")
 
 
-def count_handler(inbound_name: str, render: Render) -> Handler:
+def count_handler(inbound_name: str, render: Render, *, parse: Parse | None = None) -> Handler:
+    """`parse` when the request is not all in the body (Gemini's model is in the URL)."""
     inbound = INBOUND[inbound_name]
 
     async def handle(request: web.Request) -> web.StreamResponse:
         rt = request.app[RUNTIME]
         table = rt.holder.current
         ex = Exchange.begin(request, "count_tokens")
-        req, routing = inbound.parse_chat(await read_json(request))
+        body = await read_json(request)
+        req, routing = inbound.parse_chat(body) if parse is None else parse(request, body)
         f = extract_features(req, rt.counter.count_request, request.headers, ex.key_group)
         plan = plan_request(request, rt, table, req.model, f, routing, max_tokens=req.max_tokens)
         if not plan.entries:

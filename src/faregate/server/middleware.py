@@ -1,6 +1,7 @@
 """The middlewares, outermost first: request id, error envelope, authentication.
 
-Errors are rendered at this one edge: OpenAI's envelope everywhere, Anthropic's on `/v1/messages`.
+Errors are rendered at this one edge: OpenAI's envelope everywhere, Anthropic's on `/v1/messages`, Google's
+on Gemini's `/v1beta` paths.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from aiohttp import web
 
@@ -15,6 +17,7 @@ from faregate.errors import (
     FaregateError,
     anthropic_envelope,
     from_http_status,
+    google_envelope,
     openai_envelope,
 )
 from faregate.server.context import request_id
@@ -23,9 +26,28 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("faregate.server")
 
 
+GEMINI_PREFIX: Final = "/v1beta/"
+GOOGLE_HEADERS: Final = ("x-goog-api-key", "x-goog-api-client")  # what Google's SDKs send
+
+
+def speaks_gemini(request: web.Request) -> bool:
+    """A request in Gemini's format: anything under `/v1beta`; under `/v1` (google-genai's default version)
+    a POST to `models/{model}:method`, and a model listing asked for by a Google client."""
+    path = request.path
+    if path.startswith(GEMINI_PREFIX):
+        return True
+    if not (path == "/v1/models" or path.startswith("/v1/models/")):
+        return False
+    return request.method == "POST" or any(h in request.headers for h in GOOGLE_HEADERS)
+
+
 def render_error(request: web.Request, e: FaregateError) -> web.Response:
-    anthropic = request.path.removeprefix("/api").startswith("/v1/messages")
-    body = anthropic_envelope(e) if anthropic else openai_envelope(e)
+    if speaks_gemini(request):
+        body = google_envelope(e)
+    elif request.path.removeprefix("/api").startswith("/v1/messages"):
+        body = anthropic_envelope(e)
+    else:
+        body = openai_envelope(e)
     headers = {**e.headers, "X-Faregate-Request-Id": request_id(request)}
     return web.json_response(body, status=e.status, headers=headers)
 
@@ -52,10 +74,15 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def bearer_or_api_key(request: web.Request) -> str | None:
+    """The key a client sent: `Authorization: Bearer`, `X-API-Key`, Google's `x-goog-api-key`, or on
+    Gemini's paths only, Google's `?key=` query parameter."""
     auth = request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip() or None
-    return request.headers.get("X-API-Key") or None
+    given = request.headers.get("X-API-Key") or request.headers.get("x-goog-api-key")
+    if not given and speaks_gemini(request):
+        given = request.query.get("key")
+    return given or None
 
 
 def is_loopback(host: str) -> bool:

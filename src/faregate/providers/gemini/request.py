@@ -127,7 +127,7 @@ def render_chat(req: ChatRequest, upstream_id: str = "") -> tuple[JSONObject, tu
     if req.user is not None:
         dropped.append("user")  # Gemini has no end-user field
     if req.source_api == "gemini":
-        merge_missing(body, req.extra)  # a Gemini client's own fields (safetySettings, topK, ...)
+        merge_missing(body, nested(req.extra))  # a Gemini client's own fields (safetySettings, seed, ...)
     else:
         dropped.extend(req.extra)
     return body, tuple(dropped)
@@ -298,3 +298,16 @@ def merge_missing(body: JSONObject, extra: Mapping[str, Any]) -> None:
             body[key] = value
         elif isinstance(body[key], dict) and isinstance(value, Mapping):
             merge_missing(body[key], value)
+
+
+def nested(extra: Mapping[str, Any]) -> JSONObject:
+    """A Gemini client's extra fields as the body has them: `generationConfig.seed` (the dotted name the
+    inbound reports them under) inside `generationConfig`."""
+    out: JSONObject = {}
+    for key, value in extra.items():
+        head, dot, rest = key.partition(".")
+        if dot:
+            out.setdefault(head, {})[rest] = value
+        else:
+            out[key] = value
+    return out

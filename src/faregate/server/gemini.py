@@ -1,0 +1,189 @@
+"""Gemini's own API in, any provider out (the google-genai SDK works unchanged):
+
+    POST /v1beta/models/{model}:generateContent
+    POST /v1beta/models/{model}:streamGenerateContent?alt=sse
+    POST /v1beta/models/{model}:countTokens
+    GET  /v1beta/models, GET /v1beta/models/{model}
+
+and the same under `/v1` (google-genai's default API version): `POST /v1/models/{model}:method`, and
+`GET /v1/models[/{model}]` in Gemini's shape when a Google client asks (`middleware.speaks_gemini`).
+
+`{model}` is anything faregate routes on (`google/gemini-2.5-flash`, a bare upstream id, `auto`), with or
+without the `models/` prefix. Generation goes through the chat pipeline (`serve_chat`) with a
+`GeminiInbound`; counting through the count handler. The key comes as `x-goog-api-key` or `?key=` (see
+`middleware.bearer_or_api_key`), errors in Google's envelope (`middleware.render_error`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from aiohttp import web
+
+from faregate.canonical import ChatRequest, JSONObject
+from faregate.errors import InvalidRequest, ModelNotFound, NotFound
+from faregate.providers.gemini import GeminiInbound
+from faregate.providers.gemini.inbound import bare_model
+from faregate.routing.table import DecisionTable
+from faregate.server.chat import prompt_bound_of, serve_chat
+from faregate.server.context import Exchange, json_bytes_response, read_json
+from faregate.server.count import count_handler
+from faregate.server.keys import RUNTIME
+from faregate.server.middleware import speaks_gemini
+from faregate.server.models import list_models
+
+PREFIX: Final = "/v1beta"
+ENDPOINT: Final = "gemini"
+GENERATE: Final = "generateContent"
+STREAM: Final = "streamGenerateContent"
+COUNT: Final = "countTokens"
+METHODS: Final = (GENERATE, STREAM, COUNT)
+DEFAULT_PAGE: Final = 50
+MAX_PAGE: Final = 1000
+
+
+def split_target(request: web.Request) -> tuple[str, str]:
+    """`{model}:{method}` from the URL, the model without its `models/` prefix."""
+    model, sep, method = request.match_info["target"].rpartition(":")
+    if not sep or not model:
+        raise NotFound(f"no method in {request.path!r}: use models/{{model}}:{GENERATE}", param="model")
+    return bare_model(model) or model, method
+
+
+async def handle_generate(request: web.Request, model: str, stream: bool) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    table = rt.holder.current  # read once: this request finishes on this table
+    ex = Exchange.begin(request, ENDPOINT)
+    with ex.recorded(rt):
+        if stream and request.query.get("alt") != "sse":
+            raise InvalidRequest(
+                f"{STREAM}: faregate streams as server-sent events only: add ?alt=sse to the URL", param="alt"
+            )
+        inbound = GeminiInbound(model, stream)
+        req, routing = inbound.parse_chat(await read_json(request))
+        bound = prompt_bound_of(request, req)
+        return await serve_chat(request, rt, table, ex, inbound, req, routing, prompt_bound=bound)
+
+
+def parse_count(request: web.Request, body: Any) -> tuple[ChatRequest, JSONObject]:
+    """countTokens takes `contents` or a whole `generateContentRequest`."""
+    model, _ = split_target(request)
+    if isinstance(body, dict) and isinstance(body.get("generateContentRequest"), dict):
+        body = body["generateContentRequest"]
+    return GeminiInbound(model).parse_chat(body)
+
+
+def render_count(tokens: int, info: JSONObject) -> JSONObject:
+    """Gemini's `CountTokensResponse`, with faregate's account of the count beside it."""
+    return {"totalTokens": tokens, "x-faregate": info}
+
+
+handle_count = count_handler("gemini", render_count, parse=parse_count)
+
+HANDLERS: Final[dict[str, Callable[[web.Request, str], Any]]] = {
+    GENERATE: lambda request, model: handle_generate(request, model, False),
+    STREAM: lambda request, model: handle_generate(request, model, True),
+    COUNT: lambda request, model: handle_count(request),
+}
+
+
+async def handle_post(request: web.Request) -> web.StreamResponse:
+    model, method = split_target(request)
+    handler = HANDLERS.get(method)
+    if handler is None:
+        raise NotFound(
+            f"method {method!r} is not served by faregate (it serves {', '.join(METHODS)})", param="method"
+        )
+    response: web.StreamResponse = await handler(request, model)
+    return response
+
+
+# --- the model list ---------------------------------------------------------------------------------
+
+
+def gemini_model(entry: JSONObject) -> JSONObject:
+    """One `/v1/models` entry in Gemini's `Model` shape, named `models/{faregate id}`."""
+    out: JSONObject = {
+        "name": f"models/{entry['id']}",
+        "baseModelId": entry["id"],
+        "version": "faregate",
+        "displayName": entry.get("name") or entry["id"],
+        "description": entry.get("name") or entry["id"],
+        "supportedGenerationMethods": list(METHODS),
+    }
+    if entry.get("alias"):
+        out["description"] = f"{out['displayName']}: each request walks the route's rules"
+        return out
+    out["inputTokenLimit"] = entry["context_length"]
+    limits = [o["max_output"] for o in entry.get("offerings", ()) if o.get("max_output")]
+    if limits:
+        out["outputTokenLimit"] = max(limits)
+    return out
+
+
+def gemini_models(table: DecisionTable) -> list[JSONObject]:
+    """Aliases and routable chat models: what `:generateContent` can be called with."""
+    return [
+        gemini_model(e)
+        for e in list_models(table)
+        if e.get("alias") or (e.get("routable") and e.get("kind") == "chat")
+    ]
+
+
+def _page_size(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_PAGE
+    try:
+        size = int(raw)
+    except ValueError:
+        raise InvalidRequest("pageSize: must be an integer", param="pageSize") from None
+    return min(max(size, 1), MAX_PAGE) if size > 0 else DEFAULT_PAGE
+
+
+def _page_start(raw: str | None) -> int:
+    if not raw:
+        return 0
+    if not raw.isdigit():
+        raise InvalidRequest("pageToken: not a token this server gave", param="pageToken")
+    return int(raw)
+
+
+async def handle_list(request: web.Request) -> web.Response:
+    models = gemini_models(request.app[RUNTIME].holder.current)
+    start, size = _page_start(request.query.get("pageToken")), _page_size(request.query.get("pageSize"))
+    body: JSONObject = {"models": models[start : start + size]}
+    if start + size < len(models):
+        body["nextPageToken"] = str(start + size)
+    return json_bytes_response(body, {})
+
+
+async def handle_get(request: web.Request) -> web.Response:
+    table = request.app[RUNTIME].holder.current
+    info = request.match_info
+    wanted = bare_model(info.get("target", info.get("model_id", "")).rstrip("/")) or ""
+    resolved = wanted if wanted in table.known or wanted in table.aliases else table.upstream_ids.get(wanted)
+    found = next((m for m in gemini_models(table) if m["baseModelId"] == resolved), None)
+    if found is None:
+        raise ModelNotFound(f"models/{wanted} is not found or not routable here", param="model")
+    return json_bytes_response(found, {})
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def for_google_clients(gemini_handler: Handler, other: Handler) -> Handler:
+    """`gemini_handler` for a request in Gemini's format, `other` (OpenAI's `/v1/models`) for the rest."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await (gemini_handler if speaks_gemini(request) else other)(request)
+
+    return handle
+
+
+ROUTES: Final[tuple[tuple[str, str, Handler], ...]] = (
+    ("GET", f"{PREFIX}/models", handle_list),
+    ("GET", f"{PREFIX}/models/{{target:.+}}", handle_get),
+    ("POST", f"{PREFIX}/models/{{target:.+}}", handle_post),
+    ("POST", "/v1/models/{target:.+}", handle_post),
+)
