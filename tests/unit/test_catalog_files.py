@@ -437,3 +437,13 @@ def test_comments_that_say_shut_down_come_with_a_mark():
                 f"{path.name}:{first + 1}: the comment says the model was shut down, but {lines[i].strip()}"
                 " has no retired mark"
             )
+
+
+def test_every_replacement_names_a_live_catalog_model():
+    """A retired offering's `replacement` is what a 404 `model_retired` tells the client to use instead:
+    it must be a model the catalog offers and has not retired itself."""
+    live = {model_id for _, model_id, o in offerings() if not o.get("retired")}
+    named = [(model_id, o["replacement"]) for _, model_id, o in offerings() if o.get("replacement")]
+    assert named, "the shipped catalog names replacements"
+    for model_id, successor in named:
+        assert successor in live, f"{model_id}: replacement {successor!r} is not a live catalog model"
