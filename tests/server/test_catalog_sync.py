@@ -442,6 +442,12 @@ async def test_cli_list_diff_and_export_show_what_sync_stored(
     exported = {o.upstream_id: o for o in catalog.offerings if o.provider == "together"}
     assert exported[QWEN].price == Price(D("0.12"), D("0.2")) and exported["deepseek-ai/DeepSeek-V3"].retired
     assert (out_dir / "openai.yaml").read_text() == (catalog_dir() / "openai.yaml").read_text()  # untouched
+    [mark] = [line for line in written.splitlines() if "retired:" in line and "catalog sync" in line]
+    today = mark.split('"')[1]
+    assert mark.endswith(
+        f'retired: "{today}"  # source: https://api.together.xyz/v1/models (gone from the provider\'s listing on '
+        f"{today}: faregate catalog sync)"
+    ), mark
 
 
 def test_cli_sync_uses_routes_yaml_base_urls_and_keys_from_the_environment(

@@ -1,7 +1,7 @@
 """Write the synced catalog back to `catalog/*.yaml` in the shipped format, keeping comments and layout.
 
 Round trip with ruamel.yaml: values that sync changed are updated in place, offerings sync added are
-appended, retirements get a `retired:` date. Unpriced offerings cannot be written (the schema needs a price).
+appended, retirements get a `retired:` date citing the listing endpoint they were seen missing from. Unpriced offerings cannot be written (the schema needs a price).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from faregate.catalog.listing.fetch import FORMATS
 from faregate.catalog.model import Catalog, Offering, Price
 
 CAPS = ("tools", "vision", "json", "streaming")
@@ -58,18 +59,19 @@ def export_catalog(
         doc = yaml.load(path.read_text(encoding="utf-8"))
         provider = doc["provider"]
         entries: CommentedMap = doc["offerings"]
+        listing = listing_url(doc)
         for o in (o for o in synced.offerings if o.provider == provider):
             when = retired_on.get((o.provider, o.upstream_id))
             old = before.get(o.key)
             if old is not None and o.model_id in entries:
-                what = _update(entries[o.model_id], old, o, when)
+                what = _update(entries[o.model_id], old, o, when, listing)
             elif o.price is None:
                 report.skipped.append(
                     f"{provider} {o.model_id}: no price anywhere (add it to routes.yaml models:)"
                 )
                 continue
             else:
-                entries[o.model_id] = _entry(o, when)
+                entries[o.model_id] = _entry(o, when, listing)
                 what = ["added"]
             report.updated += [f"{provider} {o.model_id}: {w}" for w in what]
         target = out / path.name
@@ -79,7 +81,23 @@ def export_catalog(
     return report
 
 
-def _update(entry: Any, old: Offering, new: Offering, retired_on: str | None) -> list[str]:
+def listing_url(doc: Mapping[str, Any]) -> str:
+    """The provider's listing endpoint: the source of a retirement that sync saw."""
+    base = str(doc.get("base_url") or "")
+    fmt = FORMATS.get(doc.get("listing"))  # type: ignore[arg-type]  # a YAML string, maybe absent
+    return fmt.url(base) if fmt is not None and base else base
+
+
+def mark_retired(entry: CommentedMap, retired_on: str, listing: str) -> None:
+    """`retired: "DATE"  # source: <listing> (...)`: every mark in the catalog says where it comes from."""
+    entry["retired"] = DoubleQuotedScalarString(retired_on)
+    entry.yaml_add_eol_comment(
+        f"# source: {listing} (gone from the provider's listing on {retired_on}: faregate catalog sync)",
+        "retired",
+    )
+
+
+def _update(entry: Any, old: Offering, new: Offering, retired_on: str | None, listing: str) -> list[str]:
     what = []
     if new.price is not None and new.price != old.price:
         for name, value in _price_fields(new.price).items():
@@ -92,12 +110,12 @@ def _update(entry: Any, old: Offering, new: Offering, retired_on: str | None) ->
         entry[cap] = True
         what.append(f"{cap}: true")
     if new.retired and "retired" not in entry and retired_on:
-        entry["retired"] = DoubleQuotedScalarString(retired_on)
+        mark_retired(entry, retired_on, listing)
         what.append(f"retired {retired_on}")
     return what
 
 
-def _entry(o: Offering, retired_on: str | None) -> CommentedMap:
+def _entry(o: Offering, retired_on: str | None, listing: str) -> CommentedMap:
     assert o.price is not None
     entry = CommentedMap({"id": o.upstream_id})
     if o.name:
@@ -108,7 +126,7 @@ def _entry(o: Offering, retired_on: str | None) -> CommentedMap:
     entry["context"] = o.context
     entry.update({cap: True for cap in CAPS if cap in o.caps})
     if o.retired and retired_on:
-        entry["retired"] = DoubleQuotedScalarString(retired_on)
+        mark_retired(entry, retired_on, listing)
     return entry
 
 
