@@ -33,11 +33,11 @@ RANKS: tuple[frozenset[str], ...] = (
     frozenset({"state"}),  # what every worker and instance shares (Redis or this process)
     frozenset({"simulator"}),
     frozenset({"audit"}),
-    frozenset({"server"}),
+    frozenset({"server", "ui"}),  # the dashboard (ui) is served by the server and reads its state
     frozenset({"cli"}),
     frozenset({"__init__"}),  # the public surface: create_app and the error tree
 )
-AIOHTTP_SERVING = frozenset({"server", "simulator"})  # the only ones that may use aiohttp.web
+AIOHTTP_SERVING = frozenset({"server", "simulator", "ui"})  # the only ones that may use aiohttp.web
 
 
 def modules(root: Path) -> dict[str, Path]:

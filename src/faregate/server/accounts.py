@@ -46,6 +46,10 @@ class Accounts:
         self._cache[digest] = (key, now + KEY_CACHE_S)
         return key
 
+    def forget_keys(self) -> None:
+        """Drop every cached key lookup: a key revoked or changed here takes effect on the next request."""
+        self._cache.clear()
+
     async def admit(self, key: ApiKey, plan: Plan, prompt_tokens: int, max_tokens: int | None) -> Ticket:
         """Check rpm/tpm and reserve the plan's worst-case cost against the budget: the dearest channel at
         the prompt (with a margin for other tokenizers) and the largest answer the request allows. A chat

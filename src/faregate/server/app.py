@@ -21,6 +21,7 @@ import faregate.server.gemini as gemini
 import faregate.server.models as models
 import faregate.server.responses as responses
 import faregate.server.usage as usage
+import faregate.ui as ui
 from faregate.server.auth import authenticate
 from faregate.server.chat import chat_handler
 from faregate.server.cors import add_cors_headers, preflight
@@ -78,6 +79,7 @@ OTHER: Final[tuple[tuple[str, str, Handler], ...]] = (
     ("POST", "/admin/explain", admin.handle_explain),
     ("GET", "/healthz", healthz),
     ("GET", "/metrics", prometheus_text),
+    *ui.ROUTES,  # the dashboard (faregate/ui): its own session login, so past the key check
 )
 
 
@@ -106,6 +108,7 @@ def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.App
     app.cleanup_ctx.append(usage_writer)
     if opts.watch_interval_s > 0:
         app.cleanup_ctx.append(watch_files)
+    ui.setup(app)
     catalog_admin.setup(app)  # catalog sync: its cleanup context (after the session) and admin routes
     for method, path, handler in route_table():
         app.router.add_route(method, path, handler)

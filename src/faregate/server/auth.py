@@ -18,6 +18,7 @@ from faregate.server.middleware import bearer_or_api_key, is_loopback
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 IS_ADMIN = "faregate.is_admin"
 PUBLIC = ("/healthz",)
+UI = "/ui"  # the dashboard logs in with its own form and session cookie (faregate/ui)
 
 
 def caller_key(request: web.Request) -> ApiKey | None:
@@ -42,7 +43,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         if not opts.admin_key and not is_loopback(opts.host):
             raise PermissionDenied("set FAREGATE_ADMIN_KEY to use admin endpoints on a non-loopback address")
         return await handler(request)
-    if admin or request.path in PUBLIC:
+    if admin or request.path in PUBLIC or request.path == UI or request.path.startswith(UI + "/"):
         return await handler(request)
     # Only `fg_` keys are ours: any other (an OpenAI key an SDK sends on an open gateway) is not looked up.
     ours = given is not None and given.startswith(KEY_PREFIX)

@@ -1,0 +1,90 @@
+"""Overview, usage log and traces: the caller's traffic (every key's for the admin), from the usage log.
+
+The headline figures are the usage log's `totals`, the query behind `GET /v1/metrics`; spend by day, key,
+model and provider is the audit's `spend` check over the same rows; a trace is `GET /v1/requests/{id}`'s
+record. The live parts are fragments that htmx polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from aiohttp import web
+
+import faregate.ui.views as views
+from faregate.accounting.record import RequestRecord
+from faregate.accounting.usage_log import Totals, days_ago
+from faregate.server.accounts import Accounts
+from faregate.server.keys import RUNTIME
+from faregate.ui.plumbing import Viewer, page, render
+
+
+def _accounts(request: web.Request) -> Accounts | None:
+    return request.app[RUNTIME].accounts
+
+
+def _read(accounts: Accounts, viewer: Viewer, since: float) -> tuple[Totals, Sequence[RequestRecord]]:
+    """The viewer's sums and rows since `since`: the admin's are every key's, a key's only its own."""
+    totals = accounts.usage.totals(key_id=viewer.key_id, since=since, all_keys=viewer.admin)
+    rows = accounts.usage.rows(key_id=viewer.key_id, since=since, all_keys=viewer.admin)
+    return totals, list(rows)
+
+
+async def _overview(request: web.Request, viewer: Viewer) -> views.Overview | None:
+    accounts = _accounts(request)
+    if accounts is None:
+        return None
+    days = views.period_of(request.query)
+    totals, records = await asyncio.to_thread(_read, accounts, viewer, days_ago(days))
+    return views.overview(totals, records, days, time.time())
+
+
+@page()
+async def overview(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    ov = await _overview(request, viewer)
+    return render(request, "overview.html", viewer=viewer, ov=ov, days=views.period_of(request.query))
+
+
+@page()
+async def overview_live(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """The overview's figures, chart data and top lists: polled by the page."""
+    ov = await _overview(request, viewer)
+    return render(request, "_overview_live.html", viewer=viewer, ov=ov)
+
+
+async def _usage(request: web.Request, viewer: Viewer) -> dict[str, object] | None:
+    accounts = _accounts(request)
+    if accounts is None:
+        return None
+    f = views.UsageFilters.parse(request.query)
+    since = views.parse_moment(f.since) or 0.0
+    _, records = await asyncio.to_thread(_read, accounts, viewer, since)
+    kept = views.filter_records(records, f)
+    return {"filters": f, "page": views.page_of(kept, f.page), "choices": views.choices(records)}
+
+
+@page()
+async def usage(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    data = await _usage(request, viewer)
+    return render(request, "usage.html", viewer=viewer, data=data)
+
+
+@page()
+async def usage_rows(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    data = await _usage(request, viewer)
+    return render(request, "_usage_rows.html", viewer=viewer, data=data)
+
+
+@page()
+async def trace(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """One request's trace, as `GET /v1/requests/{id}` gives it; another key's request is not found."""
+    rid = request.match_info["request_id"]
+    rec = await asyncio.to_thread(request.app[RUNTIME].recorder.get, rid)
+    if rec is not None and not viewer.admin and rec.key_id != viewer.key_id:
+        rec = None
+    if rec is None:
+        return render(request, "missing.html", status=404, viewer=viewer, what=f"request {rid}")
+    saved, saved_pct = views.saved_of(rec)
+    return render(request, "trace.html", viewer=viewer, rec=rec, saved=saved, saved_pct=saved_pct)
