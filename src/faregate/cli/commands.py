@@ -6,10 +6,18 @@ import argparse
 import json
 import logging
 import os
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faregate.cli.catalog import register as register_catalog
+from faregate.server.supervisor import worker_count
+
+if TYPE_CHECKING:
+    from faregate.accounting.keys import ApiKey
+    from faregate.config.model import RoutesSpec
+    from faregate.server.options import ServeOptions
 from faregate.cli.common import Register, config_path, store_for
 
 
@@ -34,6 +42,13 @@ def register(command: Register) -> None:
         "--demo",
         action="store_true",
         help="run the shipped routes.yaml (unless --config is given) against the built-in provider simulator",
+    )
+    serve.add_argument(
+        "--workers",
+        default="1",
+        metavar="N|auto",
+        help="worker processes on one port (default 1; auto: one per core); more than one needs shared"
+        " state (state: redis://...) for keys with limits",
     )
     keys = command("keys", lambda a: 2, "Manage API keys: create, list, revoke, update.")
     sub = keys.add_subparsers(required=True, metavar="ACTION")
@@ -112,7 +127,61 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     folder = args.catalog or settings.catalog_dir or catalog_dir()
     env = {**provider_env_file(), **os.environ}  # provider keys may sit in .env too; the environment wins
+    from faregate.server.workers import ID_ENV, WorkerIdentity
+
+    try:
+        workers = worker_count(args.workers)
+    except ValueError as e:
+        print(f"faregate: {e}")
+        return 2
+    if workers > 1 and ID_ENV not in os.environ:
+        return _supervise(args, workers, config, Path(folder), options, spec, store, env)
+    options = replace(options, worker=WorkerIdentity.from_env(os.environ))
     return run(config, Path(folder), options, env, demo=args.demo, store=store)
+
+
+def _supervise(
+    args: argparse.Namespace,
+    workers: int,
+    config: Path,
+    folder: Path,
+    options: ServeOptions,
+    spec: RoutesSpec,
+    store: Path | None,
+    env: dict[str, str],
+) -> int:
+    """`serve --workers N`: refuse what N processes would get wrong, then run the supervisor."""
+    import sys
+
+    from faregate.server.supervisor import supervise
+    from faregate.state.open import state_url
+
+    if state_url(spec.state, env) is None and store is not None:
+        limited = [k.id for k in _keys_with_limits(store)]
+        if limited:
+            shown = ", ".join(limited[:5]) + (" ..." if len(limited) > 5 else "")
+            print(
+                f"faregate: cannot start {workers} workers with in-process state: {len(limited)} key(s) have"
+                f" limits ({shown}), and each worker would enforce them on its own ({workers} times the"
+                " budget and rate). Share the state: set `state: redis://HOST:6379/0` in routes.yaml or"
+                " FAREGATE_STATE, or run one worker.",
+                file=sys.stderr,
+            )
+            return 1
+    argv = [sys.executable, "-m", "faregate.cli", "serve", "--workers", "1", "--config", str(config)]
+    argv += ["--catalog", str(folder), "--host", options.host]
+    argv += ["--no-store"] if store is None else ["--store", str(store)]
+    if args.demo:
+        argv.append("--demo")
+    return supervise(argv, workers, options.host, options.port, env)
+
+
+def _keys_with_limits(store: Path) -> list[ApiKey]:
+    from faregate.accounting.keys import KeyStore
+    from faregate.db import open_db
+
+    keys = KeyStore(open_db(store)).list()
+    return [k for k in keys if k.active and (k.rpm or k.tpm or k.budget_usd is not None)]
 
 
 def provider_env_file(path: Path = Path(".env")) -> dict[str, str]:

@@ -9,12 +9,13 @@ from typing import Any
 from aiohttp import web
 
 import faregate.server.shared_state as shared_state
+import faregate.server.workers as workers
 from faregate.config.load import ConfigIssue
 from faregate.routing.explain import explain
 from faregate.routing.features import extract_features
 from faregate.routing.table import Channel, DecisionTable
 from faregate.server.context import plan_request, read_json
-from faregate.server.keys import RUNTIME
+from faregate.server.keys import OPTIONS, RUNTIME
 
 
 async def handle_reload(request: web.Request) -> web.Response:
@@ -120,6 +121,7 @@ async def handle_routes(request: web.Request) -> web.Response:
     warnings = rt.loaded.warnings if rt.loaded.table is table else ()
     doc = table_json(table, rt.health.snapshot(time.monotonic()), warnings)
     doc["state"] = shared_state.describe(rt)
+    doc["workers"] = workers.describe(request.app[OPTIONS].worker)
     return web.json_response(doc)
 
 

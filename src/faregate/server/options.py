@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from faregate.server.workers import WorkerIdentity
+
 
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
@@ -14,3 +16,6 @@ class ServeOptions:
     max_body_bytes: int = 4 * 1024 * 1024  # fixed at start-up: a reload does not change it
     watch_interval_s: float = 1.0  # 0 turns the file watch off
     simulated: bool = False
+    worker: WorkerIdentity = field(
+        default_factory=WorkerIdentity
+    )  # which worker of `serve --workers N` this process is

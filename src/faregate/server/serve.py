@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Mapping
@@ -113,13 +114,15 @@ async def serve(
         handler_cancellation=True,
     )
     await runner.setup()
-    site = web.TCPSite(runner, options.host, options.port, reuse_address=True)
+    # A worker of `serve --workers N` shares its port with the others (SO_REUSEPORT).
+    reuse_port = options.worker.supervised or None
+    site = web.TCPSite(runner, options.host, options.port, reuse_address=True, reuse_port=reuse_port)
     await site.start()
     bound = runner.addresses[0] if runner.addresses else (options.host, options.port)
     log.info("faregate serving on http://%s:%s (%s)", bound[0], bound[1], "demo" if demo else config)
     print(
-        f"faregate: serving on http://{bound[0]}:{bound[1]}"
-        + (" (demo: simulated providers)" if demo else ""),
+        f"faregate: {f'worker {options.worker.id} ' if options.worker.supervised else ''}serving on"
+        f" http://{bound[0]}:{bound[1]}" + (" (demo: simulated providers)" if demo else ""),
         flush=True,
     )
     stop = stop or asyncio.Event()
@@ -130,13 +133,28 @@ async def serve(
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(runtime.reload()))
     if ready is not None:
         ready.set()
+    orphan_watch = (
+        asyncio.create_task(_stop_when_orphaned(os.getppid(), stop)) if options.worker.supervised else None
+    )
     try:
         await stop.wait()
     finally:
+        if orphan_watch is not None:
+            orphan_watch.cancel()
         log.info("shutting down: finishing requests in flight")
         await runner.cleanup()  # stops accepting, waits for handlers, then runs cleanup contexts
         if sim_runner is not None:
             await sim_runner.cleanup()
+
+
+async def _stop_when_orphaned(parent: int, stop: asyncio.Event) -> None:
+    """A worker whose supervisor died (killed with SIGKILL: nothing forwarded) stops gracefully itself."""
+    while True:
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent:
+            break
+    log.error("the supervisor (pid %d) is gone: stopping", parent)
+    stop.set()
 
 
 def run(
