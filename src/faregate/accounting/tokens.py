@@ -259,6 +259,20 @@ class TokenCounter:
     def encoding_for(self, model_id: str) -> tiktoken.Encoding:
         return self._get(model_id).encoding
 
+    def decode(self, tokens: Sequence[int], model_id: str = "") -> str:
+        """A client's token-array input as the text it encodes, in `model_id`'s encoding. ValueError for
+        an id that encoding does not have."""
+        enc = self.encoding_for(model_id)
+        try:
+            return enc.decode(list(tokens))
+        except (KeyError, OverflowError, TypeError, ValueError):
+            for t in tokens:
+                try:
+                    enc.decode_single_token_bytes(t)
+                except (KeyError, OverflowError, TypeError, ValueError):
+                    raise ValueError(f"token {t} is not in {enc.name}") from None
+            raise ValueError(f"the tokens are not in {enc.name}") from None
+
     def warm(self) -> None:
         """Load every encoding now (for benchmarks and a fork-based pre-load; `serve` loads on first use)."""
         for name in ENCODINGS:

@@ -24,6 +24,7 @@ import faregate.server.usage as usage
 import faregate.ui as ui
 from faregate.server.auth import authenticate
 from faregate.server.chat import chat_handler
+from faregate.server.completions import handle_completions
 from faregate.server.cors import add_cors_headers, preflight
 from faregate.server.count import count_handler, render_anthropic_count
 from faregate.server.crosssite import cross_site
@@ -58,6 +59,7 @@ API: Final[tuple[tuple[str, str, Handler], ...]] = (
     ("POST", "/chat/completions", chat_handler("openai", "chat")),
     ("POST", "/messages", chat_handler("anthropic", "messages")),
     ("POST", "/messages/count_tokens", count_handler("anthropic", render_anthropic_count)),
+    ("POST", "/completions", handle_completions),  # legacy completions, translated to chat
     ("POST", "/embeddings", handle_embeddings),
     *((method, path.removeprefix("/v1"), handler) for method, path, handler in responses.ROUTES),
     ("GET", "/models", gemini.for_google_clients(gemini.handle_list, models.handle_list)),

@@ -5,11 +5,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from faregate.canonical import Usage
-from faregate.providers.openai.embeddings import parse_embeddings, render_embeddings
+from faregate.providers.openai.embeddings import Decode, parse_embeddings, render_embeddings
 from faregate.routing.features import Features
 from faregate.server.context import Exchange, json_bytes_response, no_channel_error, plan_request, read_json
 from faregate.server.execute import Walk, call_embeddings
 from faregate.server.keys import HTTP, RUNTIME
+from faregate.server.runtime import Runtime
+
+
+def token_decoder(rt: Runtime) -> Decode:
+    """Token arrays in the encoding of the model the client named (OpenAI's embedding models: cl100k)."""
+    return lambda tokens, model: rt.counter.decode(tokens, model or "")
 
 
 async def handle_embeddings(request: web.Request) -> web.StreamResponse:
@@ -17,7 +23,7 @@ async def handle_embeddings(request: web.Request) -> web.StreamResponse:
     table = rt.holder.current
     ex = Exchange.begin(request, "embeddings")
     with ex.recorded(rt):
-        req, fmt, routing = parse_embeddings(await read_json(request))
+        req, fmt, routing = parse_embeddings(await read_json(request), decode=token_decoder(rt))
         ex.requested = request.headers.get("Faregate-Model") or req.model or "auto"
         prompt_tokens = sum(rt.counter.count_text(s, req.model or "") for s in req.inputs)
         f = Features(

@@ -150,8 +150,9 @@ async def handle_generation(request: web.Request) -> web.Response:
     return web.json_response({"data": data})
 
 
-# An answer's id is its request id behind its format's prefix (`chatcmpl-`, `msg_`; `gen-` as OpenRouter's).
-RESPONSE_ID_PREFIXES = ("chatcmpl-", "msg_", "gen-")
+# An answer's id is its request id behind its format's prefix (`chatcmpl-`, `cmpl-`, `msg_`; `gen-` as
+# OpenRouter's).
+RESPONSE_ID_PREFIXES = ("chatcmpl-", "cmpl-", "msg_", "gen-")
 
 
 def request_id_of(response_id: str) -> str:
