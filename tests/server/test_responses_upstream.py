@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anthropic
 import pytest
 
@@ -180,3 +181,31 @@ async def test_built_in_tools_go_to_the_responses_channel_as_sent(demo: Demo) ->
     [sent] = responses_calls(demo)
     assert search in sent["tools"] and [t.get("name") for t in sent["tools"]].count("get_weather") == 1
     assert sent["tool_choice"] == {"type": "web_search"}
+
+
+async def test_the_catalog_sends_a_responses_only_model_to_responses(
+    routes_copy: Path, counter: TokenCounter
+) -> None:
+    """The shipped catalog marks gpt-5.5-pro `api: openai-responses`: a chat completions client reaches it
+    through the upstream's /responses, which the simulator (like OpenAI) is the only place it serves it."""
+    d, stop = await start_demo(routes_copy, counter)
+    try:
+        channel = d.runtime.holder.current.channels["openai:gpt-5.5-pro"]
+        assert channel.api == "openai-responses"
+        async with client(d) as c:
+            raw = await c.chat.completions.with_raw_response.create(
+                model="openai/gpt-5.5-pro",
+                messages=[{"role": "user", "content": "Hello there"}],
+                max_tokens=20,
+            )
+        assert "You said: Hello there" in (raw.parse().choices[0].message.content or "")
+        [sent] = [r for r in d.sim.received_for("openai")]
+        assert sent.path.endswith("/v1/responses") and sent.json()["model"] == "gpt-5.5-pro"
+        async with aiohttp.ClientSession() as http:  # the simulator itself refuses chat completions for it
+            url = d.sim.base_url(d.sim_origin, "openai") + "/chat/completions"
+            body = {"model": "gpt-5.5-pro", "messages": [{"role": "user", "content": "hi"}]}
+            async with http.post(url, json=body, headers={"Authorization": "Bearer sk-test"}) as r:
+                assert r.status == 404
+                assert "only supported in v1/responses" in (await r.json())["error"]["message"]
+    finally:
+        await stop()

@@ -54,7 +54,15 @@ def demo_simulator(sources: Sources, counter: TokenCounter) -> tuple[Simulator, 
     providers = []
     for name, info in loaded.merged.providers.items():
         models = tuple(
-            SimModel(o.upstream_id, o.name or o.model_id, o.kind, o.context, o.price.input, o.price.output)
+            SimModel(
+                o.upstream_id,
+                o.name or o.model_id,
+                o.kind,
+                o.context,
+                o.price.input,
+                o.price.output,
+                responses_only=o.api == "openai-responses",
+            )
             for o in loaded.merged.offerings
             if o.provider == name and o.price is not None and not o.retired
         )

@@ -276,6 +276,7 @@ def model_from_json(data: JSON) -> SimModel:
         context=int(data.get("context", 128_000)),
         input_price=_price(data.get("input_price", 0)),
         output_price=_price(data.get("output_price", 0)),
+        responses_only=data.get("api") == "openai-responses",
     )
 
 

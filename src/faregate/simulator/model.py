@@ -36,6 +36,7 @@ class SimModel:
     context: int
     input_price: Decimal
     output_price: Decimal
+    responses_only: bool = False  # served only at /v1/responses (OpenAI's pro models): chat completions 404
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,6 +112,10 @@ def find_model(provider: SimProvider, body: JSONObject, kind: str, endpoint: str
         raise SimError(404, f"The model `{name}` does not exist or you do not have access to it.")
     if model.kind != kind:
         raise SimError(404, f"This is not a {kind} model and thus not supported in the {endpoint} endpoint.")
+    if model.responses_only and endpoint != "v1/responses":
+        raise SimError(
+            404, f"This model is only supported in v1/responses and not in {endpoint}.", param="model"
+        )
     return model
 
 
