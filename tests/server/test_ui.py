@@ -148,3 +148,131 @@ async def test_the_pages_figures_equal_v1_metrics_and_the_audit(ui: KeyedDemo, b
                 f'<td>{row["value"]}</td><td class="num">{row["requests"]}</td><td class="num">{views.usd(Decimal(row["spend_usd"]))}</td>'
                 in html
             )
+
+
+async def test_pages_for_the_admin_only(ui: KeyedDemo) -> None:  # noqa: F811
+    secret, _ = ui.create_key("mine")
+    b = Browser(ui.url)
+    try:
+        await b.login(secret)
+        for path in ("/ui/routes", "/ui/keys", "/ui/audit"):
+            status, html, _ = await b.get(path)
+            assert status == 403 and "admin key only" in html, path
+        status, html, _ = await b.get("/ui/models")
+        assert status == 200 and 'id="sync-form"' not in html
+        status, _, _ = await b.post("/ui/keys", {"label": "sneaky"})
+        assert status == 403
+        assert [k.label for k in ui.accounts.keys.list()] == ["mine"]
+    finally:
+        await b.close()
+
+
+async def test_models_page_lists_offerings_and_runs_a_sync(ui: KeyedDemo, browser: Browser) -> None:  # noqa: F811
+    await browser.login(ADMIN_KEY)
+    status, html, _ = await browser.get("/ui/models")
+    assert status == 200 and "openai/gpt-6-luna" in html and 'id="sync-form"' in html
+    assert '<span class="badge no">no</span>' in html  # some offering is not routable, and says why
+    status, _, _ = await browser.post("/ui/models/sync", {"provider": "openai"}, csrf=False)
+    assert status == 403  # no CSRF token: no sync
+    status, html, _ = await browser.post("/ui/models/sync", {"provider": "openai"})
+    assert (
+        status == 200
+        and 'id="sync-results"' in html
+        and '<strong>openai</strong>: <span class="ok">ok</span>' in html
+    )
+    _, html, _ = await browser.get("/ui/models")
+    assert "never run" not in html.split("<td>openai")[1].split("</tr>")[0]
+
+
+async def test_routes_page_shows_the_table_and_explains(ui: KeyedDemo, browser: Browser) -> None:  # noqa: F811
+    await browser.login(ADMIN_KEY)
+    status, html, _ = await browser.get("/ui/routes")
+    table = ui.demo.runtime.holder.current
+    assert status == 200
+    for alias, route in table.aliases.items():
+        assert f"Alias <code>{alias}</code> → route <code>{route}</code>" in html
+    first = table.routes[table.aliases["auto"]][0]
+    assert f"<strong>{first.name}</strong>" in html and (not first.channels or first.channels[0].id in html)
+    status, html, _ = await browser.post(
+        "/ui/routes/explain", {"model": "auto", "message": "Hi", "tools": "on"}
+    )
+    assert status == 200 and 'id="explain-plan"' in html and 'id="explain-rule"' in html
+    status, html, _ = await browser.post("/ui/routes/explain", {"model": "no/such-model", "message": "Hi"})
+    assert status == 200 and 'class="error"' in html
+
+
+async def test_a_created_key_is_shown_once_then_revoked(ui: KeyedDemo, browser: Browser) -> None:  # noqa: F811
+    await browser.login(ADMIN_KEY)
+    status, html, _ = await browser.post("/ui/keys", {"label": "made here", "budget": "0.5", "rpm": "60"})
+    assert status == 200
+    secret = html.split('<code id="new-secret">')[1].split("</code>")[0]
+    assert secret.startswith("fg_")
+    key = ui.accounts.keys.authenticate(secret)
+    assert key is not None and key.budget_usd == Decimal("0.5") and key.rpm == 60
+    _, html, _ = await browser.get("/ui/keys")
+    assert secret not in html and key.id in html
+    await send(ui, secret, 1)
+    status, html, _ = await browser.post(
+        f"/ui/keys/{key.id}/limits", {"budget": "2", "rpm": "", "tpm": "1000"}
+    )
+    changed = ui.accounts.keys.get(key.id)
+    assert (
+        changed is not None
+        and changed.budget_usd == Decimal("2")
+        and changed.rpm is None
+        and changed.tpm == 1000
+    )
+    status, html, _ = await browser.post(f"/ui/keys/{key.id}/revoke", {})
+    assert status == 200 and "revoked" in html
+    async with aiohttp.ClientSession() as s:
+        from tests.server.accounting_fixtures import chat_body
+
+        status, _, _ = await ui.post(s, secret, chat_body())
+    assert status == 401
+    status, html, _ = await browser.post("/ui/keys", {"label": "", "rpm": "x"})
+    assert status == 400 and 'id="key-error"' in html
+
+
+async def test_audit_page_has_the_commands_counts(
+    ui: KeyedDemo,  # noqa: F811
+    browser: Browser,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each section's count on the page is what `faregate audit --json` prints for the same files and store."""
+    import json
+
+    from faregate.cli import main
+
+    secret, _ = ui.create_key("app")
+    await send(ui, secret, 3)
+    await browser.login(ADMIN_KEY)
+    status, html, _ = await browser.get("/ui/audit?days=30")
+    assert status == 200
+    capsys.readouterr()
+    argv = ["audit", "--config", str(ui.demo.routes_path), "--store", str(ui.store), "--days", "30", "--json"]
+    main(argv)
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed["sections"]) == {"unpriced", "drift", "changes", "billing", "routes", "spend"}
+    for name, section in printed["sections"].items():
+        assert f'id="count-{name}">{section["findings"]}<' in html, name
+    assert ("Findings in" in html) == bool(printed["failed"])
+
+
+async def test_revoking_a_key_ends_its_dashboard_session(ui: KeyedDemo, browser: Browser) -> None:  # noqa: F811
+    secret, key = ui.create_key("short-lived")
+    b = Browser(ui.url)
+    try:
+        await b.login(secret)
+        status, _, _ = await b.get("/ui/usage", allow_redirects=False)
+        assert status == 200
+        await browser.login(ADMIN_KEY)
+        await browser.get("/ui/keys")
+        await browser.post(f"/ui/keys/{key.id}/revoke", {})
+        status, _, resp = await b.get("/ui/usage", allow_redirects=False)
+        assert status == 303 and resp.headers["Location"] == "/ui/login"
+        status, _, _ = await b.login(secret)
+        assert status == 401
+        status, _, resp = await b.get("/ui/usage/rows", headers={"HX-Request": "true"}, allow_redirects=False)
+        assert status == 401 and resp.headers["HX-Redirect"] == "/ui/login"
+    finally:
+        await b.close()

@@ -159,3 +159,76 @@ def test_key_rows_put_active_keys_first_with_what_they_spent() -> None:
     rows = views.key_rows(keys, {"k2": D("0.25")})
     assert [r.key.id for r in rows] == ["k3", "k2", "k1"]
     assert rows[1].remaining == D("0.75") and rows[0].remaining is None and rows[2].spent == 0
+
+
+def test_offerings_say_why_they_are_not_routable() -> None:
+    """On the shipped routes.yaml and catalog with no provider key: every offering is listed, none routable,
+    each with its provider's missing key as the reason; with keys, a priced live offering is routable."""
+    from faregate.catalog.files import load_catalog_dir
+    from faregate.catalog.model import Price
+    from faregate.catalog.store import PriceRow
+    from faregate.paths import catalog_dir, default_routes
+    from faregate.routing.load import load_table
+
+    catalog, _ = load_catalog_dir(catalog_dir())
+    loaded, issues = load_table(default_routes(), catalog, {})
+    assert loaded is not None, issues
+    rows = views.offerings(loaded.merged, loaded.table, {})
+    assert len(rows) == len(loaded.merged.offerings)
+    assert all(
+        not r.routable and any("inactive" in w for w in r.why_not) for r in rows if r.price is not None
+    )
+    env = {var: "x" for p in loaded.merged.providers.values() for var in p.api_key_env}
+    keyed, _ = load_table(default_routes(), catalog, env)
+    assert keyed is not None
+    first = next(o for o in keyed.merged.offerings if o.price is not None and not o.retired)
+    hist = {
+        (first.provider, first.upstream_id): [
+            PriceRow(
+                first.provider,
+                first.upstream_id,
+                Price(D("1"), D("2")),
+                "2026-11-01T00:00:00+00:00",
+                "2026-11-02T00:00:00+00:00",
+            ),
+            PriceRow(
+                first.provider, first.upstream_id, Price(D("0.5"), D("2")), "2026-11-02T00:00:00+00:00", None
+            ),
+        ]
+    }
+    keyed_rows = views.offerings(keyed.merged, keyed.table, hist)
+    row = next(r for r in keyed_rows if (r.provider, r.upstream_id) == (first.provider, first.upstream_id))
+    policy = keyed.merged.providers[first.provider].data_collection
+    denied = keyed.table.preferences.data_collection == "deny" and policy == "allow"
+    assert row.routable is not denied and row.history_chart()["input"] == [1.0, 0.5]
+    retired = [r for r in keyed_rows if any("retired" in w or "listing" in w for w in r.why_not)]
+    assert all(not r.routable for r in retired)
+
+
+def test_explain_form_builds_an_openai_chat_body() -> None:
+    form = views.ExplainForm.parse(
+        {"model": "", "message": "hi", "images": "on", "tools": "on", "json_mode": "on"}
+    )
+    body = form.body()
+    assert body["model"] == "auto" and body["messages"][0]["content"][1]["type"] == "image_url"
+    assert body["tools"][0]["function"]["name"] == "lookup" and body["response_format"] == {
+        "type": "json_object"
+    }
+    assert views.ExplainForm.parse({"message": "x"}).body() == {
+        "model": "auto",
+        "messages": [{"role": "user", "content": "x"}],
+    }
+
+
+def test_audit_view_keeps_counts_and_cuts_rows() -> None:
+    from faregate.audit.model import AuditResult, Section
+
+    big = Section("billing", "Billing", ("id",), tuple({"id": str(n)} for n in range(500)), 500)
+    small = Section("spend", "Spend", ("by",), ({"by": "day"},), 0)
+    result = AuditResult("now", "routes.yaml", "store.db", (big, small), ("billing",))
+    shown = views.audit_view(result)
+    assert [(s.name, s.findings, s.failing, s.total_rows) for s in shown] == [
+        ("billing", 500, True, 500),
+        ("spend", 0, False, 1),
+    ]
+    assert len(shown[0].rows) == views.AUDIT_ROWS_SHOWN

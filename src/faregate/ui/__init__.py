@@ -12,7 +12,11 @@ from typing import Final
 
 from aiohttp import web
 
+import faregate.ui.audit as audit
+import faregate.ui.catalog as catalog
+import faregate.ui.keys as keys
 import faregate.ui.login as login
+import faregate.ui.routing as routing
 import faregate.ui.traffic as traffic
 from faregate.ui.plumbing import setup, static
 
@@ -27,6 +31,15 @@ ROUTES: Final[tuple[tuple[str, str, Handler], ...]] = (
     ("GET", "/ui/usage", traffic.usage),
     ("GET", "/ui/usage/rows", traffic.usage_rows),
     ("GET", "/ui/requests/{request_id}", traffic.trace),
+    ("GET", "/ui/models", catalog.models),
+    ("POST", "/ui/models/sync", catalog.sync),
+    ("GET", "/ui/routes", routing.routes),
+    ("POST", "/ui/routes/explain", routing.explain_form),
+    ("GET", "/ui/keys", keys.keys),
+    ("POST", "/ui/keys", keys.create),
+    ("POST", "/ui/keys/{key_id}/revoke", keys.revoke),
+    ("POST", "/ui/keys/{key_id}/limits", keys.change_limits),
+    ("GET", "/ui/audit", audit.audit),
     ("GET", "/ui/static/{path:.+}", static),
 )
 

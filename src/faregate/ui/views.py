@@ -485,3 +485,46 @@ def audit_view(result: AuditResult) -> list[AuditSectionView]:
         )
         for s in result.sections
     ]
+
+
+# --- explain form -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainForm:
+    """The routes page's explain form: a message and what the request carries, as an OpenAI chat body."""
+
+    model: str = "auto"
+    message: str = "Hello"
+    images: bool = False
+    tools: bool = False
+    json_mode: bool = False
+    stream: bool = False
+
+    @classmethod
+    def parse(cls, form: Mapping[str, str]) -> ExplainForm:
+        return cls(
+            model=form.get("model", "").strip() or "auto",
+            message=form.get("message", ""),
+            images=form.get("images") == "on",
+            tools=form.get("tools") == "on",
+            json_mode=form.get("json_mode") == "on",
+            stream=form.get("stream") == "on",
+        )
+
+    def body(self) -> dict[str, Any]:
+        content: Any = self.message
+        if self.images:
+            content = [
+                {"type": "text", "text": self.message},
+                {"type": "image_url", "image_url": {"url": "https://example.com/image.png"}},
+            ]
+        body: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": content}]}
+        if self.tools:
+            fn = {"name": "lookup", "description": "Look something up", "parameters": {"type": "object"}}
+            body["tools"] = [{"type": "function", "function": fn}]
+        if self.json_mode:
+            body["response_format"] = {"type": "json_object"}
+        if self.stream:
+            body["stream"] = True
+        return body

@@ -3,7 +3,12 @@
 (function () {
   "use strict";
   var css = function (name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); };
-  var dollars = function (v) { return v == null ? "" : "$" + (+v).toFixed(v !== 0 && Math.abs(v) < 0.01 ? 6 : 2); };
+  // Axis and legend labels only: the page prints the exact figures beside the chart.
+  var dollars = function (v) {
+    if (v == null) return "";
+    var a = Math.abs(v);
+    return "$" + (a === 0 ? "0" : a >= 1 ? v.toFixed(2) : v.toPrecision(2));
+  };
 
   function spendChart(el, data) {
     var opts = {
@@ -15,7 +20,7 @@
       ],
       axes: [
         { stroke: css("--muted"), grid: { stroke: css("--line") } },
-        { stroke: css("--muted"), grid: { stroke: css("--line") }, size: 70, values: function (u, vals) { return vals.map(dollars); } }
+        { stroke: css("--muted"), grid: { stroke: css("--line") }, size: 80, values: function (u, vals) { return vals.map(dollars); } }
       ],
       scales: { x: { time: true } }
     };
@@ -42,12 +47,20 @@
       if (!source) return;
       var data = JSON.parse(source.textContent);
       el.textContent = "";
-      kinds[el.dataset.chart](el, data);
+      el.uplot = kinds[el.dataset.chart](el, data);
       el.dataset.drawn = "1";
       el.dataset.points = String((data.days || data.t || []).length);
     });
   }
 
+  function fit() {
+    document.querySelectorAll("[data-chart]").forEach(function (el) {
+      if (el.uplot) el.uplot.setSize({ width: Math.max(el.clientWidth, 200), height: el.uplot.height });
+    });
+  }
+
+  var pending = null;
+  window.addEventListener("resize", function () { clearTimeout(pending); pending = setTimeout(fit, 100); });
   document.addEventListener("DOMContentLoaded", function () { draw(document); });
   document.addEventListener("htmx:afterSettle", function (e) { draw(e.target); });
 })();
