@@ -20,7 +20,7 @@ from pathlib import Path
 
 from faregate.accounting.tokens import TokenCounter
 from faregate.paths import catalog_dir, default_routes
-from faregate.server.runtime import Sources
+from faregate.pipeline.runtime import Sources
 from faregate.server.serve import demo_env, demo_simulator
 from faregate.simulator import run_simulator
 

@@ -22,11 +22,11 @@ from faregate.catalog.files import load_catalog_dir
 from faregate.catalog.model import Catalog
 from faregate.config.load import ConfigIssue
 from faregate.paths import catalog_dir, default_routes
-from faregate.server import runtime as runtime_module
+from faregate.pipeline import runtime as runtime_module
+from faregate.pipeline.runtime import Runtime, Sources
 from faregate.server import serve as serve_module
 from faregate.server.app import create_app
 from faregate.server.options import ServeOptions
-from faregate.server.runtime import Runtime, Sources
 from faregate.server.serve import demo_env, demo_simulator
 from faregate.simulator import Simulator, run_simulator
 

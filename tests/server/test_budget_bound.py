@@ -17,7 +17,7 @@ import pytest
 
 from faregate.accounting.budget import MIN_ANSWER_TOKENS
 from faregate.accounting.tokens import TokenCounter
-from faregate.server.accounts import DEFAULT_MAX_OUTPUT, PROMPT_MARGIN
+from faregate.pipeline.accounts import DEFAULT_MAX_OUTPUT, PROMPT_MARGIN
 from tests.server.accounting_fixtures import KeyedDemo, start_keyed_demo
 
 D = Decimal

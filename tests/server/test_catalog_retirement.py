@@ -26,9 +26,9 @@ from aiohttp.test_utils import TestServer
 from faregate.accounting.tokens import TokenCounter
 from faregate.cli import main
 from faregate.paths import catalog_dir
+from faregate.pipeline.runtime import Runtime, Sources
 from faregate.server.app import create_app
 from faregate.server.options import ServeOptions
-from faregate.server.runtime import Runtime, Sources
 from faregate.server.serve import demo_env, demo_simulator
 from faregate.simulator import SimModel, Simulator, run_simulator
 from tests.conftest import edit_routes

@@ -28,10 +28,10 @@ from faregate.cli import main
 from faregate.config.model import Listing
 from faregate.db import open_db
 from faregate.paths import catalog_dir
+from faregate.pipeline.runtime import Runtime, Sources
 from faregate.server.app import create_app
 from faregate.server.catalog_admin import snapshot_of
 from faregate.server.options import ServeOptions
-from faregate.server.runtime import Runtime, Sources
 from faregate.server.serve import demo_env, demo_simulator
 from faregate.simulator import SimModel, SimProvider, Simulator, run_simulator
 from tests.conftest import edit_routes

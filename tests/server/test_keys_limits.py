@@ -30,8 +30,8 @@ from faregate.catalog.model import MILLION
 from faregate.cli import main
 from faregate.db import open_db
 from faregate.paths import catalog_dir
+from faregate.pipeline.accounts import KEY_CACHE_S, Accounts
 from faregate.providers.registry import INBOUND
-from faregate.server.accounts import KEY_CACHE_S, Accounts
 from faregate.server.options import ServeOptions
 from faregate.server.serve import StartError, serve
 from tests.conftest import set_server

@@ -22,10 +22,10 @@ from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.files import load_catalog_dir
 from faregate.db import open_db
 from faregate.paths import catalog_dir
+from faregate.pipeline.runtime import Runtime, Sources
 from faregate.secrets import Scrubber
 from faregate.server.app import create_app
 from faregate.server.options import ServeOptions
-from faregate.server.runtime import Runtime, Sources
 from faregate.server.serve import demo_env, demo_simulator
 from faregate.simulator import run_simulator
 from tests.conftest import DemoFactory, edit_routes

@@ -14,10 +14,10 @@ from aiohttp.test_utils import TestServer
 
 from faregate.accounting.tokens import TokenCounter
 from faregate.paths import catalog_dir
-from faregate.server.accounts import Accounts
+from faregate.pipeline.accounts import Accounts
+from faregate.pipeline.runtime import Runtime, Sources
 from faregate.server.app import create_app
 from faregate.server.options import ServeOptions
-from faregate.server.runtime import Runtime, Sources
 from faregate.server.serve import demo_env, demo_simulator
 from faregate.simulator import run_simulator
 from tests.conftest import Demo

@@ -1,4 +1,4 @@
-"""Imports point one way: config → catalog → routing → providers → accounting → server (DESIGN "Layout").
+"""Imports point one way: config → catalog → routing → providers → accounting → pipeline → server (DESIGN "Layout").
 
 Every module of the package has a rank; it may import only modules of its own rank or a lower one. Leaves
 (canonical, errors, paths, db, settings, jsonio, secrets) import only leaves. On top sit the simulator, the
@@ -31,6 +31,7 @@ RANKS: tuple[frozenset[str], ...] = (
     frozenset({"providers"}),
     frozenset({"accounting"}),
     frozenset({"state"}),  # what every worker and instance shares (Redis or this process)
+    frozenset({"pipeline"}),  # one request's stages, over every wire format
     frozenset({"simulator"}),
     frozenset({"audit"}),
     frozenset({"server", "ui"}),  # the dashboard (ui) is served by the server and reads its state

@@ -14,8 +14,8 @@ from faregate.config.load import ConfigIssue
 from faregate.routing.explain import explain
 from faregate.routing.features import extract_features
 from faregate.routing.table import Channel, DecisionTable
+from faregate.server.appkeys import OPTIONS, RUNTIME
 from faregate.server.context import plan_request, read_json
-from faregate.server.keys import OPTIONS, RUNTIME
 
 
 async def handle_reload(request: web.Request) -> web.Response:

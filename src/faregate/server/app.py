@@ -22,6 +22,8 @@ import faregate.server.models as models
 import faregate.server.responses as responses
 import faregate.server.usage as usage
 import faregate.ui as ui
+from faregate.pipeline.runtime import Runtime
+from faregate.server.appkeys import HTTP, OPTIONS, RUNTIME
 from faregate.server.auth import authenticate
 from faregate.server.chat import chat_handler
 from faregate.server.completions import handle_completions
@@ -29,11 +31,9 @@ from faregate.server.cors import add_cors_headers, preflight
 from faregate.server.count import count_handler, render_anthropic_count
 from faregate.server.crosssite import cross_site
 from faregate.server.embeddings import handle_embeddings
-from faregate.server.keys import HTTP, OPTIONS, RUNTIME
 from faregate.server.middleware import error_envelope
 from faregate.server.optimize import handle_optimize
 from faregate.server.options import ServeOptions
-from faregate.server.runtime import Runtime
 from faregate.server.shared_state import shared_state
 
 log = logging.getLogger("faregate.server")

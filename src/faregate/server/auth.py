@@ -11,8 +11,8 @@ from aiohttp import web
 from faregate.accounting.keys import PREFIX as KEY_PREFIX
 from faregate.accounting.keys import ApiKey
 from faregate.errors import AuthenticationError, PermissionDenied
+from faregate.server.appkeys import OPTIONS, RUNTIME
 from faregate.server.context import API_KEY, KEY_GROUP, KEY_ID
-from faregate.server.keys import OPTIONS, RUNTIME
 from faregate.server.middleware import bearer_or_api_key, is_loopback
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

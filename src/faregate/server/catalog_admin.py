@@ -13,9 +13,9 @@ from aiohttp import web
 
 from faregate.catalog.sync import SyncService, SyncSnapshot, UnknownSyncProvider, build_snapshot
 from faregate.errors import FaregateError, InvalidRequest, NotFound
+from faregate.pipeline.runtime import Runtime
+from faregate.server.appkeys import HTTP, RUNTIME
 from faregate.server.context import read_json
-from faregate.server.keys import HTTP, RUNTIME
-from faregate.server.runtime import Runtime
 
 log = logging.getLogger("faregate.catalog.sync")
 

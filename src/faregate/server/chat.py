@@ -26,16 +26,16 @@ from faregate.canonical import (
     Usage,
 )
 from faregate.errors import FaregateError
+from faregate.pipeline.execute import StreamFailed, Walk, call_chat, open_stream
+from faregate.pipeline.runtime import Runtime
 from faregate.providers.base import Inbound, StreamEncoder
 from faregate.providers.registry import INBOUND
 from faregate.providers.stops import StopFilter, apply_stops
 from faregate.routing.features import Features, extract_features
 from faregate.routing.table import Channel, DecisionTable
 from faregate.routing.transforms import MIDDLE_OUT, MiddleOut, floor_tokens, parse_transforms
+from faregate.server.appkeys import HTTP, RUNTIME
 from faregate.server.context import Exchange, json_bytes_response, no_channel_error, plan_request, read_json
-from faregate.server.execute import StreamFailed, Walk, call_chat, open_stream
-from faregate.server.keys import HTTP, RUNTIME
-from faregate.server.runtime import Runtime
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from faregate.providers.openai.completions import CompletionsInbound, parse_completions, parse_request
+from faregate.server.appkeys import RUNTIME
 from faregate.server.chat import prompt_bound_of, serve_chat
 from faregate.server.context import Exchange, read_json
 from faregate.server.embeddings import token_decoder
-from faregate.server.keys import RUNTIME
 
 ENDPOINT = "completions"
 

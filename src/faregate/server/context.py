@@ -22,14 +22,14 @@ from faregate.accounting.pricing import cost_usd, savings, usd_number, usd_text
 from faregate.accounting.record import RequestRecord
 from faregate.canonical import Usage
 from faregate.errors import AllChannelsFailed, FaregateError, InvalidRequest, ModelNotFound, PayloadTooLarge
+from faregate.pipeline.accounts import DEFAULT_MAX_OUTPUT
+from faregate.pipeline.execute import Walk
+from faregate.pipeline.runtime import Runtime
 from faregate.routing.features import Features
 from faregate.routing.plan import Plan, build_plan
 from faregate.routing.preferences import parse_request_preferences
 from faregate.routing.table import Channel, DecisionTable
-from faregate.server.accounts import DEFAULT_MAX_OUTPUT
-from faregate.server.execute import Walk
-from faregate.server.keys import OPTIONS
-from faregate.server.runtime import Runtime
+from faregate.server.appkeys import OPTIONS
 
 REQUEST_ID = "faregate.request_id"  # request-scoped values set by middleware
 KEY_ID = "faregate.key_id"

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from faregate.config.model import CorsSpec
 from faregate.errors import PermissionDenied
-from faregate.server.keys import RUNTIME
+from faregate.server.appkeys import RUNTIME
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ALLOW_METHODS: Final = "GET, POST, DELETE, OPTIONS"

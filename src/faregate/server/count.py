@@ -16,6 +16,7 @@ from aiohttp import web
 from faregate.canonical import ChatRequest, JSONObject
 from faregate.providers.registry import INBOUND
 from faregate.routing.features import extract_features
+from faregate.server.appkeys import RUNTIME
 from faregate.server.context import (
     Exchange,
     json_bytes_response,
@@ -23,7 +24,6 @@ from faregate.server.context import (
     plan_request,
     read_json,
 )
-from faregate.server.keys import RUNTIME
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # (token count, what faregate says about it) -> the format's response body

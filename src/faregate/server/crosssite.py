@@ -25,7 +25,7 @@ from aiohttp import web
 
 from faregate.config.model import CorsSpec
 from faregate.errors import PermissionDenied, UnsupportedMediaType
-from faregate.server.keys import OPTIONS, RUNTIME
+from faregate.server.appkeys import OPTIONS, RUNTIME
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from faregate.canonical import Usage
+from faregate.pipeline.execute import Walk, call_embeddings
+from faregate.pipeline.runtime import Runtime
 from faregate.providers.openai.embeddings import Decode, parse_embeddings, render_embeddings
 from faregate.routing.features import Features
+from faregate.server.appkeys import HTTP, RUNTIME
 from faregate.server.context import Exchange, json_bytes_response, no_channel_error, plan_request, read_json
-from faregate.server.execute import Walk, call_embeddings
-from faregate.server.keys import HTTP, RUNTIME
-from faregate.server.runtime import Runtime
 
 
 def token_decoder(rt: Runtime) -> Decode:

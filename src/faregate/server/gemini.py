@@ -26,10 +26,10 @@ from faregate.errors import InvalidRequest, ModelNotFound, NotFound
 from faregate.providers.gemini import GeminiInbound
 from faregate.providers.gemini.inbound import bare_model
 from faregate.routing.table import DecisionTable
+from faregate.server.appkeys import RUNTIME
 from faregate.server.chat import prompt_bound_of, serve_chat
 from faregate.server.context import Exchange, json_bytes_response, read_json
 from faregate.server.count import count_handler
-from faregate.server.keys import RUNTIME
 from faregate.server.middleware import speaks_gemini
 from faregate.server.models import list_models
 

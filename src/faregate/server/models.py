@@ -16,7 +16,7 @@ from aiohttp import web
 from faregate.catalog.model import MILLION, Offering
 from faregate.errors import ModelNotFound
 from faregate.routing.table import Channel, DecisionTable
-from faregate.server.keys import RUNTIME
+from faregate.server.appkeys import RUNTIME
 
 CREATED = 1_700_000_000  # catalog entries carry no creation date; a fixed one keeps the listing stable
 NOT_PRICED = (

@@ -6,8 +6,8 @@ from aiohttp import web
 
 from faregate.accounting.optimize import optimize
 from faregate.errors import InvalidRequest
+from faregate.server.appkeys import RUNTIME
 from faregate.server.context import json_bytes_response, read_json
-from faregate.server.keys import RUNTIME
 
 DEFAULT_THRESHOLD = 0.9
 

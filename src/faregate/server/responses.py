@@ -21,9 +21,9 @@ from faregate.errors import InvalidRequest, NotFound
 from faregate.providers.openai_responses import ResponseMeta, ResponsesInbound, parse_responses
 from faregate.providers.openai_responses.inbound import new_item_id
 from faregate.providers.openai_responses.items import parse_items
+from faregate.server.appkeys import RUNTIME
 from faregate.server.chat import serve_chat
 from faregate.server.context import KEY_ID, Exchange, json_bytes_response, read_json
-from faregate.server.keys import RUNTIME
 
 ENDPOINT: Final = "responses"
 MAX_LIST: Final = 100

@@ -23,12 +23,12 @@ import faregate.server.shared_state as shared_state
 from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.files import load_catalog_dir
 from faregate.config.load import ConfigIssue
+from faregate.pipeline.accounts import Accounts
+from faregate.pipeline.runtime import Runtime, Sources
 from faregate.routing.load import load_table
-from faregate.server.accounts import Accounts
 from faregate.server.app import create_app
 from faregate.server.middleware import is_loopback
 from faregate.server.options import ServeOptions
-from faregate.server.runtime import Runtime, Sources
 from faregate.simulator import SimModel, SimProvider, Simulator, run_simulator
 
 log = logging.getLogger("faregate")

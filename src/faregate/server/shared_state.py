@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from faregate.accounting.limits import Limits
-from faregate.server.keys import RUNTIME
-from faregate.server.runtime import Runtime
+from faregate.pipeline.runtime import Runtime
+from faregate.server.appkeys import RUNTIME
 from faregate.state.open import SharedState, open_state, state_url
 
 

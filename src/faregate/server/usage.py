@@ -13,9 +13,9 @@ from faregate.accounting.pricing import usd_number, usd_text
 from faregate.accounting.record import RequestRecord
 from faregate.accounting.usage_log import days_ago
 from faregate.errors import AuthenticationError, InvalidRequest, NotFound
-from faregate.server.accounts import Accounts
+from faregate.pipeline.accounts import Accounts
+from faregate.server.appkeys import RUNTIME
 from faregate.server.auth import caller_key, is_admin
-from faregate.server.keys import RUNTIME
 
 
 def _accounts(request: web.Request) -> Accounts:

@@ -13,7 +13,7 @@ import time
 from aiohttp import web
 
 from faregate.accounting.keys import PREFIX as KEY_PREFIX
-from faregate.server.keys import OPTIONS, RUNTIME
+from faregate.server.appkeys import OPTIONS, RUNTIME
 from faregate.server.middleware import is_loopback
 from faregate.ui.plumbing import BASE, COOKIE, UI, Viewer, page, redirect, render, same_origin, viewer_of
 

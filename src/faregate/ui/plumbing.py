@@ -20,7 +20,7 @@ from aiohttp import web
 import faregate.ui.views as views
 from faregate.accounting.keys import ApiKey
 from faregate.db import open_db
-from faregate.server.keys import OPTIONS, RUNTIME
+from faregate.server.appkeys import OPTIONS, RUNTIME
 from faregate.ui.sessions import Session, SessionStore
 
 COOKIE: Final = "faregate_ui"

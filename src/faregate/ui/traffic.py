@@ -16,8 +16,8 @@ from aiohttp import web
 import faregate.ui.views as views
 from faregate.accounting.record import RequestRecord
 from faregate.accounting.usage_log import Totals, days_ago
-from faregate.server.accounts import Accounts
-from faregate.server.keys import RUNTIME
+from faregate.pipeline.accounts import Accounts
+from faregate.server.appkeys import RUNTIME
 from faregate.ui.plumbing import Viewer, page, render
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
+from faregate.accounting.prometheus import ObservedRecorder, PromMetrics
 from faregate.accounting.record import MemoryRecorder, Recorder, ScrubbingRecorder
 from faregate.accounting.response_store import ResponseStore
 from faregate.accounting.tokens import TokenCounter
@@ -25,13 +26,12 @@ from faregate.catalog.sync import SyncService
 from faregate.config.load import ConfigIssue
 from faregate.config.model import RoutesSpec
 from faregate.db import open_db
+from faregate.pipeline.accounts import Accounts
+from faregate.pipeline.execute import Bounds
 from faregate.routing.health import Health
 from faregate.routing.load import Loaded, load_table
 from faregate.routing.table import TableHolder
 from faregate.secrets import Scrubber
-from faregate.server.accounts import Accounts
-from faregate.server.execute import Bounds
-from faregate.server.prometheus import ObservedRecorder, PromMetrics
 from faregate.state.open import SharedState
 
 log = logging.getLogger("faregate.reload")

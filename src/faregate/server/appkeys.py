@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from faregate.pipeline.runtime import Runtime
 from faregate.server.options import ServeOptions
-from faregate.server.runtime import Runtime
 
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 RUNTIME = web.AppKey("runtime", Runtime)

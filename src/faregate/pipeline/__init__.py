@@ -1,0 +1,1 @@
+"""One request's way through the gateway, whatever its wire format: parse, prepare, execute, render, settle."""
