@@ -116,7 +116,7 @@ def compile_table(
         model_names=MappingProxyType({o.model_id: o.name for o in merged.offerings if o.name}),
         known=frozenset(known),
         offerings=len(merged.offerings),
-        pinned=MappingProxyType({m: pinned(m, chs) for m, chs in models.items()}),
+        by_model=MappingProxyType({m: model_candidates(m, chs) for m, chs in models.items()}),
         unpriced_offerings=tuple(
             o for o in merged.offerings if o.price is None and not o.retired and o.provider not in inactive
         ),
@@ -488,7 +488,7 @@ def _retired_matches(s: Selector, known: Mapping[str, list[Offering]]) -> tuple[
     return tuple(out.values())
 
 
-def pinned(model_id: str, channels: tuple[Channel, ...]) -> Candidates:
+def model_candidates(model_id: str, channels: tuple[Channel, ...]) -> Candidates:
     """A pinned model's candidates: its channels, provider order then cost (no rules)."""
     return Candidates(
         None, None, channels, "pinned model", models=(model_id,), entries=entries(channels, "pinned model")

@@ -18,7 +18,7 @@ from typing import Literal
 from faregate.config.model import Preferences
 from faregate.errors import InvalidRequest, ModelNotFound, ModelRetired
 from faregate.routing.compile import entries as numbered
-from faregate.routing.compile import pinned, provider_rank, sort_channels, static_exclusion
+from faregate.routing.compile import model_candidates, provider_rank, sort_channels, static_exclusion
 from faregate.routing.features import Features, matches
 from faregate.routing.health import HealthView, NoHealth
 from faregate.routing.preferences import NO_PREFERENCES, RequestPreferences, Sort, narrow, provider_name
@@ -79,10 +79,10 @@ def resolve(table: DecisionTable, model: str, f: Features) -> Candidates:
         raise ModelNotFound(
             f"The model '{model}' does not exist or is not an alias of this gateway", param="model"
         )
-    found = table.pinned.get(model_id)
+    found = table.by_model.get(model_id)
     if found is None and model_id in table.retired:
         raise ModelRetired(retired_message((table.retired[model_id],)), param="model")
-    return found or pinned(model_id, ())  # known, but no channel to route to
+    return found or model_candidates(model_id, ())  # known, but no channel to route to
 
 
 def retired_message(gone: Sequence[Retirement]) -> str:

@@ -118,7 +118,7 @@ class DecisionTable:
     known: frozenset[str] = frozenset()  # every model id in the catalog, routable or not
     ambiguous_ids: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     offerings: int = 0  # offerings known (of enabled providers), routable or not
-    pinned: Mapping[str, Candidates] = field(default_factory=lambda: MappingProxyType({}))  # by model
+    by_model: Mapping[str, Candidates] = field(default_factory=lambda: MappingProxyType({}))  # a pinned model
     # Offerings of active providers with no price anywhere (a sync found them): listed, never routed.
     unpriced_offerings: tuple[Offering, ...] = ()
     retired: Mapping[str, Retirement] = field(default_factory=lambda: MappingProxyType({}))  # by model

@@ -11,19 +11,16 @@ from aiohttp import web
 from faregate.accounting.keys import PREFIX as KEY_PREFIX
 from faregate.accounting.keys import ApiKey
 from faregate.errors import AuthenticationError, PermissionDenied
-from faregate.server.appkeys import OPTIONS, RUNTIME
-from faregate.server.context import API_KEY, KEY_GROUP, KEY_ID
+from faregate.server.appkeys import CALLER_KEY, IS_ADMIN, OPTIONS, RUNTIME
 from faregate.server.middleware import bearer_or_api_key, is_loopback
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-IS_ADMIN = "faregate.is_admin"
 PUBLIC = ("/healthz",)
 UI = "/ui"  # the dashboard logs in with its own form and session cookie (faregate/ui)
 
 
 def caller_key(request: web.Request) -> ApiKey | None:
-    key = request.get(API_KEY)
-    return key if isinstance(key, ApiKey) else None
+    return request.get(CALLER_KEY)
 
 
 def is_admin(request: web.Request) -> bool:
@@ -49,10 +46,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     ours = given is not None and given.startswith(KEY_PREFIX)
     key = accounts.authenticate(given) if (accounts is not None and ours and given) else None
     if key is not None:
-        request[API_KEY] = key
-        request[KEY_ID] = key.id
-        if key.group:
-            request[KEY_GROUP] = key.group
+        request[CALLER_KEY] = key
     elif opts.auth == "keys":
         what = (
             "missing API key: send Authorization: Bearer <key> or X-API-Key"

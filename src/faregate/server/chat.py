@@ -71,7 +71,7 @@ async def serve_chat(
 ) -> web.StreamResponse:
     """A parsed request's way through the gateway: plan, admit, walk the plan, answer in `inbound`'s format.
     Every inbound format (chat completions, messages, responses) comes through here. The prompt is
-    counted only when something needs the count; `prompt_bound` (an upper bound of it) settles what it can."""
+    counted only when something needs the count; `prompt_bound` (an upper bound of it) decides what it can."""
     ex.requested = request.headers.get("Faregate-Model") or req.model or "auto"
     ex.stream = req.stream
     f = extract_features(
@@ -99,7 +99,7 @@ async def serve_chat(
     ch, resp = await call_chat(request.app[HTTP], walk, req, rt.bounds, rt.health)
     resp = apply_stops(resp, walk.local_stops)
     usage = resp.usage or _estimate(rt, ch, f, resp.text + "".join(c.arguments for c in resp.tool_calls))
-    extras = ex.settle(ch, usage, table, rt)
+    extras = ex.charge(ch, usage, table, rt)
     out = inbound.render_chat(resp, ch.model_id, usage, extras)
     return json_bytes_response(out, ex.response_headers(ch))
 
@@ -129,19 +129,19 @@ async def _stream(
     events = upstream.events()
     stops = StopFilter(walk.local_stops)
 
-    def settle(ev: Finish) -> bytes:
+    def closing(ev: Finish) -> bytes:
         usage = ev.usage or _estimate(rt, ch, f, "".join(text))
-        return encoder.finish(ev, usage, ex.settle(ch, usage, table, rt))
+        return encoder.finish(ev, usage, ex.charge(ch, usage, table, rt))
 
     def charge_partial() -> None:
         """A stream cut short: the upstream has billed what it generated so far, so charge that (estimated)."""
         if ex.channel is None:
-            ex.settle(ch, _estimate(rt, ch, f, "".join(text)), table, rt)
+            ex.charge(ch, _estimate(rt, ch, f, "".join(text)), table, rt)
 
     try:
         await response.prepare(request)  # from here the status is fixed: failures end the stream instead
         async for raw in events:
-            if await _relay(response, encoder, stops.feed(raw), text, settle, f):
+            if await _relay(response, encoder, stops.feed(raw), text, closing, f):
                 break
         else:
             raise _dropped("the upstream closed the stream early")
@@ -182,13 +182,13 @@ async def _relay(
     encoder: StreamEncoder,
     events: list[StreamEvent],
     text: list[str],
-    settle: Callable[[Finish], bytes],
+    closing: Callable[[Finish], bytes],
     f: Features,
 ) -> bool:
-    """Write `events` to the client; True once the closing events (from `settle`) are written."""
+    """Write `events` to the client; True once the closing events (from `closing`) are written."""
     for ev in events:
         if isinstance(ev, Finish):
-            await response.write(settle(ev))
+            await response.write(closing(ev))
             return True
         if isinstance(ev, Start) and ev.usage is None and encoder.start_usage:
             ev = replace(ev, usage=Usage(f.prompt_tokens, 0, estimated=True))  # counted so far

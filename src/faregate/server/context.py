@@ -29,17 +29,12 @@ from faregate.routing.features import Features
 from faregate.routing.plan import Plan, build_plan
 from faregate.routing.preferences import parse_request_preferences
 from faregate.routing.table import Channel, DecisionTable
-from faregate.server.appkeys import OPTIONS
-
-REQUEST_ID = "faregate.request_id"  # request-scoped values set by middleware
-KEY_ID = "faregate.key_id"
-KEY_GROUP = "faregate.key_group"
-API_KEY = "faregate.api_key"
+from faregate.server.appkeys import CALLER_KEY, OPTIONS, REQUEST_ID
 
 
 def request_id(request: web.Request) -> str:
     rid = request.get(REQUEST_ID)
-    if not isinstance(rid, str):
+    if rid is None:
         rid = os.urandom(16).hex()  # 128 random bits, like a uuid4, at a fraction of the cost
         request[REQUEST_ID] = rid
     return rid
@@ -159,21 +154,21 @@ class Exchange:
 
     @classmethod
     def begin(cls, request: web.Request, endpoint: str) -> Exchange:
-        kid, group, key = request.get(KEY_ID), request.get(KEY_GROUP), request.get(API_KEY)
+        key = request.get(CALLER_KEY)
         app, app_url = app_attribution(request.headers)
         return cls(
             app=app,
             app_url=app_url,
-            key=key if isinstance(key, ApiKey) else None,
+            key=key,
             id=request_id(request),
             endpoint=endpoint,
             created=time.time(),
             started=time.perf_counter(),
-            key_id=kid if isinstance(kid, str) else None,
-            key_group=group if isinstance(group, str) else None,
+            key_id=key.id if key else None,
+            key_group=(key.group or None) if key else None,
         )
 
-    def settle(self, ch: Channel, usage: Usage, table: DecisionTable, rt: Runtime) -> dict[str, Any]:
+    def charge(self, ch: Channel, usage: Usage, table: DecisionTable, rt: Runtime) -> dict[str, Any]:
         """Cost and savings of the answer, and the `x-faregate` object that reports them."""
         self.channel, self.usage = ch, usage
         self.cost = cost_usd(ch.price, usage)
@@ -241,7 +236,7 @@ class Exchange:
             return max_tokens
         return self.ticket.max_tokens or DEFAULT_MAX_OUTPUT
 
-    def release(self, rt: Runtime) -> None:
+    def settle(self, rt: Runtime) -> None:
         """Settle the budget reservation with the cost recorded (zero when nothing was billed), so the
         budget and the usage log always agree."""
         if self.ticket is not None and rt.accounts is not None:
@@ -272,7 +267,7 @@ class Exchange:
             self.fail_unexpected(e)
             raise
         finally:
-            self.release(rt)  # the budget settles now; the record is made once the answer is on its way
+            self.settle(rt)  # the budget settles now; the record is made once the answer is on its way
             asyncio.get_running_loop().call_soon(self._record, rt)
 
     def _record(self, rt: Runtime) -> None:

@@ -42,6 +42,6 @@ async def handle_embeddings(request: web.Request) -> web.StreamResponse:
         ex.walk = walk
         ch, resp = await call_embeddings(request.app[HTTP], walk, req, rt.bounds, rt.health)
         usage = resp.usage if resp.usage.prompt_tokens else Usage(prompt_tokens, 0, estimated=True)
-        extras = ex.settle(ch, usage, table, rt)
+        extras = ex.charge(ch, usage, table, rt)
         out = render_embeddings(resp, ch.model_id, usage, fmt, extras)
         return json_bytes_response(out, ex.response_headers(ch))

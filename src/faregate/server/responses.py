@@ -21,17 +21,17 @@ from faregate.errors import InvalidRequest, NotFound
 from faregate.providers.openai_responses import ResponseMeta, ResponsesInbound, parse_responses
 from faregate.providers.openai_responses.inbound import new_item_id
 from faregate.providers.openai_responses.items import parse_items
-from faregate.server.appkeys import RUNTIME
+from faregate.server.appkeys import CALLER_KEY, RUNTIME
 from faregate.server.chat import serve_chat
-from faregate.server.context import KEY_ID, Exchange, json_bytes_response, read_json
+from faregate.server.context import Exchange, json_bytes_response, read_json
 
 ENDPOINT: Final = "responses"
 MAX_LIST: Final = 100
 
 
 def _key_id(request: web.Request) -> str | None:
-    kid = request.get(KEY_ID)
-    return kid if isinstance(kid, str) else None
+    key = request.get(CALLER_KEY)
+    return key.id if key else None
 
 
 def _not_found(response_id: str) -> NotFound:
