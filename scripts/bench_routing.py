@@ -29,10 +29,10 @@ from faregate.accounting.tokens import TokenCounter
 from faregate.canonical import ChatRequest
 from faregate.catalog.files import load_catalog_dir
 from faregate.paths import catalog_dir, default_routes
+from faregate.pipeline.load import load_table
 from faregate.providers.openai.inbound import parse_chat
 from faregate.routing.features import Features, extract_features, matches
 from faregate.routing.health import Health
-from faregate.routing.load import load_table
 from faregate.routing.plan import build_plan
 from faregate.routing.preferences import parse_request_preferences
 from faregate.routing.table import DecisionTable

@@ -109,7 +109,7 @@ async def _sync(args: argparse.Namespace) -> list[Any]:
 
     from faregate.catalog.overlay import overlay_file
     from faregate.catalog.sync import SyncService, SyncSnapshot, build_snapshot
-    from faregate.routing.load import load_table
+    from faregate.pipeline.load import load_table
 
     store = _store(args)
 

@@ -11,7 +11,7 @@ import sys
 from faregate.canonical import ChatRequest, ImagePart, Message, TextPart, Tool
 from faregate.cli.common import config_path, synced_catalog
 from faregate.config.load import ConfigIssue
-from faregate.routing.load import Loaded, load_checked, summary
+from faregate.pipeline.load import Loaded, load_checked, summary
 
 
 def load_all(

@@ -28,8 +28,8 @@ from faregate.config.model import RoutesSpec
 from faregate.db import open_db
 from faregate.pipeline.accounts import Accounts
 from faregate.pipeline.execute import Bounds
+from faregate.pipeline.load import Loaded, load_table
 from faregate.routing.health import Health
-from faregate.routing.load import Loaded, load_table
 from faregate.routing.table import TableHolder
 from faregate.secrets import Scrubber
 from faregate.state.open import SharedState

@@ -24,8 +24,8 @@ from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.files import load_catalog_dir
 from faregate.config.load import ConfigIssue
 from faregate.pipeline.accounts import Accounts
+from faregate.pipeline.load import load_table
 from faregate.pipeline.runtime import Runtime, Sources
-from faregate.routing.load import load_table
 from faregate.server.app import create_app
 from faregate.server.middleware import is_loopback
 from faregate.server.options import ServeOptions
