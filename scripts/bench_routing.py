@@ -27,9 +27,8 @@ from typing import Any
 
 from faregate.accounting.tokens import TokenCounter
 from faregate.canonical import ChatRequest
-from faregate.catalog.files import load_catalog_dir
 from faregate.paths import catalog_dir, default_routes
-from faregate.pipeline.load import load_table
+from faregate.pipeline.load import Sources, load
 from faregate.providers.openai.inbound import parse_chat
 from faregate.routing.features import Features, extract_features, matches
 from faregate.routing.health import Health
@@ -234,10 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-time", type=float, default=0.05, help="seconds per timed loop (default 0.05)")
     args = ap.parse_args(argv)
 
-    catalog, issues = load_catalog_dir(args.catalog)
-    loaded, more = load_table(args.routes, catalog, os.environ, assume_keys=True)
-    if loaded is None or issues:
-        for issue in issues + more:
+    loaded, issues, _ = load(Sources(args.routes, args.catalog, os.environ, assume_keys=True))
+    if loaded is None:
+        for issue in issues:
             print(issue, file=sys.stderr)
         return 1
     counter = TokenCounter()

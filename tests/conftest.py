@@ -22,7 +22,7 @@ from faregate.catalog.files import load_catalog_dir
 from faregate.catalog.model import Catalog
 from faregate.config.load import ConfigIssue
 from faregate.paths import catalog_dir, default_routes
-from faregate.pipeline import runtime as runtime_module
+from faregate.pipeline import load as load_module
 from faregate.pipeline.runtime import Runtime, Sources
 from faregate.server import serve as serve_module
 from faregate.server.app import create_app
@@ -52,7 +52,7 @@ def catalog_parsed_once() -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(serve_module, "load_catalog_dir", load)
-        mp.setattr(runtime_module, "load_catalog_dir", load)
+        mp.setattr(load_module, "load_catalog_dir", load)
         yield
 
 

@@ -119,7 +119,7 @@ async def start_keyed_demo(
 def worst_cost(kd: KeyedDemo, model: str, prompt_tokens: int, max_tokens: int) -> Decimal:
     """The budget reservation for a request pinned to `model`: its dearest channel's price at `max_tokens`
     (recomputed here from the price table, not with the gateway's own helper)."""
-    table = kd.demo.runtime.holder.current
+    table = kd.demo.runtime.holder.current.table
     prices = [c.price for c in table.channels.values() if c.model_id == model and c.api_key]
     return max((p.input * prompt_tokens + p.output * max_tokens) / MILLION for p in prices)
 

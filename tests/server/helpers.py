@@ -31,7 +31,7 @@ def exact_cost(price: Price, usage: Mapping[str, Any]) -> Decimal:
 def check_accounting(demo: Demo, body: dict[str, Any], headers: Any | None = None) -> dict[str, Any]:
     """`usage.cost`, `x-faregate` and (when given) the `X-Faregate-*` headers of one answer agree with each
     other and with the channel's price. `body` was parsed with `parse_float=Decimal`. Returns the routing."""
-    table = demo.runtime.holder.current
+    table = demo.runtime.holder.current.table
     xf = body["x-faregate"]
     routing, saved = xf["routing"], xf["savings"]
     ch = table.channels[routing["channel"]]

@@ -206,7 +206,7 @@ async def test_a_new_model_becomes_listed_and_routable_without_restart(sync_demo
     body, _ = await d.chat()
     assert body["x-faregate"]["routing"]["model"] == "meta-llama/llama-3.1-8b-instruct"
     assert "acme/tiny-1" not in await d.model_ids()
-    assert not any(c.model_id == "acme/tiny-1" for c in d.runtime.holder.current.channels.values())
+    assert not any(c.model_id == "acme/tiny-1" for c in d.runtime.holder.current.table.channels.values())
     rows, _, _ = d.catalog_rows()
     assert [r.retired_at is not None for r in rows if r.upstream_id == "acme/tiny-1"] == [True]
 
@@ -296,8 +296,8 @@ async def test_a_listing_cut_short_adds_but_retires_nothing(sync_demo: SyncDemo)
     (run,) = (await d.sync("anthropic"))["results"]
     assert run["status"] == "partial" and "stopped after 1 pages" in run["error"]
     assert run["added"] == 1 and run["retired"] == 0
-    assert "anthropic/claude-new" in d.runtime.holder.current.known  # known, not priced: not routable
-    assert ("anthropic/claude-new", "anthropic") in d.runtime.holder.current.unpriced
+    assert "anthropic/claude-new" in d.runtime.holder.current.table.known  # known, not priced: not routable
+    assert ("anthropic/claude-new", "anthropic") in d.runtime.holder.current.table.unpriced
 
 
 async def test_a_new_model_with_no_price_anywhere_is_listed_audited_and_never_routed(
@@ -336,7 +336,7 @@ async def test_a_new_model_with_no_price_anywhere_is_listed_audited_and_never_ro
     body, resp = await d.chat()
     assert resp.status == 200 and body["x-faregate"]["routing"]["model"] != "openai/gpt-7-preview"
     assert not any(b"gpt-7-preview" in (r.body or b"") for r in d.sim.received)
-    table = d.runtime.holder.current
+    table = d.runtime.holder.current.table
     assert all(c.model_id != "openai/gpt-7-preview" for c in table.channels.values())
 
     # `faregate audit` on the same store names it in `unpriced`.
@@ -383,7 +383,7 @@ async def test_the_scheduler_runs_the_job_on_its_interval(sync_demo: SyncDemo) -
     try:
         together_models(d.sim, lambda ms: [*ms, TINY])
         deadline = time.monotonic() + 10
-        while "acme/tiny-1" not in rt.holder.current.known or service.ticks < 2:
+        while "acme/tiny-1" not in rt.holder.current.table.known or service.ticks < 2:
             assert time.monotonic() < deadline, f"{service.ticks} ticks"
             await asyncio.sleep(0.05)
         status = await service.status()

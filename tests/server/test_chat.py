@@ -59,7 +59,7 @@ async def chat(demo: Demo, **kw: Any) -> tuple[ChatCompletion, dict[str, Any], d
 
 async def test_auto_walks_the_default_route(demo: Demo) -> None:
     completion, body, routing = await chat(demo, model="auto")
-    table = demo.runtime.holder.current
+    table = demo.runtime.holder.current.table
     rule = next(r for r in table.routes["default"] if r.name == "everything-else")
     assert routing["route"] == "default" and routing["rule"] == "everything-else"
     assert routing["channel"] == rule.channels[0].id  # the cheapest, nothing failed
@@ -172,7 +172,7 @@ async def test_tool_call_then_tool_result(demo: Demo, model: str) -> None:
     first, _, routing = await chat(demo, model=model, messages=ask, tools=[WEATHER_TOOL])
     if model == "auto":
         assert routing["rule"] == "tools"
-    assert "tools" in demo.runtime.holder.current.channels[routing["channel"]].caps
+    assert "tools" in demo.runtime.holder.current.table.channels[routing["channel"]].caps
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls"
     [call] = choice.message.tool_calls or []
@@ -211,7 +211,7 @@ async def test_image_goes_to_a_vision_channel(demo: Demo) -> None:
     ]
     _, _, routing = await chat(demo, model="auto", messages=messages)
     assert routing["rule"] == "vision"
-    assert "vision" in demo.runtime.holder.current.channels[routing["channel"]].caps
+    assert "vision" in demo.runtime.holder.current.table.channels[routing["channel"]].caps
     [received] = demo.sim.received
     assert received.provider == routing["provider"]
     assert PIXEL.encode() in (received.body or b"")  # the image itself went upstream

@@ -65,7 +65,7 @@ async def test_models_list_shape_and_pricing(demo: Demo, http: aiohttp.ClientSes
         assert resp.status == 200
         body = await resp.json()
     assert body["object"] == "list"
-    table = demo.runtime.holder.current
+    table = demo.runtime.holder.current.table
     entries = {e["id"]: e for e in body["data"]}
     assert len(entries) == len(body["data"])  # no duplicates
     routable = {m for m, chs in table.models.items() if chs}
@@ -105,7 +105,7 @@ async def test_model_by_id(demo: Demo, http: aiohttp.ClientSession, path: str, e
         assert resp.status == 200
         entry = await resp.json()
     assert entry["id"] == expected and entry["object"] == "model"
-    check_pricing(entry, demo.runtime.holder.current.models[expected])
+    check_pricing(entry, demo.runtime.holder.current.table.models[expected])
 
 
 async def test_model_by_id_with_the_sdk(demo: Demo) -> None:
@@ -146,7 +146,7 @@ async def test_admin_routes_lists_the_table_and_inactive_providers(no_xai: Demo)
     assert "XAI_API_KEY" in body["inactive_providers"]["xai"]
     assert set(body["inactive_providers"]) == {"xai"}
     assert body["aliases"]["auto"] == "default"
-    table = demo.runtime.holder.current
+    table = demo.runtime.holder.current.table
     rules = {r["name"]: r for r in body["routes"]["default"]}
     assert list(rules) == [r.name for r in table.routes["default"]]
     assert rules["vision"]["when"] == {"has_images": True}

@@ -36,7 +36,7 @@ async def routed(demo: Demo, **kw: Any) -> dict[str, Any]:
 
 def _everything_else(demo: Demo) -> tuple[Channel, ...]:
     return next(
-        r for r in demo.runtime.holder.current.routes["default"] if r.name == "everything-else"
+        r for r in demo.runtime.holder.current.table.routes["default"] if r.name == "everything-else"
     ).channels
 
 

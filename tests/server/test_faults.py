@@ -194,7 +194,7 @@ async def test_retry_after_is_capped(gw: Demo, fake: FakeUpstream) -> None:
     fake.mode, fake.retry_after = "status:503", "86400"
     async with aiohttp.ClientSession() as s:
         await chat(s, gw, False)
-    cid = next(c for c in gw.runtime.holder.current.channels.values() if c.provider == FIRST).id
+    cid = next(c for c in gw.runtime.holder.current.table.channels.values() if c.provider == FIRST).id
     assert gw.runtime.health.cooldown_left_s(cid, time.monotonic()) <= 300
 
 

@@ -93,7 +93,7 @@ class Probe:
     reserves on), the real usage, its cost, and the worst case the gateway must reserve."""
 
     def __init__(self, kd: KeyedDemo, prompt_tokens: int, usage: dict[str, Any]) -> None:
-        (ch,) = [c for c in kd.demo.runtime.holder.current.channels.values() if c.model_id == PINNED]
+        (ch,) = [c for c in kd.demo.runtime.holder.current.table.channels.values() if c.model_id == PINNED]
         self.prompt_tokens = prompt_tokens
         self.actual = (
             ch.price.input * usage["prompt_tokens"] + ch.price.output * usage["completion_tokens"]
@@ -707,7 +707,7 @@ async def test_prometheus_metrics(keyed: KeyedDemo, http: aiohttp.ClientSession)
 
 
 def _sim_keys(kd: KeyedDemo) -> list[str]:
-    keys = {ch.api_key for ch in kd.demo.runtime.holder.current.channels.values() if ch.api_key}
+    keys = {ch.api_key for ch in kd.demo.runtime.holder.current.table.channels.values() if ch.api_key}
     assert keys and all(k.startswith("sim-key-") for k in keys)
     return sorted(keys)
 

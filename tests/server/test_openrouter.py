@@ -145,7 +145,7 @@ async def test_openrouter_auto_is_auto(demo: Demo) -> None:
 
 async def test_floor_and_nitro_variants(demo: Demo) -> None:
     _, floor = await create(demo, model="meta-llama/llama-3.1-8b-instruct:floor")
-    table = demo.runtime.holder.current
+    table = demo.runtime.holder.current.table
     channels = table.by_model["meta-llama/llama-3.1-8b-instruct"].channels
     cheapest = min(channels, key=lambda c: c.expected_cost_usd)
     assert floor["x-faregate"]["routing"]["channel"] == cheapest.id

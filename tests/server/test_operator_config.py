@@ -115,7 +115,7 @@ async def test_the_config_starts_and_routes_the_cheapest_declared_provider_first
         assert status == 200, body
         assert (provider, body["x-faregate"]["routing"]["model"]) == ("together", model)
         assert [a["outcome"] for a in body["x-faregate"]["routing"]["attempts"]] == ["ok"]
-    plan = gateway.runtime.holder.current.routes["default"][2].channels
+    plan = gateway.runtime.holder.current.table.routes["default"][2].channels
     assert [c.provider for c in plan] == ["together", "groq"]  # declared cheapest first, groq next
 
 
@@ -149,7 +149,8 @@ async def test_routes_yaml_retired_takes_an_offering_out(
     status, _, provider = await chat(gateway)
     assert status == 200 and provider == "groq"
     assert (
-        "together:meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo" not in gateway.runtime.holder.current.channels
+        "together:meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo"
+        not in gateway.runtime.holder.current.table.channels
     )
     code, out = check(routes, tmp_path, capsys)
     assert code == 0, out

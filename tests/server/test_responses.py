@@ -43,7 +43,7 @@ WEATHER: Any = {
 
 def check_response_accounting(demo: Demo, body: dict[str, Any]) -> dict[str, Any]:
     """usage.cost and x-faregate agree with the channel's price, as on chat."""
-    table = demo.runtime.holder.current
+    table = demo.runtime.holder.current.table
     xf = body["x-faregate"]
     ch = table.channels[xf["routing"]["channel"]]
     usage = body["usage"]

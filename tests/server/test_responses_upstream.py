@@ -53,7 +53,7 @@ def responses_calls(demo: Demo) -> list[dict[str, Any]]:
 
 
 async def test_chat_completions_plain_and_streamed(demo: Demo) -> None:
-    assert demo.runtime.holder.current.channels["openai:gpt-6-luna"].api == "openai-responses"
+    assert demo.runtime.holder.current.table.channels["openai:gpt-6-luna"].api == "openai-responses"
     async with client(demo) as c:
         raw = await c.chat.completions.with_raw_response.create(
             model=MODEL,

@@ -922,7 +922,7 @@ async def test_every_channel_failing_is_502_in_client_envelope(demo: Demo, clien
     else:
         assert inner["type"] == "api_error"
     assert inner["message"].startswith("every channel failed")
-    table = demo.runtime.holder.current
+    table = demo.runtime.holder.current.table
     for ch in table.channels.values():
         if ch.model_id == up.model:
             assert ch.id in inner["message"]  # each attempt is named

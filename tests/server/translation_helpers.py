@@ -211,13 +211,13 @@ def check_anthropic_accounting(
 
 
 def embedding_cost(demo: Demo, model: str, prompt_tokens: int) -> Decimal:
-    ch = next(c for c in demo.runtime.holder.current.channels.values() if c.model_id == model)
+    ch = next(c for c in demo.runtime.holder.current.table.channels.values() if c.model_id == model)
     return ch.price.input * prompt_tokens / MILLION
 
 
 def channel_providers(demo: Demo, model: str) -> set[str]:
     """Every provider with a channel for `model`: a pinned model may fall back to any of them."""
-    return {c.provider for c in demo.runtime.holder.current.channels.values() if c.model_id == model}
+    return {c.provider for c in demo.runtime.holder.current.table.channels.values() if c.model_id == model}
 
 
 def sse_data(text: str) -> list[tuple[str, Any]]:

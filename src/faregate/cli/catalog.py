@@ -16,7 +16,7 @@ from typing import Any
 
 from faregate.catalog.model import Catalog, Offering
 from faregate.catalog.reconcile import Change
-from faregate.cli.common import Register, config_path, load_catalog, store_for
+from faregate.cli.common import Register, load_catalog, sources, store_for
 
 MARKS = {"added": "+", "price": "~", "context": "~", "caps": "~", "returned": "+", "retired": "-"}
 
@@ -107,17 +107,15 @@ class SyncSetupError(Exception):
 async def _sync(args: argparse.Namespace) -> list[Any]:
     import aiohttp
 
-    from faregate.catalog.overlay import overlay_file
     from faregate.catalog.sync import SyncService, SyncSnapshot, build_snapshot
-    from faregate.pipeline.load import load_table
+    from faregate.pipeline.load import load
 
     store = _store(args)
 
     def snapshot() -> SyncSnapshot:
-        catalog, issues = load_catalog(args)
-        loaded, more = load_table(config_path(args), overlay_file(catalog, store), os.environ)
-        if loaded is None or issues:
-            raise SyncSetupError("cannot load the configuration:\n" + "\n".join(map(str, issues + more)))
+        loaded, issues, _ = load(sources(args))
+        if loaded is None:
+            raise SyncSetupError("cannot load the configuration:\n" + "\n".join(map(str, issues)))
         return build_snapshot(
             loaded.merged.providers,
             loaded.merged.offerings,

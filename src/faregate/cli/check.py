@@ -5,33 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from faregate.canonical import ChatRequest, ImagePart, Message, TextPart, Tool
-from faregate.cli.common import config_path, synced_catalog
-from faregate.config.load import ConfigIssue
-from faregate.pipeline.load import Loaded, load_checked, summary
-
-
-def load_all(
-    args: argparse.Namespace, *, assume_keys: bool = False
-) -> tuple[Loaded | None, list[ConfigIssue]]:
-    loaded, errors, _ = check_all(args, assume_keys=assume_keys)
-    return loaded, errors
-
-
-def check_all(
-    args: argparse.Namespace, *, assume_keys: bool = False
-) -> tuple[Loaded | None, list[ConfigIssue], list[ConfigIssue]]:
-    """(the table or None, errors, warnings): routes.yaml over the catalog and the store's synced state."""
-    catalog, issues = synced_catalog(args)
-    loaded, errors, warnings = load_checked(config_path(args), catalog, os.environ, assume_keys=assume_keys)
-    return (None if issues else loaded), issues + errors, warnings
+from faregate.cli.common import config_path, sources
+from faregate.pipeline.load import load, summary
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    loaded, errors, warnings = check_all(args)
+    loaded, errors, warnings = load(sources(args))
     for issue in sorted(errors + warnings):
         print(issue)
     counts = ", ".join(
@@ -55,14 +37,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from faregate.routing.plan import build_plan
     from faregate.routing.preferences import parse_request_preferences
 
-    loaded, issues = load_all(args, assume_keys=args.assume_keys)
+    loaded, issues, _ = load(sources(args, assume_keys=args.assume_keys))
     if (
         loaded is not None
         and not args.assume_keys
         and not any(c.key_env for c in loaded.table.channels.values())
     ):
         print("note: no provider has a key here; planning as if every provider had one (--assume-keys)")
-        loaded, issues = load_all(args, assume_keys=True)
+        loaded, issues, _ = load(sources(args, assume_keys=True))
     if loaded is None:
         for issue in issues:
             print(issue, file=sys.stderr)

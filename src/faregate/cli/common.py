@@ -11,6 +11,7 @@ from faregate.catalog.files import load_catalog_dir
 from faregate.catalog.model import Catalog
 from faregate.config.load import ConfigIssue
 from faregate.paths import catalog_dir
+from faregate.pipeline.load import Sources
 
 Command = Callable[[argparse.Namespace], int]
 Register = Callable[[str, Command, str], argparse.ArgumentParser]
@@ -24,22 +25,21 @@ def config_path(args: argparse.Namespace) -> Path:
     return path
 
 
+def catalog_folder(args: argparse.Namespace) -> Path:
+    return args.catalog or Path(os.environ.get("FAREGATE_CATALOG_DIR") or catalog_dir())
+
+
 def load_catalog(args: argparse.Namespace) -> tuple[Catalog, list[ConfigIssue]]:
-    return load_catalog_dir(args.catalog or Path(os.environ.get("FAREGATE_CATALOG_DIR") or catalog_dir()))
+    """The catalog folder alone (`catalog list|diff` show it beside the synced state)."""
+    return load_catalog_dir(catalog_folder(args))
 
 
-def synced_catalog(args: argparse.Namespace) -> tuple[Catalog, list[ConfigIssue]]:
-    """The shipped catalog with the same store's synced state over it, as the server sees it."""
-    import sqlite3
-
-    from faregate.catalog.overlay import overlay_file  # sqlite-utils: only for the commands that read it
-
-    catalog, issues = load_catalog(args)
-    store = store_for(args)
-    try:
-        return overlay_file(catalog, store), issues
-    except sqlite3.Error as e:
-        return catalog, [*issues, ConfigIssue(str(store), 1, 1, f"cannot read the synced catalog: {e}")]
+def sources(args: argparse.Namespace, *, assume_keys: bool = False) -> Sources:
+    """What to load, as the server loads it: routes.yaml, the catalog folder, the same store's synced
+    state over it (a missing store adds nothing), the environment's keys."""
+    return Sources(
+        config_path(args), catalog_folder(args), os.environ, store=store_for(args), assume_keys=assume_keys
+    )
 
 
 def store_for(args: argparse.Namespace) -> Path:

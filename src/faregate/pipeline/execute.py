@@ -14,6 +14,7 @@ body or of one SSE event. An upstream that drips a byte a second cannot hold a r
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,7 @@ from faregate.canonical import (
     StreamEvent,
 )
 from faregate.errors import AllChannelsFailed, UpstreamError, UpstreamRequestError
+from faregate.pipeline.bounds import Bounds
 from faregate.providers.base import Adapter, StreamDecoder, Target, UpstreamCall
 from faregate.providers.registry import adapter_for
 from faregate.providers.sse import SseDecoder
@@ -45,18 +47,12 @@ T = TypeVar("T")
 ERROR_BODY_BYTES = 64 * 1024  # of an upstream's error answer only the envelope's message is kept
 
 
-@dataclass(frozen=True, slots=True)
-class Bounds:
-    """How long and how much: made from routes.yaml's `server` section (see runtime.upstream_bounds)."""
-
-    client: aiohttp.ClientTimeout = field(default_factory=lambda: aiohttp.ClientTimeout(sock_read=60))
-    first_byte_s: float = 60.0
-    total_s: float = 600.0
-    stream_idle_s: float = 60.0
-    stream_total_s: float = 1800.0
-    request_s: float = 900.0
-    max_response_bytes: int = 32 * 1024 * 1024
-    max_event_bytes: int = 8 * 1024 * 1024
+@functools.lru_cache(maxsize=8)
+def client_timeout(bounds: Bounds) -> aiohttp.ClientTimeout:
+    """aiohttp's part of the bounds: connect, and read between chunks (made once per loaded state)."""
+    return aiohttp.ClientTimeout(
+        total=None, connect=bounds.connect_s, sock_connect=bounds.connect_s, sock_read=bounds.read_s
+    )
 
 
 class StreamFailed(Exception):
@@ -233,7 +229,7 @@ async def call_once(
         when, why = _late(loop, t0, bounds.first_byte_s, walk)
         try:
             async with asyncio.timeout_at(when) as cm:
-                async with await _send(session, call, bounds.client) as resp:
+                async with await _send(session, call, client_timeout(bounds)) as resp:
                     when, why = _late(loop, t0, bounds.total_s, walk)
                     cm.reschedule(when)
                     status = resp.status
@@ -397,7 +393,7 @@ async def open_stream(
         sse, decoder = SseDecoder(bounds.max_event_bytes), adapter.stream_decoder()
         try:
             async with asyncio.timeout_at(when):
-                resp = await _send(session, call, bounds.client)
+                resp = await _send(session, call, client_timeout(bounds))
                 if resp.status >= 300:
                     body = await read_bounded(resp, ERROR_BODY_BYTES, truncate=True)
                     err = _status_error(adapter, resp, body)

@@ -1,52 +1,103 @@
-"""From files to a decision table: routes.yaml + catalog → spec → merged offerings → compiled table.
+"""The one loader: routes.yaml + catalog folder (+ the store's synced state) → spec → merged offerings →
+compiled table, as one immutable `Loaded`. The server (start and every reload), the command line and the
+demo all load through `load`.
 
-Every problem, wherever it is found (YAML syntax, schema, merge, compile), comes back as a located
-`ConfigIssue`; the caller keeps the old table when there is any.
+Every problem, wherever it is found (YAML syntax, schema, catalog files, merge, compile), comes back as a
+located `ConfigIssue`; the caller keeps the old state when there is any error.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
+from faregate.catalog.files import load_catalog_dir
 from faregate.catalog.merge import Merged, merge
 from faregate.catalog.model import Catalog
 from faregate.config.build import read_routes
 from faregate.config.load import ConfigIssue
 from faregate.config.model import RoutesSpec
+from faregate.pipeline.bounds import Bounds, bounds_of
 from faregate.routing.compile import compile_table
 from faregate.routing.table import DecisionTable
 
 
 @dataclass(frozen=True, slots=True)
+class Sources:
+    """Where the loaded state comes from: re-read on every reload."""
+
+    routes: Path
+    catalog_dir: Path
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    base_urls: Mapping[str, str] | None = None  # demo: every provider pointed at the simulator
+    store: Path | None = None  # the SQLite store whose synced catalog state overlays catalog/ (None: none)
+    assume_keys: bool = False  # plan as if every provider had a key (explain, the demo's simulator)
+
+    def mtimes(self) -> tuple[float, ...]:
+        paths = [self.routes, *sorted(self.catalog_dir.glob("*.yaml"))]
+        return tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in paths)
+
+
+@dataclass(frozen=True, slots=True)
 class Loaded:
+    """Everything a request reads from configuration, swapped as one value: a request takes it once and
+    finishes on it (`Runtime.holder.current`)."""
+
     spec: RoutesSpec
     table: DecisionTable
     merged: Merged
     warnings: tuple[ConfigIssue, ...] = ()  # what the catalog says: reported, never a reason to refuse
+    bounds: Bounds = field(default_factory=Bounds)  # the upstream limits of routes.yaml's `server` section
+
+    @property
+    def generation(self) -> int:
+        return self.table.generation
 
 
-def load_table(
-    routes: Path,
-    catalog: Catalog,
-    env: Mapping[str, str],
-    *,
-    generation: int = 0,
-    base_urls: Mapping[str, str] | None = None,
-    assume_keys: bool = False,
-) -> tuple[Loaded | None, list[ConfigIssue]]:
-    """`base_urls` replaces providers' base URLs after merging (the demo points them at the simulator);
-    `assume_keys` plans as if every provider had a key (explain, benchmarks). The issues are errors
-    only: warnings ride on `Loaded.warnings`."""
-    loaded, errors, _ = load_checked(
-        routes, catalog, env, generation=generation, base_urls=base_urls, assume_keys=assume_keys
+class LoadedHolder:
+    """The one mutable cell: a reload loads off to the side and swaps with one assignment. The app is frozen
+    after start-up, so the swap happens here, not in `app[...]`."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, loaded: Loaded) -> None:
+        self.current = loaded
+
+
+def load(
+    sources: Sources, *, generation: int = 0
+) -> tuple[Loaded | None, list[ConfigIssue], list[ConfigIssue]]:
+    """(the loaded state or None, errors, warnings): the catalog folder, the store's synced state over it,
+    routes.yaml over both. `base_urls` replaces providers' base URLs after merging (the demo points them
+    at the simulator). Every finding in one run: a broken catalog file still lets routes.yaml be checked."""
+    catalog, issues = load_catalog_dir(sources.catalog_dir)
+    if sources.store is not None:
+        try:
+            catalog = _synced(catalog, sources.store)
+        except sqlite3.Error as e:
+            issues = [*issues, ConfigIssue(str(sources.store), 1, 1, f"cannot read the synced catalog: {e}")]
+    loaded, errors, warnings = build_loaded(
+        sources.routes,
+        catalog,
+        sources.env,
+        generation=generation,
+        base_urls=sources.base_urls,
+        assume_keys=sources.assume_keys,
     )
-    return loaded, errors
+    return (None if issues else loaded), issues + errors, warnings
 
 
-def load_checked(
+def _synced(catalog: Catalog, store: Path) -> Catalog:
+    from faregate.catalog.overlay import overlay_file  # sqlite-utils: only when there is a store
+
+    return overlay_file(catalog, store)
+
+
+def build_loaded(
     routes: Path,
     catalog: Catalog,
     env: Mapping[str, str],
@@ -78,7 +129,8 @@ def load_checked(
             errors.add(issue)
     if errors or not read.complete:
         return None, sorted(errors), sorted(warnings)
-    return Loaded(spec, compiled.table, merged, tuple(sorted(warnings))), [], sorted(warnings)
+    loaded = Loaded(spec, compiled.table, merged, tuple(sorted(warnings)), bounds_of(spec.server))
+    return loaded, [], sorted(warnings)
 
 
 def summary(loaded: Loaded) -> str:

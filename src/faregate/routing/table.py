@@ -1,7 +1,6 @@
 """The decision table: routes.yaml + catalog compiled once into immutable data that a request walks.
 
-`TableHolder` is the one mutable cell: a reload compiles a new table off to the side and swaps it in
-with one assignment; a request reads `holder.current` once and finishes on that table.
+It is part of the loaded state (`pipeline/load.py::Loaded`), which a reload swaps whole.
 """
 
 from __future__ import annotations
@@ -127,12 +126,3 @@ class DecisionTable:
     def route_for(self, alias: str) -> tuple[CompiledRule, ...] | None:
         route = self.aliases.get(alias)
         return None if route is None else self.routes[route]
-
-
-class TableHolder:
-    """The app is frozen after startup, so reloads swap the table here, not in `app[...]`."""
-
-    __slots__ = ("current",)
-
-    def __init__(self, table: DecisionTable) -> None:
-        self.current = table

@@ -30,12 +30,9 @@ async def handle_reload(request: web.Request) -> web.Response:
             },
             status=422,
         )
+    loaded = rt.holder.current
     return web.json_response(
-        {
-            "reloaded": True,
-            "generation": rt.holder.current.generation,
-            "warnings": [_issue(w) for w in rt.loaded.warnings],
-        }
+        {"reloaded": True, "generation": loaded.generation, "warnings": [_issue(w) for w in loaded.warnings]}
     )
 
 
@@ -117,9 +114,8 @@ def _when(w: Any) -> dict[str, Any]:
 
 async def handle_routes(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    table = rt.holder.current
-    warnings = rt.loaded.warnings if rt.loaded.table is table else ()
-    doc = table_json(table, rt.health.snapshot(time.monotonic()), warnings)
+    loaded = rt.holder.current
+    doc = table_json(loaded.table, rt.health.snapshot(time.monotonic()), loaded.warnings)
     doc["state"] = shared_state.describe(rt)
     doc["workers"] = workers.describe(request.app[OPTIONS].worker)
     return web.json_response(doc)
@@ -130,7 +126,7 @@ async def handle_explain(request: web.Request) -> web.Response:
     from faregate.providers.registry import INBOUND
 
     rt = request.app[RUNTIME]
-    table = rt.holder.current
+    table = rt.holder.current.table
     req, routing = INBOUND["openai"].parse_chat(await read_json(request))
     f = extract_features(req, rt.counter.count_request, request.headers)
     plan = plan_request(request, rt, table, req.model, f, routing, max_tokens=req.max_tokens)

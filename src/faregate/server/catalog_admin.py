@@ -28,13 +28,14 @@ def snapshot_of(rt: Runtime) -> Callable[[], SyncSnapshot]:
     """What to sync, read from the runtime's current table each time (so it follows reloads)."""
 
     def snapshot() -> SyncSnapshot:
-        merged, spec = rt.loaded.merged, rt.spec
+        loaded = rt.holder.current
+        merged, spec = loaded.merged, loaded.spec
         return build_snapshot(
             merged.providers,
             merged.offerings,
             rt.sources.env,
             only=spec.sync_providers,
-            inactive=set(rt.loaded.table.inactive),
+            inactive=set(loaded.table.inactive),
             interval_s=spec.sync_interval_s,
             timeout_s=spec.server.read_timeout_s,
         )
@@ -85,20 +86,20 @@ async def handle_sync(request: web.Request) -> web.Response:
         results = await service.sync(provider)
     except UnknownSyncProvider:
         raise NotFound(f"'{provider}' is not a provider this gateway syncs", param="provider") from None
-    rt = request.app[RUNTIME]
+    loaded = request.app[RUNTIME].holder.current
     return web.json_response(
         {
             "results": [r.as_json() for r in results],
-            "generation": rt.holder.current.generation,
+            "generation": loaded.generation,
             "reload_errors": service.reload_errors if any(r.changed_anything for r in results) else [],
-            "warnings": [str(w) for w in rt.loaded.warnings],
+            "warnings": [str(w) for w in loaded.warnings],
         }
     )
 
 
 async def handle_status(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
     status = await _service(request).status()
-    status["unpriced"] = [{"model": m, "provider": p} for m, p in rt.holder.current.unpriced]
-    status["warnings"] = [str(w) for w in rt.loaded.warnings]
+    loaded = request.app[RUNTIME].holder.current
+    status["unpriced"] = [{"model": m, "provider": p} for m, p in loaded.table.unpriced]
+    status["warnings"] = [str(w) for w in loaded.warnings]
     return web.json_response(status)

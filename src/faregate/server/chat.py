@@ -27,12 +27,13 @@ from faregate.canonical import (
 )
 from faregate.errors import FaregateError
 from faregate.pipeline.execute import StreamFailed, Walk, call_chat, open_stream
+from faregate.pipeline.load import Loaded
 from faregate.pipeline.runtime import Runtime
 from faregate.providers.base import Inbound, StreamEncoder
 from faregate.providers.registry import INBOUND
 from faregate.providers.stops import StopFilter, apply_stops
 from faregate.routing.features import Features, extract_features
-from faregate.routing.table import Channel, DecisionTable
+from faregate.routing.table import Channel
 from faregate.routing.transforms import MIDDLE_OUT, MiddleOut, floor_tokens, parse_transforms
 from faregate.server.appkeys import HTTP, RUNTIME
 from faregate.server.context import Exchange, json_bytes_response, no_channel_error, plan_request, read_json
@@ -45,7 +46,7 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         rt = request.app[RUNTIME]
-        table = rt.holder.current  # read once: this request finishes on this table
+        loaded = rt.holder.current  # read once: this request finishes on this table and its limits
         ex = Exchange.begin(request, endpoint)
         with ex.recorded(rt):
             body = await read_json(request)
@@ -53,7 +54,7 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
             bound = prompt_bound_of(
                 request, req
             )  # the request is all in this body: its size bounds the prompt
-            return await serve_chat(request, rt, table, ex, inbound, req, routing, prompt_bound=bound)
+            return await serve_chat(request, rt, loaded, ex, inbound, req, routing, prompt_bound=bound)
 
     return handle
 
@@ -61,7 +62,7 @@ def chat_handler(inbound_name: str, endpoint: str) -> Handler:
 async def serve_chat(
     request: web.Request,
     rt: Runtime,
-    table: DecisionTable,
+    loaded: Loaded,
     ex: Exchange,
     inbound: Inbound,
     req: ChatRequest,
@@ -72,6 +73,7 @@ async def serve_chat(
     """A parsed request's way through the gateway: plan, admit, walk the plan, answer in `inbound`'s format.
     Every inbound format (chat completions, messages, responses) comes through here. The prompt is
     counted only when something needs the count; `prompt_bound` (an upper bound of it) decides what it can."""
+    table = loaded.table
     ex.requested = request.headers.get("Faregate-Model") or req.model or "auto"
     ex.stream = req.stream
     f = extract_features(
@@ -95,8 +97,8 @@ async def serve_chat(
         walk.fit = lambda r, ch: squeeze.fit(r, ch.id, ch.context)
     ex.walk = walk
     if req.stream:
-        return await _stream(request, rt, table, inbound, req, f, walk, ex)
-    ch, resp = await call_chat(request.app[HTTP], walk, req, rt.bounds, rt.health)
+        return await _stream(request, rt, loaded, inbound, req, f, walk, ex)
+    ch, resp = await call_chat(request.app[HTTP], walk, req, loaded.bounds, rt.health)
     resp = apply_stops(resp, walk.local_stops)
     usage = resp.usage or _estimate(rt, ch, f, resp.text + "".join(c.arguments for c in resp.tool_calls))
     extras = ex.charge(ch, usage, table, rt)
@@ -107,14 +109,15 @@ async def serve_chat(
 async def _stream(
     request: web.Request,
     rt: Runtime,
-    table: DecisionTable,
+    loaded: Loaded,
     inbound: Inbound,
     req: ChatRequest,
     f: Features,
     walk: Walk,
     ex: Exchange,
 ) -> web.StreamResponse:
-    upstream = await open_stream(request.app[HTTP], walk, req, rt.bounds, rt.health)
+    table = loaded.table
+    upstream = await open_stream(request.app[HTTP], walk, req, loaded.bounds, rt.health)
     ch = upstream.channel
     ex.ttft_ms = upstream.ttft_ms
     response = web.StreamResponse(

@@ -34,7 +34,7 @@ EXPOSE_HEADERS: Final = ", ".join(
 
 
 def _cors(request: web.Request) -> CorsSpec:
-    return request.app[RUNTIME].spec.server.cors
+    return request.app[RUNTIME].holder.current.spec.server.cors
 
 
 def is_preflight(request: web.Request) -> bool:

@@ -43,7 +43,7 @@ def count_handler(inbound_name: str, render: Render, *, parse: Parse | None = No
 
     async def handle(request: web.Request) -> web.StreamResponse:
         rt = request.app[RUNTIME]
-        table = rt.holder.current
+        table = rt.holder.current.table
         ex = Exchange.begin(request, "count_tokens")
         body = await read_json(request)
         req, routing = inbound.parse_chat(body) if parse is None else parse(request, body)

@@ -95,7 +95,7 @@ def admin_body_refused(method: str, content_type: str | None, has_body: bool) ->
 @web.middleware
 async def cross_site(request: web.Request, handler: Handler) -> web.StreamResponse:
     rt, opts = request.app[RUNTIME], request.app[OPTIONS]
-    server = rt.spec.server
+    server = rt.holder.current.spec.server
     host = request.headers.get("Host")
     if (
         opts.auth == "open"

@@ -20,7 +20,8 @@ def token_decoder(rt: Runtime) -> Decode:
 
 async def handle_embeddings(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
-    table = rt.holder.current
+    loaded = rt.holder.current  # read once: this request finishes on this table and its limits
+    table = loaded.table
     ex = Exchange.begin(request, "embeddings")
     with ex.recorded(rt):
         req, fmt, routing = parse_embeddings(await read_json(request), decode=token_decoder(rt))
@@ -40,7 +41,7 @@ async def handle_embeddings(request: web.Request) -> web.StreamResponse:
         await ex.admit(rt, plan, f, 0)  # an embedding has no answer tokens
         walk = Walk(plan)
         ex.walk = walk
-        ch, resp = await call_embeddings(request.app[HTTP], walk, req, rt.bounds, rt.health)
+        ch, resp = await call_embeddings(request.app[HTTP], walk, req, loaded.bounds, rt.health)
         usage = resp.usage if resp.usage.prompt_tokens else Usage(prompt_tokens, 0, estimated=True)
         extras = ex.charge(ch, usage, table, rt)
         out = render_embeddings(resp, ch.model_id, usage, fmt, extras)

@@ -53,7 +53,7 @@ def split_target(request: web.Request) -> tuple[str, str]:
 
 async def handle_generate(request: web.Request, model: str, stream: bool) -> web.StreamResponse:
     rt = request.app[RUNTIME]
-    table = rt.holder.current  # read once: this request finishes on this table
+    loaded = rt.holder.current  # read once: this request finishes on this table and its limits
     ex = Exchange.begin(request, ENDPOINT)
     with ex.recorded(rt):
         if stream and request.query.get("alt") != "sse":
@@ -63,7 +63,7 @@ async def handle_generate(request: web.Request, model: str, stream: bool) -> web
         inbound = GeminiInbound(model, stream)
         req, routing = inbound.parse_chat(await read_json(request))
         bound = prompt_bound_of(request, req)
-        return await serve_chat(request, rt, table, ex, inbound, req, routing, prompt_bound=bound)
+        return await serve_chat(request, rt, loaded, ex, inbound, req, routing, prompt_bound=bound)
 
 
 def parse_count(request: web.Request, body: Any) -> tuple[ChatRequest, JSONObject]:
@@ -150,7 +150,7 @@ def _page_start(raw: str | None) -> int:
 
 
 async def handle_list(request: web.Request) -> web.Response:
-    models = gemini_models(request.app[RUNTIME].holder.current)
+    models = gemini_models(request.app[RUNTIME].holder.current.table)
     start, size = _page_start(request.query.get("pageToken")), _page_size(request.query.get("pageSize"))
     body: JSONObject = {"models": models[start : start + size]}
     if start + size < len(models):
@@ -159,7 +159,7 @@ async def handle_list(request: web.Request) -> web.Response:
 
 
 async def handle_get(request: web.Request) -> web.Response:
-    table = request.app[RUNTIME].holder.current
+    table = request.app[RUNTIME].holder.current.table
     info = request.match_info
     wanted = bare_model(info.get("target", info.get("model_id", "")).rstrip("/")) or ""
     resolved = wanted if wanted in table.known or wanted in table.aliases else table.upstream_ids.get(wanted)

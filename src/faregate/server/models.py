@@ -147,12 +147,12 @@ def list_models(table: DecisionTable) -> list[dict[str, Any]]:
 
 
 async def handle_list(request: web.Request) -> web.Response:
-    table = request.app[RUNTIME].holder.current
+    table = request.app[RUNTIME].holder.current.table
     return web.json_response({"object": "list", "data": list_models(table)})
 
 
 async def handle_get(request: web.Request) -> web.Response:
-    table = request.app[RUNTIME].holder.current
+    table = request.app[RUNTIME].holder.current.table
     model_id = request.match_info["model_id"].rstrip("/")  # `/v1/models/{id}/` as well
     if model_id in table.aliases:
         return web.json_response(alias_entry(table, model_id))

@@ -40,7 +40,7 @@ def _not_found(response_id: str) -> NotFound:
 
 async def handle_create(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
-    table = rt.holder.current  # read once: this request finishes on this table
+    loaded = rt.holder.current  # read once: this request finishes on this table and its limits
     ex = Exchange.begin(request, ENDPOINT)
     with ex.recorded(rt):
         parsed = parse_responses(await read_json(request))
@@ -63,7 +63,7 @@ async def handle_create(request: web.Request) -> web.StreamResponse:
         meta = ResponseMeta(f"resp_{ex.id}", int(time.time()), parsed.echo, new_item_id)
         inbound = ResponsesInbound(meta, on_final)
         req = parsed.with_history(history)
-        return await serve_chat(request, rt, table, ex, inbound, req, parsed.routing)
+        return await serve_chat(request, rt, loaded, ex, inbound, req, parsed.routing)
 
 
 async def handle_get(request: web.Request) -> web.Response:

@@ -24,7 +24,7 @@ from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.files import load_catalog_dir
 from faregate.config.load import ConfigIssue
 from faregate.pipeline.accounts import Accounts
-from faregate.pipeline.load import load_table
+from faregate.pipeline.load import load
 from faregate.pipeline.runtime import Runtime, Sources
 from faregate.server.app import create_app
 from faregate.server.middleware import is_loopback
@@ -45,12 +45,11 @@ class StartError(Exception):
 
 
 def demo_simulator(sources: Sources, counter: TokenCounter) -> tuple[Simulator, tuple[str, ...]]:
-    """A simulator serving every provider of the table, with the table's offerings and prices."""
-    catalog, issues = load_catalog_dir(sources.catalog_dir)
-    assume = {var: "demo" for p in catalog.providers.values() for var in p.api_key_env}
-    loaded, more = load_table(sources.routes, catalog, {**sources.env, **assume})
+    """A simulator serving every provider of the table, with the table's offerings and prices (the shipped
+    catalog's, as if every provider had a key)."""
+    loaded, issues, _ = load(replace(sources, store=None, base_urls=None, assume_keys=True))
     if loaded is None:
-        raise StartError(tuple(issues + more))
+        raise StartError(tuple(issues))
     providers = []
     for name, info in loaded.merged.providers.items():
         models = tuple(
@@ -109,7 +108,7 @@ async def serve(
     if runtime is None:
         raise StartError(tuple(issues))
     shared_state.attach_configured(runtime, env)
-    for provider, why in runtime.holder.current.inactive.items():
+    for provider, why in runtime.holder.current.table.inactive.items():
         log.warning("provider %s inactive: %s", provider, why)
     runtime.log_warnings()
     app = create_app(runtime, replace(options, simulated=demo))

@@ -27,7 +27,7 @@ def attach(runtime: Runtime, url: str | None) -> SharedState:
 
 
 def attach_configured(runtime: Runtime, env: Mapping[str, str]) -> SharedState:
-    return attach(runtime, state_url(runtime.spec.state, env))
+    return attach(runtime, state_url(runtime.holder.current.spec.state, env))
 
 
 def describe(runtime: Runtime) -> dict[str, Any]:
