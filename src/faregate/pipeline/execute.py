@@ -35,6 +35,7 @@ from faregate.canonical import (
 from faregate.errors import AllChannelsFailed, UpstreamError, UpstreamRequestError
 from faregate.pipeline.bounds import Bounds
 from faregate.providers.base import Adapter, StreamDecoder, Target, UpstreamCall
+from faregate.providers.errors import MALFORMED, decoder_error
 from faregate.providers.registry import adapter_for
 from faregate.providers.sse import SseDecoder
 from faregate.providers.wire import retry_after_seconds
@@ -348,21 +349,14 @@ class OpenStream:
             raise self._broke(_transport_error(e, late)) from None
         except aiohttp.ClientError as e:
             raise self._broke(_transport_error(e)) from None
-        except (StreamFailed, GeneratorExit, asyncio.CancelledError):
-            raise
-        except Exception as e:  # a decoder's StreamError, malformed data, an oversized event
-            raise self._broke(_decoder_error(e)) from None
+        except MALFORMED as e:  # a decoder's StreamError, malformed data, an oversized event
+            raise self._broke(decoder_error(e)) from None
 
     def _feed(self, chunk: bytes) -> list[StreamEvent]:
         return [e for s in self.sse.feed(chunk) for e in self.decoder.feed(s)]
 
     def _broke(self, err: UpstreamError) -> StreamFailed:
         return StreamFailed(self.walk.broke(self.channel, err, self.health))
-
-
-def _decoder_error(e: Exception) -> UpstreamError:
-    err = getattr(e, "error", None)
-    return err if isinstance(err, UpstreamError) else UpstreamError("protocol", str(e)[:200])
 
 
 def _is_finish(ev: StreamEvent) -> bool:
@@ -405,10 +399,10 @@ async def open_stream(
             walk.out_of_time = loop.time() >= deadline
             walk.fail(ch, _transport_error(e, why), started, health)
             continue
-        except Exception as e:  # a decoder's StreamError or malformed data: the channel's fault
+        except MALFORMED as e:  # a decoder's StreamError or malformed data: the channel's fault
             if resp is not None:
                 resp.release()
-            walk.fail(ch, _decoder_error(e), started, health)
+            walk.fail(ch, decoder_error(e), started, health)
             continue
         if resp.status >= 300:
             resp.release()

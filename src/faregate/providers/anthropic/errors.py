@@ -13,12 +13,10 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from faregate.errors import UpstreamError
+from faregate.providers.errors import StreamError, protocol_error, status_error
 from faregate.providers.wire import mask_secrets
 
-# Statuses where another channel may well succeed: the channel's own key, model or capacity is at fault
-# (401/403/404), or the upstream is busy or broken (408, 409, 429, 5xx, Anthropic's 529 overloaded_error).
-# Every other 4xx (400, 413, ...) blames the request itself and is returned to the client.
-RETRYABLE_4XX: Final = frozenset({401, 403, 404, 408, 409, 429})
+__all__ = ["StreamError", "classify_error", "protocol_error", "stream_error"]
 
 # Anthropic's documented status for each error `type`: gives an in-stream `error` event (sent after a 200)
 # the status it would have had as a response.
@@ -36,21 +34,6 @@ TYPE_STATUS: Final[Mapping[str, int]] = MappingProxyType(
         "overloaded_error": 529,
     }
 )
-
-
-class StreamError(Exception):
-    """An Anthropic stream failed after it started: an `error` event, a malformed event, or an early end.
-
-    Raised by the stream decoder; the server ends the client's stream with an error event built from `error`.
-    """
-
-    def __init__(self, error: UpstreamError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-def is_retryable(status: int) -> bool:
-    return status >= 500 or status in RETRYABLE_4XX
 
 
 def error_object(payload: Any) -> tuple[str | None, str | None]:
@@ -71,30 +54,11 @@ def classify_error(status: int, body: bytes) -> UpstreamError:
     except ValueError:
         payload = None
     etype, message = error_object(payload)
-    return UpstreamError(
-        kind="status",
-        message=mask_secrets(message or f"HTTP {status}"),
-        status=status,
-        retryable=is_retryable(status),
-        error_type=etype,
-    )
+    return status_error(status, mask_secrets(message or f"HTTP {status}"), etype)
 
 
 def stream_error(payload: Any) -> StreamError:
     """An `event: error` inside a 200 stream, e.g. `overloaded_error` mid-answer."""
     etype, message = error_object(payload)
     status = TYPE_STATUS.get(etype or "", 500)
-    return StreamError(
-        UpstreamError(
-            kind="status",
-            message=mask_secrets(message or "error event in stream"),
-            status=status,
-            retryable=is_retryable(status),
-            error_type=etype,
-        )
-    )
-
-
-def protocol_error(message: str) -> StreamError:
-    """The stream broke Anthropic's event grammar (bad JSON, truncated): another channel may do better."""
-    return StreamError(UpstreamError(kind="protocol", message=message, retryable=True))
+    return StreamError(status_error(status, mask_secrets(message or "error event in stream"), etype))

@@ -35,6 +35,7 @@ from faregate.providers.anthropic.response import (
     render_usage,
     stop_reason,
 )
+from faregate.providers.errors import MALFORMED, StreamError
 from faregate.providers.sse import SseEvent, encode_event
 from faregate.providers.wire import dumps
 
@@ -65,7 +66,9 @@ class AnthropicStreamDecoder:
         kind = data.get("type", ev.event)
         try:
             return self._dispatch(kind, data)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+        except StreamError:  # an `error` event, already classified
+            raise
+        except MALFORMED as e:
             raise protocol_error(f"malformed {str(kind)[:40]} event ({type(e).__name__})") from None
 
     def close(self) -> list[StreamEvent]:

@@ -11,24 +11,18 @@ from typing import Any, Final
 
 from faregate.canonical import JSONObject
 from faregate.errors import UpstreamError
+from faregate.providers.errors import StreamError, is_retryable, protocol_error, status_error
 from faregate.providers.wire import mask_secrets
 
-# The channel's fault (its key, its access to this model, its quota), or a transient one: another
-# channel may well succeed. 400 and the other 4xx blame the request itself and are returned as is.
-RETRYABLE_STATUSES: Final = frozenset({401, 403, 404, 408, 429})
+__all__ = ["StreamError", "classify_error", "protocol_error", "stream_error"]
 
-# Google answers some channel faults with a 400: a bad key (INVALID_ARGUMENT + reason API_KEY_INVALID),
-# a project without billing or in an unsupported region (FAILED_PRECONDITION). These move on too.
+# Google's structured status says better than the HTTP status (the shared rule) in two ways. Some channel
+# faults come as a 400: a bad key (INVALID_ARGUMENT + reason API_KEY_INVALID), a project without billing or
+# in an unsupported region (FAILED_PRECONDITION); these move on. And a 409 ABORTED or ALREADY_EXISTS is
+# this request's own conflict, which another channel would not resolve: returned as is.
 CHANNEL_REASONS: Final = frozenset({"API_KEY_INVALID"})
 CHANNEL_STATUSES: Final = frozenset({"FAILED_PRECONDITION"})
-
-
-class StreamError(ValueError):
-    """A Gemini stream failed after its 200: an `error` chunk, or a chunk that is not a response."""
-
-    def __init__(self, error: UpstreamError) -> None:
-        super().__init__(error.message)
-        self.error = error
+REQUEST_STATUSES: Final = frozenset({"ABORTED", "ALREADY_EXISTS"})
 
 
 def classify_error(status: int, body: bytes) -> UpstreamError:
@@ -38,18 +32,12 @@ def classify_error(status: int, body: bytes) -> UpstreamError:
 def classify_envelope(status: int, envelope: JSONObject) -> UpstreamError:
     google_status = _str(envelope.get("status"))
     retryable = (
-        status >= 500
-        or status in RETRYABLE_STATUSES
-        or google_status in CHANNEL_STATUSES
+        google_status in CHANNEL_STATUSES
         or bool(reasons(envelope) & CHANNEL_REASONS)
+        or (is_retryable(status) and not (status < 500 and google_status in REQUEST_STATUSES))
     )
-    return UpstreamError(
-        kind="status",
-        message=error_message(envelope) or f"HTTP {status} {_phrase(status)}".rstrip(),
-        status=status,
-        retryable=retryable,
-        error_type=google_status,
-    )
+    message = error_message(envelope) or f"HTTP {status} {_phrase(status)}".rstrip()
+    return status_error(status, message, google_status, retryable=retryable)
 
 
 def stream_error(envelope: JSONObject) -> StreamError:
@@ -57,10 +45,6 @@ def stream_error(envelope: JSONObject) -> StreamError:
     code = envelope.get("code")
     status = code if isinstance(code, int) and 400 <= code <= 599 else 500
     return StreamError(classify_envelope(status, envelope))
-
-
-def protocol_error(message: str) -> StreamError:
-    return StreamError(UpstreamError(kind="protocol", message=message, retryable=True))
 
 
 def parse_envelope(body: bytes | str) -> JSONObject:

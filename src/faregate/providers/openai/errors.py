@@ -6,19 +6,10 @@ Keeps only the envelope's message (truncated, key-like tokens masked), never the
 from __future__ import annotations
 
 import json
-from typing import Final
 
 from faregate.errors import UpstreamError
+from faregate.providers.errors import status_error
 from faregate.providers.wire import mask_secrets
-
-# The channel's fault, not the request's: a bad or revoked key (401), a key without access (403), a model
-# the provider no longer serves (404), a timeout or conflict (408, 409), rate limits (429). Another
-# channel may well succeed. Every 5xx is retryable too; other 4xx are the request's own fault.
-RETRYABLE_STATUSES: Final = frozenset({401, 403, 404, 408, 409, 429})
-
-
-def is_retryable(status: int) -> bool:
-    return status >= 500 or status in RETRYABLE_STATUSES
 
 
 def _envelope(body: bytes) -> tuple[str | None, str | None]:
@@ -44,10 +35,8 @@ def _envelope(body: bytes) -> tuple[str | None, str | None]:
 
 def classify_error(status: int, body: bytes) -> UpstreamError:
     message, error_type = _envelope(body)
-    return UpstreamError(
-        kind="status",
-        message=mask_secrets(message) if message else f"HTTP {status}",
-        status=status,
-        retryable=is_retryable(status),
-        error_type=mask_secrets(error_type, 64) if error_type else None,
+    return status_error(
+        status,
+        mask_secrets(message) if message else None,
+        mask_secrets(error_type, 64) if error_type else None,
     )

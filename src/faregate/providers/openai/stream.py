@@ -21,6 +21,7 @@ from faregate.canonical import (
     ToolCallStart,
     Usage,
 )
+from faregate.providers.errors import protocol_error
 from faregate.providers.openai.response import arguments_text, parse_finish_reason, parse_usage
 from faregate.providers.sse import SseEvent
 from faregate.providers.wire import mask_secrets
@@ -113,12 +114,12 @@ def _load_chunk(data: str) -> Mapping[str, Any]:
     try:
         chunk = jsonio.loads(data)
     except ValueError:
-        raise ValueError("stream: a chunk is not valid JSON") from None
+        raise protocol_error("stream: a chunk is not valid JSON") from None
     if not isinstance(chunk, dict):
-        raise ValueError("stream: a chunk is not a JSON object")
+        raise protocol_error("stream: a chunk is not a JSON object")
     error = chunk.get("error")
     if error is not None:
         # OpenAI reports a failure after the 200 as a data event carrying its error envelope.
         message = error.get("message") if isinstance(error, dict) else error
-        raise ValueError(f"stream: upstream error: {mask_secrets(str(message))}")
+        raise protocol_error(f"stream: upstream error: {mask_secrets(str(message))}")
     return chunk

@@ -13,6 +13,7 @@ from typing import Any
 
 from faregate import jsonio
 from faregate.canonical import Finish, Start, StreamEvent, TextDelta, ToolArgsDelta, ToolCallStart
+from faregate.providers.errors import protocol_error
 from faregate.providers.openai_responses.response import failure_message, finish_reason, parse_usage
 from faregate.providers.sse import SseEvent
 from faregate.providers.wire import mask_secrets
@@ -34,9 +35,9 @@ class ResponsesStreamDecoder:
         try:
             data = jsonio.loads(ev.data)
         except ValueError:
-            raise ValueError("stream: an event is not valid JSON") from None
+            raise protocol_error("stream: an event is not valid JSON") from None
         if not isinstance(data, dict):
-            raise ValueError("stream: an event is not a JSON object")
+            raise protocol_error("stream: an event is not a JSON object")
         kind = data.get("type") or ev.event
         out: list[StreamEvent] = []
         if not self.started:
@@ -88,15 +89,17 @@ class ResponsesStreamDecoder:
             )
             return [Finish(reason, parse_usage(response.get("usage")))]
         if kind == "response.failed":
-            raise ValueError(f"stream: upstream error: {failure_message(_response(data))}")
+            raise protocol_error(f"stream: upstream error: {failure_message(_response(data))}")
         if kind == "error":
-            raise ValueError(f"stream: upstream error: {mask_secrets(str(data.get('message') or 'error'))}")
+            raise protocol_error(
+                f"stream: upstream error: {mask_secrets(str(data.get('message') or 'error'))}"
+            )
         return []
 
     def close(self) -> list[StreamEvent]:
         """EOF before `response.completed`: the answer may be cut anywhere, a protocol error."""
         if not self.finished:
-            raise ValueError("stream ended before response.completed")
+            raise protocol_error("stream ended before response.completed")
         return []
 
 
