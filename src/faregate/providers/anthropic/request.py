@@ -7,13 +7,11 @@ Structure (system, turns, blocks, tools) is built by small functions; renames, c
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
 from faregate.canonical import (
-    JSON,
     ChatRequest,
     ImagePart,
     JSONObject,
@@ -25,6 +23,7 @@ from faregate.canonical import (
 )
 from faregate.providers.anthropic.response import parse_arguments
 from faregate.providers.fields import forwardable
+from faregate.providers.params import Param, apply_params, merge_extra
 from faregate.providers.reasoning import BUDGETS, MIN_ANTHROPIC_BUDGET, budget_of, in_family
 from faregate.providers.wire import split_data_url
 
@@ -32,19 +31,12 @@ DEFAULT_MAX_TOKENS: Final = 4096  # Anthropic requires max_tokens; used when nei
 EMPTY_SCHEMA: Final[Mapping[str, Any]] = MappingProxyType({"type": "object", "properties": {}})
 
 
-@dataclass(frozen=True, slots=True)
-class Param:
-    target: str  # dotted path in the upstream body
-    clamp: tuple[float, float] | None = None
-    convert: Callable[[JSON], JSON] | None = None
-
-
 # Canonical sampling fields → Anthropic Messages. `max_tokens` is not here: render_request always sets it.
 PARAMS: Final[Mapping[str, Param]] = MappingProxyType(
     {
-        "temperature": Param("temperature", clamp=(0.0, 1.0)),  # Anthropic allows 0..1, OpenAI 0..2
-        "top_p": Param("top_p", clamp=(0.0, 1.0)),
-        "stop": Param("stop_sequences", convert=list),
+        "temperature": Param("temperature", min=0.0, max=1.0),  # Anthropic allows 0..1, OpenAI 0..2
+        "top_p": Param("top_p", min=0.0, max=1.0),
+        "stop": Param("stop_sequences", transform=list),
         "user": Param("metadata.user_id"),
         "top_k": Param("top_k"),
     }
@@ -91,7 +83,7 @@ def render_request(
     render_thinking(body, req, upstream_id, dropped)
     if req.stream:
         body["stream"] = True
-    dropped.extend(merge_extra(body, req))
+    dropped.extend(forward_extra(body, req))
     return body, dropped
 
 
@@ -232,42 +224,16 @@ def render_tool_choice(choice: ToolChoice | None, serial: bool) -> JSONObject | 
     return out
 
 
-def apply_params(body: JSONObject, req: ChatRequest, table: Mapping[str, Param]) -> None:
-    for name, param in table.items():
-        value = getattr(req, name)
-        if value is None or value == ():
-            continue
-        if param.convert is not None:
-            value = param.convert(value)
-        if param.clamp is not None:
-            low, high = param.clamp
-            value = min(max(float(value), low), high)
-        set_path(body, param.target, value)
-
-
-def set_path(body: JSONObject, dotted: str, value: JSON) -> None:
-    *parents, leaf = dotted.split(".")
-    node = body
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[leaf] = value
-
-
 # Extra keys that have a canonical place here rather than being forwarded as they are.
 HANDLED_EXTRA: Final = frozenset({"parallel_tool_calls"})
 
 
-def merge_extra(body: JSONObject, req: ChatRequest) -> list[str]:
+def forward_extra(body: JSONObject, req: ChatRequest) -> list[str]:
     """Fields of the client's format with no canonical meaning: forwarded when the client spoke Anthropic
     (`top_k`, `thinking`, ...), else returned as dropped. Never overrides what the translation set."""
     keys = [k for k in req.extra if k not in HANDLED_EXTRA]
     if req.source_api != "anthropic":
         return sorted(keys)
     extra, dropped = forwardable({k: req.extra[k] for k in keys}, "anthropic")
-    for key, value in extra.items():
-        current = body.get(key)
-        if isinstance(current, dict) and isinstance(value, Mapping):
-            body[key] = {**value, **current}
-        elif key not in body:
-            body[key] = value
+    merge_extra(body, extra)
     return sorted(dropped)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -26,25 +26,18 @@ from faregate.canonical import (
 )
 from faregate.providers.base import Target, UpstreamCall
 from faregate.providers.gemini.schema import strip_schema
+from faregate.providers.params import Param, apply_params, merge_extra
 from faregate.providers.reasoning import budget_of, in_family
 from faregate.providers.wire import dumps, join_url
-
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    target: str  # key in `generationConfig`
-    clamp: tuple[float, float] | None = None
-    convert: Callable[[Any], Any] | None = None
-
 
 # ChatRequest sampling fields -> Gemini `generationConfig`. Fields not listed here and not rendered by a
 # function below are dropped and named in `UpstreamCall.dropped`.
 GENERATION_PARAMS: Final[Mapping[str, Param]] = MappingProxyType(
     {
         "max_tokens": Param("maxOutputTokens"),
-        "temperature": Param("temperature", clamp=(0.0, 2.0)),  # Gemini's range, like OpenAI's
-        "top_p": Param("topP", clamp=(0.0, 1.0)),
-        "stop": Param("stopSequences", convert=list),
+        "temperature": Param("temperature", min=0.0, max=2.0),  # Gemini's range, like OpenAI's
+        "top_p": Param("topP", min=0.0, max=1.0),
+        "stop": Param("stopSequences", transform=list),
         "top_k": Param("topK"),
     }
 )
@@ -127,7 +120,7 @@ def render_chat(req: ChatRequest, upstream_id: str = "") -> tuple[JSONObject, tu
     if req.user is not None:
         dropped.append("user")  # Gemini has no end-user field
     if req.source_api == "gemini":
-        merge_missing(body, nested(req.extra))  # a Gemini client's own fields (safetySettings, seed, ...)
+        merge_extra(body, nested(req.extra))  # a Gemini client's own fields (safetySettings, seed, ...)
     else:
         dropped.extend(req.extra)
     return body, tuple(dropped)
@@ -245,13 +238,7 @@ def render_tool_choice(choice: ToolChoice) -> JSONObject:
 
 def render_generation_config(req: ChatRequest) -> tuple[JSONObject, list[str]]:
     config: JSONObject = {}
-    for field, param in GENERATION_PARAMS.items():
-        value = getattr(req, field)
-        if value is None or value == ():
-            continue
-        if param.clamp is not None:
-            value = min(max(value, param.clamp[0]), param.clamp[1])
-        config[param.target] = param.convert(value) if param.convert else value
+    apply_params(config, req, GENERATION_PARAMS)
     dropped: list[str] = []
     if req.response_format is not None:
         rendered = render_response_format(req.response_format)
@@ -289,15 +276,6 @@ def render_response_format(fmt: Mapping[str, Any]) -> JSONObject | None:
     if kind == "json_schema" and isinstance(schema, Mapping):
         out["responseSchema"] = strip_schema(schema)
     return out
-
-
-def merge_missing(body: JSONObject, extra: Mapping[str, Any]) -> None:
-    """Add `extra`'s fields to `body` (objects merged key by key); what faregate rendered wins."""
-    for key, value in extra.items():
-        if key not in body:
-            body[key] = value
-        elif isinstance(body[key], dict) and isinstance(value, Mapping):
-            merge_missing(body[key], value)
 
 
 def nested(extra: Mapping[str, Any]) -> JSONObject:

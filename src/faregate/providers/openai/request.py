@@ -5,6 +5,8 @@ Runs once per upstream attempt, so it builds plain dicts directly; None and empt
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 from faregate.canonical import (
@@ -20,6 +22,7 @@ from faregate.canonical import (
     ToolChoice,
 )
 from faregate.providers.fields import forwardable
+from faregate.providers.params import Param, apply_params, merge_extra
 from faregate.providers.reasoning import effort_of, in_family
 from faregate.providers.wire import data_url
 
@@ -28,6 +31,17 @@ REASONING_PREFIXES: Final = ("o1", "o3", "o4", "gpt-5", "gpt-6", "gpt-oss")
 
 # Only user messages may carry images on OpenAI's API; elsewhere they are dropped and noted.
 IMAGE_ROLES: Final = frozenset({"user"})
+
+# Canonical fields OpenAI takes under the same names and ranges. `stop` and `reasoning` are functions below.
+PARAMS: Final[Mapping[str, Param]] = MappingProxyType(
+    {
+        "response_format": Param("response_format"),
+        "max_tokens": Param("max_tokens"),
+        "temperature": Param("temperature"),
+        "top_p": Param("top_p"),
+        "user": Param("user"),
+    }
+)
 
 
 def render_part(part: Part) -> JSONObject:
@@ -91,16 +105,7 @@ def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tupl
         body["tools"] = [render_tool(t) for t in req.tools]
     if req.tool_choice is not None:
         body["tool_choice"] = render_tool_choice(req.tool_choice)
-    optional: tuple[tuple[str, Any], ...] = (
-        ("response_format", req.response_format),
-        ("max_tokens", req.max_tokens),
-        ("temperature", req.temperature),
-        ("top_p", req.top_p),
-        ("user", req.user),
-    )
-    for key, value in optional:
-        if value is not None:
-            body[key] = value
+    apply_params(body, req, PARAMS)
     stops, _ = req.stops_for(names_stop=False)
     if stops:
         body["stop"] = list(stops)
@@ -118,7 +123,7 @@ def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tupl
                 body.pop("max_tokens", None)  # the client used the newer name; send only that one
             if req.stream:
                 unsent += stream_only_drops(extra)
-            body.update(extra)
+            merge_extra(body, extra)
             dropped.extend(unsent)
         else:
             dropped.extend(req.extra)
@@ -165,5 +170,5 @@ def render_embeddings(req: EmbeddingRequest, upstream_id: str) -> tuple[JSONObje
         extra, dropped = forwardable(req.extra, "openai")
         if extra.pop("encoding_format", "float") != "float":
             dropped.append("encoding_format")
-        body.update(extra)
+        merge_extra(body, extra)
     return body, tuple(dropped)

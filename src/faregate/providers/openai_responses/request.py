@@ -9,11 +9,14 @@ is dropped and noted.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 from faregate.canonical import ChatRequest, JSONObject, Message, Tool, ToolChoice
 from faregate.providers.openai.request import REASONING_PREFIXES
 from faregate.providers.openai_responses.items import render_items
+from faregate.providers.params import Param, apply_params, merge_extra
 from faregate.providers.reasoning import effort_of, in_family
 
 SOURCE_API: Final = "openai-responses"
@@ -36,6 +39,17 @@ def render_tool(t: Tool) -> JSONObject:
 
 def render_tool_choice(choice: ToolChoice) -> str | JSONObject:
     return {"type": "function", "name": choice.name} if choice.mode == "tool" else choice.mode
+
+
+# Canonical fields → the Responses body (`response_format` is `text.format`, rendered below).
+PARAMS: Final[Mapping[str, Param]] = MappingProxyType(
+    {
+        "max_tokens": Param("max_output_tokens", min=MIN_OUTPUT_TOKENS),
+        "temperature": Param("temperature"),
+        "top_p": Param("top_p"),
+        "user": Param("user"),
+    }
+)
 
 
 def render_text_format(response_format: Any) -> JSONObject | None:
@@ -71,11 +85,7 @@ def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tupl
         text = render_text_format(req.response_format)
         if text is not None:
             body["text"] = text
-    if req.max_tokens is not None:
-        body["max_output_tokens"] = max(req.max_tokens, MIN_OUTPUT_TOKENS)
-    for key, value in (("temperature", req.temperature), ("top_p", req.top_p), ("user", req.user)):
-        if value is not None:
-            body[key] = value
+    apply_params(body, req, PARAMS)
     if req.stop:
         dropped.append("stop")
     if req.top_k is not None:
@@ -88,13 +98,15 @@ def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tupl
             dropped.append("reasoning")
     if req.extra.get("parallel_tool_calls") is False:
         body["parallel_tool_calls"] = False
+    extra: JSONObject = {}
     for key, value in req.extra.items():
         if key in HANDLED_EXTRA:
             continue
         if req.source_api == SOURCE_API and key not in NEVER_FORWARDED:
-            body[key] = value
+            extra[key] = value
         else:
             dropped.append(key)
+    merge_extra(body, extra)
     if req.stream:
         body["stream"] = True
     return body, tuple(dropped)
