@@ -93,6 +93,69 @@ class Reasoning:
     include_thoughts: bool = True  # whether the client wants the thinking text back (where it can be had)
 
 
+FormatKind = Literal["text", "json_object", "json_schema"]
+JSON_KINDS: frozenset[str] = frozenset({"json_object", "json_schema"})
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ResponseFormat:
+    """The shape the answer must have: plain text, any JSON object, or JSON matching `schema` (with the
+    name, strictness and description OpenAI's `json_schema` gives it). An inbound parses it once; each
+    upstream renders its own form. Compares equal to its OpenAI wire shape, the form traces speak."""
+
+    kind: FormatKind
+    name: str | None = None
+    schema: Mapping[str, Any] | None = None
+    strict: bool | None = None
+    description: str | None = None
+
+    @classmethod
+    def from_openai(cls, value: Mapping[str, Any]) -> ResponseFormat:
+        """From a chat completions `response_format` the inbound has validated."""
+        kind = value["type"]
+        spec = value.get("json_schema") if kind == "json_schema" else None
+        if not isinstance(spec, Mapping):
+            return cls(kind)
+        schema = spec.get("schema")
+        return cls(
+            kind,
+            spec.get("name"),
+            schema if isinstance(schema, Mapping) else None,
+            spec.get("strict"),
+            spec.get("description"),
+        )
+
+    @property
+    def json(self) -> bool:
+        return self.kind in JSON_KINDS
+
+    def schema_spec(self) -> JSONObject:
+        """OpenAI's `json_schema` object: name, schema, strict, description (those set)."""
+        fields = (
+            ("name", self.name),
+            ("schema", self.schema),
+            ("strict", self.strict),
+            ("description", self.description),
+        )
+        return {k: dict(v) if isinstance(v, Mapping) else v for k, v in fields if v is not None}
+
+    def as_openai(self) -> JSONObject:
+        out: JSONObject = {"type": self.kind}
+        if self.kind == "json_schema":
+            out["json_schema"] = self.schema_spec()
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ResponseFormat):
+            return self.as_openai() == other.as_openai()
+        if isinstance(other, Mapping):
+            return self.as_openai() == dict(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.name, self.strict, self.description))
+
+
 # The client formats whose answer names the stop sequence that ended it (Anthropic's `stop_sequence`).
 # For them, an upstream that does not say which one matched gets none: faregate matches them itself.
 NAMES_STOP_SEQUENCE: frozenset[WireApi] = frozenset({"anthropic"})
@@ -106,7 +169,7 @@ class ChatRequest:
     messages: tuple[Message, ...]
     tools: tuple[Tool, ...] = ()
     tool_choice: ToolChoice | None = None
-    response_format: Mapping[str, Any] | None = None  # OpenAI's shape: {"type": "json_object"} or json_schema
+    response_format: ResponseFormat | None = None
     stream: bool = False
     include_usage: bool = False
     max_tokens: int | None = None
@@ -124,16 +187,18 @@ class ChatRequest:
     # speaks the same format (e.g. OpenAI's `seed`, `logprobs`), dropped (and noted) otherwise.
     extra: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
+    def __post_init__(self) -> None:
+        fmt: object = self.response_format
+        if fmt is not None and not isinstance(fmt, ResponseFormat):  # given in OpenAI's wire shape
+            object.__setattr__(self, "response_format", ResponseFormat.from_openai(fmt))  # type: ignore[arg-type]
+
     @property
     def has_images(self) -> bool:
         return any(isinstance(p, ImagePart) for m in self.messages for p in m.content)
 
     @property
     def json_mode(self) -> bool:
-        return self.response_format is not None and self.response_format.get("type") in (
-            "json_object",
-            "json_schema",
-        )
+        return self.response_format is not None and self.response_format.json
 
     @property
     def user_text(self) -> str:
@@ -143,9 +208,7 @@ class ChatRequest:
     def json_schema(self) -> Mapping[str, Any] | None:
         """The schema of a `json_schema` response format, when there is one."""
         fmt = self.response_format
-        spec = fmt.get("json_schema") if fmt is not None and fmt.get("type") == "json_schema" else None
-        schema = spec.get("schema") if isinstance(spec, Mapping) else None
-        return schema if isinstance(schema, Mapping) else None
+        return fmt.schema if fmt is not None and fmt.kind == "json_schema" else None
 
     def stops_for(self, names_stop: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(stop sequences to send upstream, stop sequences faregate must match itself). An upstream that

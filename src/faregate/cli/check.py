@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from faregate.canonical import ChatRequest, ImagePart, Message, TextPart, Tool
+from faregate.canonical import ChatRequest, ImagePart, Message, ResponseFormat, TextPart, Tool
 from faregate.cli.common import config_path, sources
 from faregate.pipeline.load import load, summary
 
@@ -61,7 +61,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         tools=(Tool("lookup", "Look something up", {"type": "object", "properties": {}}),)
         if args.tools
         else (),
-        response_format={"type": "json_object"} if args.json_mode else None,
+        response_format=ResponseFormat("json_object") if args.json_mode else None,
         stream=args.stream,
     )
     bad = [h for h in args.header if "=" not in h]

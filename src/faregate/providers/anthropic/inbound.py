@@ -18,6 +18,7 @@ from faregate.canonical import (
     JSONObject,
     Message,
     Part,
+    ResponseFormat,
     TextPart,
     Tool,
     ToolCall,
@@ -252,7 +253,7 @@ def parse_metadata(raw: Any, extra: dict[str, Any]) -> str | None:
     return user
 
 
-def parse_output_format(body: Mapping[str, Any], extra: dict[str, Any]) -> Mapping[str, Any] | None:
+def parse_output_format(body: Mapping[str, Any], extra: dict[str, Any]) -> ResponseFormat | None:
     """Structured output, `output_config.format` (or the older beta's top-level `output_format`), as
     OpenAI's `response_format`; the rest of `output_config` (`effort`) stays in `extra`."""
     fmt = body.get("output_format")
@@ -270,7 +271,7 @@ def parse_output_format(body: Mapping[str, Any], extra: dict[str, Any]) -> Mappi
     if fmt.get("type") != "json_schema":
         raise fail("output_config.format.type: must be 'json_schema'", "output_config.format.type")
     schema = as_object(fmt.get("schema"), "output_config.format.schema")
-    return {"type": "json_schema", "json_schema": {"name": "output", "schema": dict(schema)}}
+    return ResponseFormat("json_schema", "output", dict(schema))
 
 
 def parse_routing(body: Mapping[str, Any]) -> JSONObject:

@@ -17,6 +17,7 @@ from faregate.canonical import (
     JSONObject,
     Message,
     Part,
+    ResponseFormat,
     TextPart,
     Tool,
     ToolChoice,
@@ -125,19 +126,12 @@ def split_system(messages: Iterable[Message]) -> tuple[str, list[Message]]:
     return "\n\n".join(system), turns
 
 
-def json_instruction(response_format: Mapping[str, Any] | None) -> str:
-    if not response_format:
+def json_instruction(response_format: ResponseFormat | None) -> str:
+    if response_format is None or not response_format.json:
         return ""
-    kind = response_format.get("type")
-    if kind == "json_object":
-        return JSON_INSTRUCTION
-    if kind == "json_schema":
-        spec = response_format.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, Mapping) else None
-        if schema:
-            return f"{JSON_INSTRUCTION} It must match this JSON Schema: {json.dumps(schema)}"
-        return JSON_INSTRUCTION
-    return ""
+    if response_format.kind == "json_schema" and response_format.schema:
+        return f"{JSON_INSTRUCTION} It must match this JSON Schema: {json.dumps(response_format.schema)}"
+    return JSON_INSTRUCTION
 
 
 def render_message(m: Message, dropped: list[str]) -> JSONObject:

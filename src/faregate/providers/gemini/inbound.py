@@ -23,6 +23,7 @@ from faregate.canonical import (
     JSONObject,
     Message,
     Part,
+    ResponseFormat,
     TextPart,
     Tool,
     ToolCall,
@@ -370,7 +371,7 @@ def parse_tool_config(raw: Any, tools: tuple[Tool, ...]) -> tuple[ToolChoice | N
 # --- generationConfig ------------------------------------------------------------------------------
 
 
-def parse_response_format(config: Mapping[str, Any], extra: JSONObject) -> Mapping[str, Any] | None:
+def parse_response_format(config: Mapping[str, Any], extra: JSONObject) -> ResponseFormat | None:
     """`responseMimeType: application/json` (with `responseJsonSchema` or `responseSchema`) as OpenAI's
     `response_format`; another MIME type (`text/x.enum`) stays Gemini's own, in `extra`."""
     mime = opt_str(config, "responseMimeType", CONFIG + ".")
@@ -385,8 +386,8 @@ def parse_response_format(config: Mapping[str, Any], extra: JSONObject) -> Mappi
                 extra[f"{CONFIG}.{key}"] = config[key]
         return None
     if not isinstance(schema, dict) or not schema:
-        return {"type": "json_object"}
-    return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
+        return ResponseFormat("json_object")
+    return ResponseFormat("json_schema", "response", schema)
 
 
 def parse_stop(config: Mapping[str, Any]) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from faregate.canonical import (
     JSONObject,
     Message,
     Part,
+    ResponseFormat,
     TextPart,
     Tool,
     ToolChoice,
@@ -241,11 +242,7 @@ def render_generation_config(req: ChatRequest) -> tuple[JSONObject, list[str]]:
     apply_params(config, req, GENERATION_PARAMS)
     dropped: list[str] = []
     if req.response_format is not None:
-        rendered = render_response_format(req.response_format)
-        if rendered is None:
-            dropped.append("response_format")
-        else:
-            config.update(rendered)
+        config.update(render_response_format(req.response_format))
     return config, dropped
 
 
@@ -263,18 +260,13 @@ def render_thinking(config: JSONObject, req: ChatRequest, upstream_id: str, drop
     config["thinkingConfig"] = thinking
 
 
-def render_response_format(fmt: Mapping[str, Any]) -> JSONObject | None:
-    """OpenAI's `response_format` as Gemini's `responseMimeType` (+ `responseSchema`); None if unknown."""
-    kind = fmt.get("type")
-    if kind == "text":
+def render_response_format(fmt: ResponseFormat) -> JSONObject:
+    """The response format as Gemini's `responseMimeType` (+ `responseSchema`)."""
+    if not fmt.json:
         return {}
-    if kind not in ("json_object", "json_schema"):
-        return None
     out: JSONObject = {"responseMimeType": JSON_MIME}
-    spec = fmt.get("json_schema")
-    schema = spec.get("schema") if isinstance(spec, Mapping) else None
-    if kind == "json_schema" and isinstance(schema, Mapping):
-        out["responseSchema"] = strip_schema(schema)
+    if fmt.kind == "json_schema" and fmt.schema is not None:
+        out["responseSchema"] = strip_schema(fmt.schema)
     return out
 
 

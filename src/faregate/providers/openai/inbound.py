@@ -18,6 +18,7 @@ from faregate.canonical import (
     Message,
     Part,
     Reasoning,
+    ResponseFormat,
     Role,
     TextPart,
     Tool,
@@ -209,7 +210,7 @@ def parse_tool_choice(value: object, tools: tuple[Tool, ...]) -> ToolChoice | No
     return choice if tools else None  # "auto"/"none" without tools mean nothing: not forwarded
 
 
-def parse_response_format(value: object) -> Mapping[str, Any] | None:
+def parse_response_format(value: object) -> ResponseFormat | None:
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -220,7 +221,7 @@ def parse_response_format(value: object) -> Mapping[str, Any] | None:
     if kind == "json_schema":
         schema = required(value, "json_schema", "response_format.json_schema", dict)
         required(schema, "name", "response_format.json_schema.name", str)
-    return value
+    return ResponseFormat.from_openai(value)
 
 
 def parse_stream(body: Mapping[str, Any]) -> tuple[bool, bool]:

@@ -16,6 +16,7 @@ from faregate.canonical import (
     JSONObject,
     Message,
     Part,
+    ResponseFormat,
     TextPart,
     Tool,
     ToolCall,
@@ -35,7 +36,7 @@ IMAGE_ROLES: Final = frozenset({"user"})
 # Canonical fields OpenAI takes under the same names and ranges. `stop` and `reasoning` are functions below.
 PARAMS: Final[Mapping[str, Param]] = MappingProxyType(
     {
-        "response_format": Param("response_format"),
+        "response_format": Param("response_format", transform=ResponseFormat.as_openai),
         "max_tokens": Param("max_tokens"),
         "temperature": Param("temperature"),
         "top_p": Param("top_p"),

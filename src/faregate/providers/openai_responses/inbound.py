@@ -20,6 +20,7 @@ from faregate.canonical import (
     Message,
     Reasoning,
     ReasoningEffort,
+    ResponseFormat,
     TextPart,
     Tool,
     ToolChoice,
@@ -169,8 +170,8 @@ def parse_tool_choice(
     return choice if tools or hosted else None
 
 
-def parse_text_format(value: object) -> Mapping[str, Any] | None:
-    """`text.format` → canonical `response_format` (chat completions' shape)."""
+def parse_text_format(value: object) -> ResponseFormat | None:
+    """`text.format` → the canonical `ResponseFormat`."""
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -184,16 +185,15 @@ def parse_text_format(value: object) -> Mapping[str, Any] | None:
     if kind == "text":
         return None
     if kind == "json_object":
-        return {"type": "json_object"}
+        return ResponseFormat("json_object")
     schema = required(fmt, "schema", "text.format.schema", dict)
-    spec: JSONObject = {"name": required(fmt, "name", "text.format.name", str), "schema": schema}
-    strict = optional(fmt, "strict", "text.format.strict", bool)
-    if strict is not None:
-        spec["strict"] = strict
-    description = optional(fmt, "description", "text.format.description", str)
-    if description is not None:
-        spec["description"] = description
-    return {"type": "json_schema", "json_schema": spec}
+    return ResponseFormat(
+        "json_schema",
+        required(fmt, "name", "text.format.name", str),
+        schema,
+        optional(fmt, "strict", "text.format.strict", bool),
+        optional(fmt, "description", "text.format.description", str),
+    )
 
 
 def parse_reasoning(value: object) -> str | None:

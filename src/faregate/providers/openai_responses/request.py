@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
 
-from faregate.canonical import ChatRequest, JSONObject, Message, Tool, ToolChoice
+from faregate.canonical import ChatRequest, JSONObject, Message, ResponseFormat, Tool, ToolChoice
 from faregate.providers.openai.request import REASONING_PREFIXES
 from faregate.providers.openai_responses.items import render_items
 from faregate.providers.params import Param, apply_params, merge_extra
@@ -52,13 +52,11 @@ PARAMS: Final[Mapping[str, Param]] = MappingProxyType(
 )
 
 
-def render_text_format(response_format: Any) -> JSONObject | None:
-    kind = response_format.get("type")
-    if kind == "json_object":
+def render_text_format(response_format: ResponseFormat) -> JSONObject | None:
+    if response_format.kind == "json_object":
         return {"format": {"type": "json_object"}}
-    if kind == "json_schema":
-        spec = dict(response_format.get("json_schema") or {})
-        return {"format": {"type": "json_schema", **spec}}
+    if response_format.kind == "json_schema":
+        return {"format": {"type": "json_schema", **response_format.schema_spec()}}
     return None
 
 
