@@ -132,7 +132,7 @@ async def test_the_pages_figures_equal_v1_metrics_and_the_audit(ui: KeyedDemo, b
     rt = ui.demo.runtime
     catalog, _ = load_catalog_dir(catalog_dir())
     result = audit(
-        rt.spec,
+        rt.holder.current.spec,
         catalog,
         ui.store,
         rt.sources.routes,
