@@ -16,7 +16,7 @@ ENDPOINT = "completions"
 
 async def handle_completions(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
-    table = rt.holder.current  # read once: this request finishes on this table
+    loaded = rt.holder.current  # read once: this request finishes on this table and its limits
     ex = Exchange.begin(request, ENDPOINT)
     with ex.recorded(rt):
         parsed = parse_completions(await read_json(request), decode=token_decoder(rt))
@@ -24,4 +24,4 @@ async def handle_completions(request: web.Request) -> web.StreamResponse:
         inbound = CompletionsInbound(parsed.prompt if parsed.echo else "", parsed.dropped)
         # A token-array prompt is shorter in the body than as text: the body's size bounds nothing then.
         bound = None if parsed.from_tokens else prompt_bound_of(request, req)
-        return await serve_chat(request, rt, table, ex, inbound, req, routing, prompt_bound=bound)
+        return await serve_chat(request, rt, loaded, ex, inbound, req, routing, prompt_bound=bound)
