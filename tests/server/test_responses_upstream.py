@@ -190,7 +190,7 @@ async def test_the_catalog_sends_a_responses_only_model_to_responses(
     through the upstream's /responses, which the simulator (like OpenAI) is the only place it serves it."""
     d, stop = await start_demo(routes_copy, counter)
     try:
-        channel = d.runtime.holder.current.channels["openai:gpt-5.5-pro"]
+        channel = d.runtime.holder.current.table.channels["openai:gpt-5.5-pro"]
         assert channel.api == "openai-responses"
         async with client(d) as c:
             raw = await c.chat.completions.with_raw_response.create(

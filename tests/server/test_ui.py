@@ -187,7 +187,7 @@ async def test_models_page_lists_offerings_and_runs_a_sync(ui: KeyedDemo, browse
 async def test_routes_page_shows_the_table_and_explains(ui: KeyedDemo, browser: Browser) -> None:  # noqa: F811
     await browser.login(ADMIN_KEY)
     status, html, _ = await browser.get("/ui/routes")
-    table = ui.demo.runtime.holder.current
+    table = ui.demo.runtime.holder.current.table
     assert status == 200
     for alias, route in table.aliases.items():
         assert f"Alias <code>{alias}</code> → route <code>{route}</code>" in html

@@ -14,8 +14,8 @@ from faregate.audit.main import audit as run_audit
 from faregate.audit.model import DEFAULT_FAIL_ON, SECTIONS, AuditResult
 from faregate.audit.shapes import BUILT_IN
 from faregate.catalog.files import load_catalog_dir
-from faregate.server.keys import RUNTIME
-from faregate.server.runtime import Runtime
+from faregate.pipeline.runtime import Runtime
+from faregate.server.appkeys import RUNTIME
 from faregate.ui.plumbing import Viewer, page, render
 
 
@@ -38,7 +38,7 @@ def audit_now(rt: Runtime, days: int) -> AuditResult | None:
     if rt.accounts is not None:
         rt.accounts.usage.flush()  # every answered request is in the rows the audit reads
     return run_audit(
-        rt.spec,
+        rt.holder.current.spec,
         catalog,
         store,
         rt.sources.routes,

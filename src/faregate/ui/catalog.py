@@ -13,7 +13,7 @@ from aiohttp import web
 import faregate.ui.views as views
 from faregate.catalog.store import CatalogStore, PriceRow
 from faregate.db import open_db
-from faregate.server.keys import RUNTIME
+from faregate.server.appkeys import RUNTIME
 from faregate.ui.plumbing import Viewer, form_of, page, render
 
 
@@ -31,7 +31,8 @@ async def _page(request: web.Request, viewer: Viewer, results: list[dict[str, An
     rt = request.app[RUNTIME]
     store = rt.sources.store
     history = await asyncio.to_thread(read_history, store) if store is not None else {}
-    rows = views.offerings(rt.loaded.merged, rt.holder.current, history)
+    loaded = rt.holder.current
+    rows = views.offerings(loaded.merged, loaded.table, history)
     status = await rt.catalog_sync.status() if rt.catalog_sync is not None else None
     return render(
         request,

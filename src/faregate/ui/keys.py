@@ -10,8 +10,8 @@ from aiohttp import web
 
 import faregate.ui.views as views
 from faregate.accounting.keys import ApiKey
-from faregate.server.accounts import Accounts
-from faregate.server.keys import RUNTIME
+from faregate.pipeline.accounts import Accounts
+from faregate.server.appkeys import RUNTIME
 from faregate.ui.plumbing import BASE, UI, Viewer, form_of, page, redirect, render
 
 

@@ -13,16 +13,15 @@ from faregate.providers.registry import INBOUND
 from faregate.routing.explain import explain
 from faregate.routing.features import extract_features
 from faregate.server.admin import table_json
+from faregate.server.appkeys import RUNTIME
 from faregate.server.context import plan_request
-from faregate.server.keys import RUNTIME
 from faregate.ui.plumbing import Viewer, form_of, page, render
 
 
 def _table(request: web.Request) -> dict[str, object]:
     rt = request.app[RUNTIME]
-    table = rt.holder.current
-    warnings = rt.loaded.warnings if rt.loaded.table is table else ()
-    return table_json(table, rt.health.snapshot(time.monotonic()), warnings)
+    loaded = rt.holder.current
+    return table_json(loaded.table, rt.health.snapshot(time.monotonic()), loaded.warnings)
 
 
 @page(admin=True)
@@ -35,7 +34,7 @@ async def routes(request: web.Request, viewer: Viewer) -> web.StreamResponse:
 async def explain_form(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     """The plan for a request made of the form's fields, and why each rule matched or not."""
     rt = request.app[RUNTIME]
-    table = rt.holder.current
+    table = rt.holder.current.table
     form = views.ExplainForm.parse(form_of(request))
     result: dict[str, object]
     try:
