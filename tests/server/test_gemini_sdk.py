@@ -22,17 +22,18 @@ from google.genai import errors, types
 from faregate.accounting.tokens import TokenCounter
 from tests.conftest import Demo, edit_routes, start_demo
 from tests.server.translation_helpers import (
+    ALL_UPSTREAMS,
     TOOL_RESULT,
     WEATHER_ARGS,
     Upstream,
     last_body,
     replay,
+    responses_upstream,
     sent_to,
 )
 from tests.server.translation_helpers import UPSTREAMS as CHAT_UPSTREAMS
 
-RESPONSES: Final = Upstream("openai-responses", "openai/gpt-6-luna", "openai", "gpt-6-luna")
-UPSTREAMS: Final = {**CHAT_UPSTREAMS, "openai-responses": RESPONSES}
+UPSTREAMS: Final = ALL_UPSTREAMS
 APIS: Final = tuple(UPSTREAMS)
 # Gemini's own schema dialect (OpenAPI, upper-case types): translated to JSON Schema for other upstreams.
 WEATHER_DECL: Final[dict[str, Any]] = {
@@ -46,12 +47,6 @@ WEATHER_DECL: Final[dict[str, Any]] = {
     },
 }
 ASK_TOOL: Final = "Use get_weather for Paris"
-
-
-def responses_upstream(doc: Any) -> None:
-    """openai/gpt-6-luna speaks the Responses API; the rest of the openai provider stays on chat."""
-    models = doc.setdefault("models", {})
-    models.setdefault(RESPONSES.model, {}).setdefault("offerings", {})["openai"] = {"api": "openai-responses"}
 
 
 @pytest.fixture

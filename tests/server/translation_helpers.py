@@ -44,6 +44,16 @@ UPSTREAMS: Final = {
     "gemini": Upstream("gemini", "google/gemini-2.5-flash-lite", "google", "gemini-2.5-flash-lite"),
 }
 APIS: Final = tuple(UPSTREAMS)
+# openai/gpt-6-luna on the Responses API (`responses_upstream` edits a routes.yaml so): the fourth format.
+RESPONSES: Final = Upstream("openai-responses", "openai/gpt-6-luna", "openai", "gpt-6-luna")
+ALL_UPSTREAMS: Final = {**UPSTREAMS, "openai-responses": RESPONSES}
+
+
+def responses_upstream(doc: Any) -> None:
+    """openai/gpt-6-luna speaks the Responses API; the rest of the openai provider stays on chat."""
+    models = doc.setdefault("models", {})
+    models.setdefault(RESPONSES.model, {}).setdefault("offerings", {})["openai"] = {"api": "openai-responses"}
+
 
 # A 1x1 transparent PNG, and what the simulators count for any image (behaviour.TOKENS_PER_IMAGE).
 PIXEL: Final = base64.b64encode(

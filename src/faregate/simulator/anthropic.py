@@ -188,7 +188,7 @@ def _read_tools(body: JSONObject) -> tuple[tuple[ToolSpec, ...], ToolMode, str |
             continue  # server tools (web search, ...) run on Anthropic's side: never called by the model here
         if "input_schema" not in tool or "name" not in tool:
             raise invalid(f"tools.{i}.custom.input_schema: Field required")
-        tools.append(ToolSpec(tool["name"], tool["input_schema"]))
+        tools.append(ToolSpec(tool["name"], tool["input_schema"], str(tool.get("description") or "")))
     choice = body.get("tool_choice") or {"type": "auto"}
     mode = TOOL_MODES.get(str(choice.get("type")))
     if mode is None:

@@ -41,6 +41,45 @@ _REPLY_TOKENS = re.compile(r"REPLY_TOKENS=(\d+)")
 class ToolSpec:
     name: str
     parameters: JSONObject
+    description: str = ""
+
+
+# A prompt "mentions" a tool when it contains one of the tool's words: the words of its name (split at
+# `_`, `-`, `.` and camelCase humps) and of its description, case-insensitively, whole words only, of at
+# least MIN_TOOL_WORD letters and not in COMMON_WORDS (which every other prompt would contain).
+MIN_TOOL_WORD = 4
+COMMON_WORDS: Final = frozenset(
+    "about also been call calls does each ever from function functions give given have into just like "  # noqa: SIM905
+    "make many more most much must need only other over returns return same some such than that their "
+    "them then there these they this those tool tools used uses using very what when where which while "
+    "will with would your".split()
+)
+_WORD = re.compile(r"[^\W_]+")
+_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def words(text: str) -> list[str]:
+    """The lower-case words of `text`, camelCase humps split (`getWeather` → get, weather)."""
+    return [w.lower() for w in _WORD.findall(_HUMP.sub(" ", text))]
+
+
+def tool_words(tool: ToolSpec) -> frozenset[str]:
+    """The words of a tool's name and description a prompt can mention it by."""
+    return frozenset(
+        w
+        for w in words(f"{tool.name} {tool.description}")
+        if len(w) >= MIN_TOOL_WORD and w not in COMMON_WORDS
+    )
+
+
+def mentioned_tool(tools: tuple[ToolSpec, ...], text: str) -> ToolSpec | None:
+    """The tool the text asks for: one named in full first, else the first (in declaration order) whose
+    name or description shares a word with it."""
+    named = next((t for t in tools if t.name and t.name in text), None)
+    if named is not None:
+        return named
+    said = set(words(text))
+    return next((t for t in tools if tool_words(t) & said), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +156,11 @@ def count_prompt(prompt: Prompt, count_tokens: CountTokens) -> int:
 
 
 def pick_tool(prompt: Prompt) -> ToolSpec | None:
-    """Forced tool choice wins; otherwise a tool named in the last user text, unless a tool just answered."""
+    """Forced tool choice wins; otherwise a tool the last user text mentions (`mentioned_tool`), unless a
+    tool just answered (so an agent's loop ends with a text answer)."""
     if not prompt.tools or prompt.tool_mode == "none":
         return None
-    mentioned = next((t for t in prompt.tools if t.name in prompt.last_user_text), None)
+    mentioned = mentioned_tool(prompt.tools, prompt.last_user_text)
     match prompt.tool_mode:
         case "tool":
             return next((t for t in prompt.tools if t.name == prompt.forced_tool), prompt.tools[0])

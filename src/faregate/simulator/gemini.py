@@ -182,7 +182,11 @@ def _read_contents(contents: list[JSON]) -> tuple[tuple[str, ...], int, str, str
 
 def _read_tools(body: JSONObject) -> tuple[tuple[ToolSpec, ...], ToolMode, str | None]:
     tools = [
-        ToolSpec(decl["name"], get(decl, "parametersJsonSchema") or get(decl, "parameters") or {})
+        ToolSpec(
+            decl["name"],
+            get(decl, "parametersJsonSchema") or get(decl, "parameters") or {},
+            str(get(decl, "description") or ""),
+        )
         for tool in get(body, "tools") or ()
         for decl in get(tool, "functionDeclarations") or ()
     ]

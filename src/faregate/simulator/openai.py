@@ -220,7 +220,7 @@ def _read_tools(body: JSONObject) -> tuple[tuple[ToolSpec, ...], ToolMode, str |
                 f"Invalid 'tools[{i}].function.name': string does not match pattern '^[a-zA-Z0-9_-]+$'.",
                 f"tools[{i}].function.name",
             )
-        tools.append(ToolSpec(fn["name"], fn.get("parameters") or {}))
+        tools.append(ToolSpec(fn["name"], fn.get("parameters") or {}, str(fn.get("description") or "")))
     choice = body.get("tool_choice")
     if choice is not None and not tools:
         raise invalid(

@@ -129,7 +129,7 @@ def read_tools(body: JSONObject) -> tuple[tuple[ToolSpec, ...], ToolMode, str | 
                 f"Invalid 'tools[{i}].name': string does not match pattern '^[a-zA-Z0-9_-]+$'.",
                 f"tools[{i}].name",
             )
-        tools.append(ToolSpec(tool["name"], tool.get("parameters") or {}))
+        tools.append(ToolSpec(tool["name"], tool.get("parameters") or {}, str(tool.get("description") or "")))
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and choice.get("type") in built_in:
         return tuple(tools), "auto", None  # a built-in tool forced: answered without it (see BUILT_IN_TOOLS)
