@@ -11,7 +11,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 
-TIMEOUT_S = 0.5
+# Long enough for a loaded machine opening many connections at once (a burst of concurrent admissions),
+# short enough that a Redis that does not answer costs one request this much before status.py takes over.
+TIMEOUT_S = 2.0
 DEFAULT_PREFIX = "fg:"
 
 
