@@ -1,4 +1,5 @@
-"""`AnthropicAdapter`: the upstream seam for `api: anthropic` providers (`POST {base_url}/v1/messages`).
+"""The Anthropic Messages format's two seams: `AnthropicAdapter` upstream (`api: anthropic` providers,
+`POST {base_url}/v1/messages`) and `AnthropicInbound` for `/v1/messages` clients.
 
 Pure: builds the `UpstreamCall` and parses bytes back; the server owns the HTTP session. Anthropic has no
 embeddings API, so the embeddings methods refuse (the router never sends embeddings to this format).
@@ -8,9 +9,19 @@ from __future__ import annotations
 
 from typing import Final
 
-from faregate.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, WireApi
-from faregate.errors import InvalidRequest, UpstreamError
+from faregate.canonical import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    JSONObject,
+    Usage,
+    WireApi,
+)
+from faregate.errors import FaregateError, InvalidRequest, UpstreamError, anthropic_envelope
 from faregate.providers.anthropic.errors import classify_error
+from faregate.providers.anthropic.inbound import parse_request
+from faregate.providers.anthropic.render import AnthropicStreamEncoder, render_response
 from faregate.providers.anthropic.request import render_request
 from faregate.providers.anthropic.response import parse_response
 from faregate.providers.anthropic.stream import AnthropicStreamDecoder
@@ -58,3 +69,19 @@ class AnthropicAdapter:
 
     def classify_error(self, status: int, body: bytes) -> UpstreamError:
         return classify_error(status, body)
+
+
+class AnthropicInbound:
+    """The `Inbound` for `POST /v1/messages`."""
+
+    def parse_chat(self, body: object) -> tuple[ChatRequest, JSONObject]:
+        return parse_request(body)
+
+    def render_chat(self, resp: ChatResponse, model: str, usage: Usage, extras: JSONObject) -> JSONObject:
+        return render_response(resp, model, usage, extras)
+
+    def stream_encoder(self, model: str, include_usage: bool, request_id: str = "") -> AnthropicStreamEncoder:
+        return AnthropicStreamEncoder(model, request_id)  # usage is part of Anthropic's grammar: always sent
+
+    def error_body(self, err: FaregateError) -> JSONObject:
+        return anthropic_envelope(err)

@@ -13,7 +13,6 @@ from typing import Any, Final, Literal, TypeAlias
 
 from faregate.canonical import (
     ChatRequest,
-    ChatResponse,
     ImagePart,
     JSONObject,
     Message,
@@ -23,11 +22,9 @@ from faregate.canonical import (
     Tool,
     ToolCall,
     ToolChoice,
-    Usage,
 )
-from faregate.errors import FaregateError, InvalidRequest, anthropic_envelope
-from faregate.providers.anthropic.response import compact_json, render_response
-from faregate.providers.anthropic.stream import AnthropicStreamEncoder
+from faregate.errors import InvalidRequest
+from faregate.providers.anthropic.response import compact_json
 from faregate.providers.fields import ROUTING_FIELDS, check_routing
 from faregate.providers.reasoning import parse_anthropic_thinking
 
@@ -329,19 +326,3 @@ def parse_request(raw: object) -> tuple[ChatRequest, JSONObject]:
         extra=MappingProxyType(extra),
     )
     return req, routing
-
-
-class AnthropicInbound:
-    """The `Inbound` for `POST /v1/messages`."""
-
-    def parse_chat(self, body: object) -> tuple[ChatRequest, JSONObject]:
-        return parse_request(body)
-
-    def render_chat(self, resp: ChatResponse, model: str, usage: Usage, extras: JSONObject) -> JSONObject:
-        return render_response(resp, model, usage, extras)
-
-    def stream_encoder(self, model: str, include_usage: bool, request_id: str = "") -> AnthropicStreamEncoder:
-        return AnthropicStreamEncoder(model, request_id)  # usage is part of Anthropic's grammar: always sent
-
-    def error_body(self, err: FaregateError) -> JSONObject:
-        return anthropic_envelope(err)

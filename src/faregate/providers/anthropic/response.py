@@ -1,5 +1,5 @@
-"""Anthropic's `Message` object both ways: parse an upstream answer into a `ChatResponse`, render one for a
-`/v1/messages` client. Also the stop-reason and usage tables the stream modules share.
+"""Anthropic's `Message` object from an upstream: parse it into a `ChatResponse`. Also the stop-reason and
+usage readers the stream decoder shares (rendering for `/v1/messages` clients is render.py's).
 
 Usage differs by one convention: Anthropic's `input_tokens` excludes cached tokens, canonical (OpenAI's)
 `prompt_tokens` includes them: prompt = input + cache_read + cache_creation.
@@ -27,20 +27,9 @@ STOP_REASONS: Final[Mapping[str, FinishReason]] = MappingProxyType(
     }
 )
 
-# The other way, for clients: `error` (a stream cut short) has no Anthropic reason and reads as end_turn.
-FINISH_REASONS: Final[Mapping[FinishReason, str]] = MappingProxyType(
-    {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
-)
-
-MESSAGE_ID_PREFIX: Final = "msg_"
-
 
 def finish_reason(stop_reason: object) -> FinishReason:
     return STOP_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
-
-
-def stop_reason(finish: FinishReason) -> str:
-    return FINISH_REASONS.get(finish, "end_turn")
 
 
 def count(usage: Mapping[str, Any], key: str) -> int:
@@ -62,17 +51,6 @@ def parse_usage(usage: Mapping[str, Any]) -> Usage:
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
     )
-
-
-def render_usage(usage: Usage) -> JSONObject:
-    """Canonical usage in Anthropic's terms (input_tokens without the cached part)."""
-    cached = usage.cache_read_tokens + usage.cache_write_tokens
-    return {
-        "input_tokens": max(0, usage.prompt_tokens - cached),
-        "output_tokens": usage.completion_tokens,
-        "cache_creation_input_tokens": usage.cache_write_tokens,
-        "cache_read_input_tokens": usage.cache_read_tokens,
-    }
 
 
 def compact_json(value: Any) -> str:
@@ -129,17 +107,6 @@ def require_str(block: Mapping[str, Any], key: str, index: int) -> str:
     return value
 
 
-def message_id(rid: str) -> str:
-    """Anthropic SDKs and tools expect `msg_` ids; other upstreams' ids (`chatcmpl-...`) are prefixed."""
-    return rid if rid.startswith(MESSAGE_ID_PREFIX) else MESSAGE_ID_PREFIX + rid
-
-
-def response_id(resp: ChatResponse, extras: Mapping[str, Any]) -> str:
-    """`msg_<request id>`: unique per request, and `GET /v1/requests/{it}` finds the trace."""
-    rid = extras.get("x-faregate", {}).get("request_id")
-    return message_id(rid if isinstance(rid, str) and rid else resp.id)
-
-
 def parse_arguments(arguments: str) -> JSONObject | None:
     """Tool-call arguments as Anthropic's `input` object; None when they are not a JSON object (e.g. an
     upstream cut short by max_tokens mid-call), which `input` cannot express. Empty arguments are `{}`."""
@@ -148,30 +115,3 @@ def parse_arguments(arguments: str) -> JSONObject | None:
     except ValueError:
         return None
     return parsed if isinstance(parsed, dict) else None
-
-
-def render_response(resp: ChatResponse, model: str, usage: Usage, extras: Mapping[str, Any]) -> JSONObject:
-    """A `Message` for a `/v1/messages` client, with faregate's `x-faregate` object and `usage.cost`."""
-    content: list[JSONObject] = []
-    if resp.text or not resp.tool_calls:
-        content.append({"type": "text", "text": resp.text})
-    content.extend(
-        {"type": "tool_use", "id": c.id, "name": c.name, "input": parse_arguments(c.arguments) or {}}
-        for c in resp.tool_calls
-    )
-    wire_usage = render_usage(usage)
-    if "cost" in extras:
-        wire_usage["cost"] = extras["cost"]
-    out: JSONObject = {
-        "id": response_id(resp, extras),
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": "stop_sequence" if resp.stop_sequence is not None else stop_reason(resp.finish_reason),
-        "stop_sequence": resp.stop_sequence,
-        "usage": wire_usage,
-    }
-    if "x-faregate" in extras:
-        out["x-faregate"] = extras["x-faregate"]
-    return out

@@ -1,5 +1,5 @@
-"""Anthropic's streaming events both ways: a decoder (upstream SSE → canonical `StreamEvent`s) and an encoder
-(canonical events → the exact event sequence a `/v1/messages` client expects).
+"""Anthropic's streaming events from an upstream: a decoder (upstream SSE → canonical `StreamEvent`s). The
+encoder for `/v1/messages` clients is render.py's.
 
 Grammar (https://docs.anthropic.com/en/docs/build-with-claude/streaming): `message_start`, then per content
 block `content_block_start` / `content_block_delta`* / `content_block_stop`, then `message_delta` (stop
@@ -8,36 +8,24 @@ reason, cumulative usage) and `message_stop`; `ping` may come anywhere, `error` 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from faregate import jsonio
 from faregate.canonical import (
     Finish,
     FinishReason,
-    JSONObject,
     Start,
     StreamEvent,
     TextDelta,
     ToolArgsDelta,
     ToolCallStart,
-    Usage,
 )
-from faregate.errors import FaregateError, anthropic_envelope
 from faregate.providers.anthropic.errors import protocol_error, stream_error
-from faregate.providers.anthropic.response import (
-    finish_reason,
-    matched_stop,
-    message_id,
-    parse_usage,
-    render_usage,
-    stop_reason,
-)
+from faregate.providers.anthropic.response import finish_reason, matched_stop, parse_usage
 from faregate.providers.errors import MALFORMED, StreamError
-from faregate.providers.sse import SseEvent, encode_event
-from faregate.providers.wire import dumps
+from faregate.providers.sse import SseEvent
 
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
@@ -131,108 +119,3 @@ class AnthropicStreamDecoder:
             value = usage.get(key)
             if value is not None:
                 self.usage[key] = value
-
-
-@dataclass(slots=True)
-class AnthropicStreamEncoder:
-    """Canonical events → Anthropic SSE for one client response.
-
-    Usage is always reported (Anthropic clients expect it): `message_start` carries the prompt tokens known
-    when the stream starts (an Anthropic upstream's own count, else faregate's tiktoken count, set on
-    `Start.usage` by the handler); the final counts come in `message_delta`, which Anthropic's SDKs read
-    as cumulative totals.
-    """
-
-    start_usage: ClassVar[bool] = True
-    model: str
-    request_id: str = ""  # the message id is `msg_<request id>` when given, whatever the upstream's
-    started: bool = False
-    next_block: int = 0  # index of the next content block
-    open_block: int | None = None
-    open_kind: str = ""  # "text" | "tool_use"
-    tool_block: dict[int, int] = field(default_factory=dict)  # canonical tool index -> content block index
-
-    def encode(self, ev: StreamEvent) -> bytes:
-        match ev:
-            case Start():
-                return self._start(ev.id, ev.usage)
-            case TextDelta():
-                if not ev.text:
-                    return b""
-                head = self._start() + self._open("text", {"type": "text", "text": ""})
-                delta = {"type": "text_delta", "text": ev.text}
-                return head + event("content_block_delta", {"index": self.open_block, "delta": delta})
-            case ToolCallStart():
-                block = {"type": "tool_use", "id": ev.id, "name": ev.name, "input": {}}
-                head = self._start() + self._open("tool_use", block)
-                self.tool_block[ev.index] = self.next_block - 1
-                return head
-            case ToolArgsDelta():
-                index = self.tool_block.get(ev.index)
-                if index is None or not ev.arguments:
-                    return b""
-                # Deltas of an earlier tool call (interleaved upstream) go to that call's own block index.
-                delta = {"type": "input_json_delta", "partial_json": ev.arguments}
-                return self._start() + event("content_block_delta", {"index": index, "delta": delta})
-            case Finish():
-                return self.finish(ev, ev.usage or Usage(), {})
-
-    def finish(self, finish: Finish, usage: Usage, extras: JSONObject) -> bytes:
-        wire_usage: JSONObject = {**render_usage(usage)}
-        if "cost" in extras:
-            wire_usage["cost"] = extras["cost"]
-        delta: JSONObject = {
-            "type": "message_delta",
-            "delta": {
-                "stop_reason": "stop_sequence"
-                if finish.stop_sequence is not None
-                else stop_reason(finish.finish_reason),
-                "stop_sequence": finish.stop_sequence,
-            },
-            "usage": wire_usage,
-        }
-        if "x-faregate" in extras:
-            delta["x-faregate"] = extras["x-faregate"]
-        closing = event("message_delta", delta) + event("message_stop", {"type": "message_stop"})
-        return self._start() + self._close() + closing
-
-    def error(self, err: FaregateError) -> bytes:
-        return event("error", anthropic_envelope(err))
-
-    def _start(self, rid: str | None = None, usage: Usage | None = None) -> bytes:
-        """`message_start` and a `ping`, once, before anything else (even if the upstream sent no Start)."""
-        if self.started:
-            return b""
-        self.started = True
-        message: JSONObject = {
-            "id": message_id(self.request_id or rid or uuid.uuid4().hex),
-            "type": "message",
-            "role": "assistant",
-            "model": self.model,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {**render_usage(usage or Usage()), "output_tokens": 0},
-        }
-        return event("message_start", {"message": message}) + event("ping", {})
-
-    def _open(self, kind: str, block: JSONObject) -> bytes:
-        """Open a block of `kind` unless one is open already (text keeps appending to its open block)."""
-        if self.open_block is not None and kind == "text" == self.open_kind:
-            return b""
-        head = self._close()
-        self.open_block, self.open_kind = self.next_block, kind
-        self.next_block += 1
-        return head + event("content_block_start", {"index": self.open_block, "content_block": block})
-
-    def _close(self) -> bytes:
-        if self.open_block is None:
-            return b""
-        index, self.open_block, self.open_kind = self.open_block, None, ""
-        return event("content_block_stop", {"index": index})
-
-
-def event(kind: str, data: JSONObject) -> bytes:
-    """One event as Anthropic writes it: the `event:` name repeated as the data's `type`. `dumps` copes with
-    Decimal costs, frozen mappings and lone surrogates a client smuggled in as JSON escapes."""
-    return encode_event(dumps({"type": kind, **data}).decode(), kind)

@@ -18,10 +18,10 @@ from faregate.canonical import (
 )
 from faregate.errors import FaregateError, UpstreamError, openai_envelope
 from faregate.providers.base import Target, UpstreamCall
-from faregate.providers.openai import errors
 from faregate.providers.openai.adapter import headers_for
 from faregate.providers.openai.request import render_embeddings
 from faregate.providers.openai.response import parse_embeddings_response
+from faregate.providers.openai_responses.errors import classify_error
 from faregate.providers.openai_responses.inbound import parse_responses
 from faregate.providers.openai_responses.render import (
     OnFinal,
@@ -61,7 +61,7 @@ class ResponsesAdapter:
         return parse_embeddings_response(body)
 
     def classify_error(self, status: int, body: bytes) -> UpstreamError:
-        return errors.classify_error(status, body)
+        return classify_error(status, body)
 
 
 class ResponsesInbound:
