@@ -287,6 +287,8 @@ class Start:
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     text: str
+    choice: int = 0  # which answer (OpenAI's `n`): only OpenAI-format streams have others than 0
+    logprobs: tuple[Mapping[str, Any], ...] = ()  # this text's tokens, in OpenAI's `logprobs.content` shape
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,12 +296,14 @@ class ToolCallStart:
     index: int  # position of this call among the response's tool calls, from 0
     id: str
     name: str
+    choice: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class ToolArgsDelta:
     index: int
     arguments: str  # a fragment of the JSON arguments
+    choice: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +313,7 @@ class Finish:
     finish_reason: FinishReason
     usage: Usage | None = None
     stop_sequence: str | None = None
+    more: tuple[tuple[int, FinishReason], ...] = ()  # (choice, finish reason) of the choices after 0
 
 
 StreamEvent: TypeAlias = Start | TextDelta | ToolCallStart | ToolArgsDelta | Finish
@@ -320,6 +325,8 @@ def collect_stream(events: list[StreamEvent]) -> ChatResponse:
     calls: dict[int, list[str]] = {}
     finish: Finish = Finish("stop")
     for ev in events:
+        if getattr(ev, "choice", 0):
+            continue  # the first answer only (the others are OpenAI's `n`, rendered by its encoder)
         match ev:
             case Start():
                 rid, model = ev.id, ev.model

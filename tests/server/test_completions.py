@@ -86,6 +86,24 @@ async def test_n_and_logprobs_from_an_openai_upstream(demo: Demo) -> None:
     assert (sent["n"], sent["logprobs"], sent["top_logprobs"]) == (2, True, 2)
 
 
+async def test_n_and_logprobs_streamed(demo: Demo) -> None:
+    up = UPSTREAMS["openai"]
+    async with oai(demo) as c:
+        stream = await c.completions.create(
+            model=up.model, prompt=PROMPT, n=2, logprobs=1, max_tokens=30, echo=True, stream=True
+        )
+        chunks = [ch async for ch in stream]
+        plain = await c.completions.create(model=up.model, prompt=PROMPT, n=2, logprobs=1, max_tokens=30)
+    text = {0: "", 1: ""}
+    for ch in chunks:
+        for choice in ch.choices:
+            text[choice.index] += choice.text
+            lp = choice.logprobs
+            if lp is not None and lp.tokens:
+                assert lp.text_offset and lp.text_offset[0] == len(text[choice.index]) - len(choice.text)
+    assert [PROMPT + c.text for c in plain.choices] == [text[0], text[1]]
+
+
 async def test_a_token_array_prompt(demo: Demo, counter: TokenCounter) -> None:
     up = UPSTREAMS["anthropic"]
     tokens = counter.encoding_for("").encode(PROMPT)

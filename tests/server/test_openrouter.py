@@ -182,21 +182,37 @@ async def test_n_and_logprobs_are_dropped_for_other_formats(demo: Demo) -> None:
     assert {"n", "logprobs"} <= set(body["x-faregate"]["routing"]["dropped_params"])
 
 
-async def test_n_and_logprobs_are_dropped_when_streaming(demo: Demo) -> None:
+async def test_n_and_logprobs_stream_through(demo: Demo) -> None:
+    """Streamed, every choice and its tokens' logprobs reach the client, as the non-streamed answer has them."""
     async with client(demo) as c:
         stream = await c.chat.completions.create(
             model="openai/gpt-4o-mini",
             messages=HELLO,
             n=2,
             logprobs=True,
+            top_logprobs=2,
             stream=True,
             stream_options={"include_usage": True},
         )
         chunks = [ch async for ch in stream]
-    assert {c.index for ch in chunks for c in ch.choices} == {0}
-    assert not {"n", "logprobs"} & set(upstream_bodies(demo)[-1])
+    text: dict[int, str] = {0: "", 1: ""}
+    tokens: dict[int, str] = {0: "", 1: ""}
+    finish: dict[int, str | None] = {}
+    for ch in chunks:
+        for choice in ch.choices:
+            text[choice.index] += choice.delta.content or ""
+            if choice.logprobs and choice.logprobs.content:
+                tokens[choice.index] += "".join(t.token for t in choice.logprobs.content)
+            if choice.finish_reason:
+                finish[choice.index] = choice.finish_reason
+    assert text[0] and text[1] and text[0] != text[1] and tokens == text
+    assert finish == {0: "stop", 1: "stop"}
+    sent = upstream_bodies(demo)[-1]
+    assert (sent["n"], sent["logprobs"], sent["top_logprobs"], sent["stream"]) == (2, True, 2, True)
     xf = (chunks[-1].model_extra or {})["x-faregate"]
-    assert {"n", "logprobs"} <= set(xf["routing"]["dropped_params"])
+    assert not {"n", "logprobs", "top_logprobs"} & set(xf["routing"]["dropped_params"])
+    _, body = await create(demo, model="openai/gpt-4o-mini", n=2, logprobs=True, top_logprobs=2)
+    assert [c["message"]["content"] for c in body["choices"]] == [text[0], text[1]]
 
 
 async def test_ids_are_unique_and_find_their_trace(demo: Demo) -> None:

@@ -808,7 +808,7 @@ def test_decoder_close_finishes_a_stream_without_done() -> None:
     assert decoder.close() == []
 
 
-def test_decoder_tolerates_null_choices_groq_usage_and_ignores_other_choices() -> None:
+def test_decoder_tolerates_null_choices_groq_usage_and_keeps_other_choices_apart() -> None:
     decoder = OpenAIStreamDecoder()
     chunks = [
         {"id": "a", "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant"}}]},
@@ -818,7 +818,11 @@ def test_decoder_tolerates_null_choices_groq_usage_and_ignores_other_choices() -
         {"id": "a", "choices": None, "unknown": 1},
     ]
     events = [e for c in chunks for e in decoder.feed(SseEvent(json.dumps(c)))]
-    assert events + decoder.feed(SseEvent("[DONE]")) == [Start("a", "m"), Finish("length", Usage(3, 4))]
+    assert events + decoder.feed(SseEvent("[DONE]")) == [
+        Start("a", "m"),
+        TextDelta("other", choice=1),
+        Finish("length", Usage(3, 4)),
+    ]
     assert decoder.feed(SseEvent('{"choices": [{"delta": {"content": "late"}}]}')) == []
 
 
@@ -1023,10 +1027,8 @@ def chat_requests(draw: Callable[..., Any]) -> ChatRequest:
 def test_canonical_request_round_trips_through_the_wire(req: ChatRequest) -> None:
     parsed, routing = parse(request_body(req))
     assert routing == {}
-    # a stream carries neither more choices nor logprobs back: those are not sent (and reported dropped)
-    unsent = ("n", "logprobs", "top_logprobs") if req.stream else ()
-    extra = {k: v for k, v in req.extra.items() if k not in unsent}
-    assert parsed == replace(req, model=TARGET.upstream_id, include_usage=req.stream, extra=extra)
+    # streamed or not, more choices and logprobs reach an OpenAI upstream (the stream carries them back)
+    assert parsed == replace(req, model=TARGET.upstream_id, include_usage=req.stream, extra=dict(req.extra))
 
 
 finish_reasons = st.sampled_from(["stop", "length", "tool_calls", "content_filter"])
@@ -1034,23 +1036,31 @@ finish_reasons = st.sampled_from(["stop", "length", "tool_calls", "content_filte
 
 @st.composite
 def event_streams(draw: Callable[..., Any]) -> list[StreamEvent]:
+    """Events of up to three choices (OpenAI's `n`), text with or without its tokens' logprobs."""
     events: list[StreamEvent] = [Start(draw(st.text(min_size=1, max_size=10)), "client-model")]
-    started = 0
+    started = [0, 0, 0]  # tool calls started, per choice
     for _ in range(draw(st.integers(0, 12))):
-        kind = draw(st.sampled_from(["text", "call", "args"] if started else ["text", "call"]))
+        n = draw(st.sampled_from([0, 0, 1, 2]))
+        kind = draw(st.sampled_from(["text", "call", "args"] if started[n] else ["text", "call"]))
         if kind == "text":
-            events.append(TextDelta(draw(st.text(min_size=1, max_size=10))))
+            text = draw(st.text(min_size=1, max_size=10))
+            tokens = draw(st.sampled_from([(), (token_logprob(text),)]))
+            events.append(TextDelta(text, n, tokens))
         elif kind == "call":
-            events.append(ToolCallStart(started, draw(st.text(max_size=8)), draw(tool_names)))
-            started += 1
+            events.append(ToolCallStart(started[n], draw(st.text(max_size=8)), draw(tool_names), n))
+            started[n] += 1
         else:
-            events.append(
-                ToolArgsDelta(draw(st.integers(0, started - 1)), draw(st.text(min_size=1, max_size=10)))
-            )
+            index = draw(st.integers(0, started[n] - 1))
+            events.append(ToolArgsDelta(index, draw(st.text(min_size=1, max_size=10)), n))
     prompt = draw(st.integers(0, 10**6))
     usage = Usage(prompt, draw(st.integers(0, 10**6)), draw(st.integers(0, prompt)))
-    events.append(Finish(draw(finish_reasons), usage))
+    more = tuple((n, draw(finish_reasons)) for n in (1, 2) if draw(st.booleans()))
+    events.append(Finish(draw(finish_reasons), usage, more=more))
     return events
+
+
+def token_logprob(text: str) -> dict[str, Any]:
+    return {"token": text, "bytes": list(text.encode()), "logprob": -0.25, "top_logprobs": []}
 
 
 @settings(max_examples=150, deadline=None)
@@ -1062,5 +1072,6 @@ def test_encoder_output_decodes_to_the_same_events(events: list[StreamEvent], in
     raw = b"".join(encoder.encode(ev) for ev in events[:-1]) + encoder.finish(finish, finish.usage, EXTRAS)
     for chunk in chunks_of(raw):
         ChatCompletionChunk.model_validate(chunk)
-    expected = [*events[:-1], Finish(finish.finish_reason, finish.usage if include_usage else None)]
+    usage = finish.usage if include_usage else None
+    expected = [*events[:-1], Finish(finish.finish_reason, usage, more=finish.more)]
     assert decode(raw) == expected

@@ -196,8 +196,9 @@ class CompletionsInbound:
 
 @dataclass(slots=True)
 class CompletionsStreamEncoder:
-    """`text_completion` chunks: the echoed prompt first (when asked), each text delta, then the
-    finish-reason chunk, the usage chunk (`choices: []`, with `include_usage`) and `[DONE]`."""
+    """`text_completion` chunks: the echoed prompt first (when asked), each text delta (of each choice, with
+    its logprobs when asked), then the finish-reason chunks, the usage chunk (`choices: []`, with
+    `include_usage`) and `[DONE]`."""
 
     start_usage: ClassVar[bool] = False
     model: str
@@ -206,7 +207,7 @@ class CompletionsStreamEncoder:
     created: int = field(default_factory=lambda: int(time.time()))
     echo: str = ""
     dropped: tuple[str, ...] = ()
-    started: bool = False
+    offsets: dict[int, int] = field(default_factory=dict)  # choice -> characters sent so far (echo included)
 
     def _frame(self, choices: list[JSONObject], fields: JSONObject | None = None) -> bytes:
         chunk: JSONObject = {
@@ -219,22 +220,31 @@ class CompletionsStreamEncoder:
         }
         return b"data: " + dumps(chunk) + b"\n\n"
 
-    def _text(self, text: str, finish: str | None = None) -> bytes:
-        choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
-        return self._frame([choice])
+    def _open(self, n: int) -> bytes:
+        """Choice `n`'s echoed prompt, before its first text (once per choice)."""
+        if n in self.offsets:
+            return b""
+        self.offsets[n] = 0
+        return self._emit(n, self.echo) if self.echo else b""
+
+    def _emit(self, n: int, text: str, logprobs: JSONObject | None = None) -> bytes:
+        self.offsets[n] += len(text)
+        return self._frame([{"text": text, "index": n, "logprobs": logprobs, "finish_reason": None}])
+
+    def _text(self, n: int, text: str, tokens: tuple[Mapping[str, Any], ...] = ()) -> bytes:
+        head = self._open(n)
+        logprobs = completion_logprobs({"content": tokens}, self.offsets[n]) if tokens else None
+        return head + self._emit(n, text, logprobs)
 
     def _start(self) -> bytes:
-        if self.started:
-            return b""
-        self.started = True
-        return self._text(self.echo) if self.echo else b""
+        return self._open(0)
 
     def encode(self, ev: StreamEvent) -> bytes:
         match ev:
             case Start():
                 return self._start()
-            case TextDelta() if ev.text:
-                return self._start() + self._text(ev.text)
+            case TextDelta() if ev.text or ev.logprobs:
+                return self._start() + self._text(ev.choice, ev.text, ev.logprobs)
             case Finish():
                 return self.finish(ev, ev.usage or Usage(), {})
             case _:
@@ -243,16 +253,15 @@ class CompletionsStreamEncoder:
     def finish(self, finish: Finish, usage: Usage, extras: JSONObject) -> bytes:
         extras = with_dropped(extras, self.dropped)
         trailer: JSONObject = {EXTRAS_KEY: extras[EXTRAS_KEY]} if EXTRAS_KEY in extras else {}
-        choice = {
-            "text": "",
-            "index": 0,
-            "logprobs": None,
-            "finish_reason": FINISH_REASONS[finish.finish_reason],
-        }
+        ends: list[JSONObject] = [
+            {"text": "", "index": n, "logprobs": None, "finish_reason": FINISH_REASONS[reason]}
+            for n, reason in ((0, finish.finish_reason), *finish.more)
+        ]
         if not self.include_usage:
-            return self._start() + self._frame([choice], trailer) + DONE
+            body = b"".join(self._frame([end]) for end in ends[:-1])
+            return self._start() + body + self._frame([ends[-1]], trailer) + DONE
         last = self._frame([], {"usage": render_usage(usage, extras), **trailer})
-        return self._start() + self._frame([choice]) + last + DONE
+        return self._start() + b"".join(self._frame([end]) for end in ends) + last + DONE
 
     def error(self, err: FaregateError) -> bytes:
         return b"data: " + dumps(openai_envelope(err)) + b"\n\n" + DONE

@@ -119,6 +119,7 @@ class OpenAIStreamEncoder:
     created: int = field(default_factory=lambda: int(time.time()))
     own_id: bool = False  # `id` is faregate's (from the request id): the upstream's never replaces it
     started: bool = False
+    opened: set[int] = field(default_factory=set)  # choices after 0 whose role chunk has been sent
     _head: bytes = field(default=b"", init=False, repr=False)
     _tail: bytes = field(default=b"", init=False, repr=False)
 
@@ -149,6 +150,26 @@ class OpenAIStreamEncoder:
         self.started = True
         return self._chunk(_ROLE_DELTA)
 
+    def _choice_chunk(self, n: int, delta: JSONObject, logprobs: tuple[Mapping[str, Any], ...] = ()) -> bytes:
+        """A delta of choice `n` (OpenAI's `n`), or one carrying logprobs: built whole, not from the
+        constant bytes of choice 0's plain deltas. A choice after 0 gets its role chunk first."""
+        head = b""
+        if n and n not in self.opened:
+            self.opened.add(n)
+            head = self._choice_chunk(n, {"role": "assistant", "content": ""})
+        choice = {
+            "index": n,
+            "delta": delta,
+            "logprobs": {"content": list(logprobs), "refusal": None} if logprobs else None,
+            "finish_reason": None,
+        }
+        return head + self._frame([choice], {"usage": None} if self.include_usage else {})
+
+    def _delta(self, n: int, delta: JSONObject, logprobs: tuple[Mapping[str, Any], ...] = ()) -> bytes:
+        if n or logprobs:
+            return self._start() + self._choice_chunk(n, delta, logprobs)
+        return self._start() + self._chunk(dumps(delta))
+
     def encode(self, ev: StreamEvent) -> bytes:
         match ev:
             case Start():
@@ -157,7 +178,7 @@ class OpenAIStreamEncoder:
                     self._build_head()
                 return self._start()
             case TextDelta():
-                return self._start() + self._chunk(dumps({"content": ev.text}))
+                return self._delta(ev.choice, {"content": ev.text}, ev.logprobs)
             case ToolCallStart():
                 call = {
                     "index": ev.index,
@@ -165,10 +186,10 @@ class OpenAIStreamEncoder:
                     "type": "function",
                     "function": {"name": ev.name, "arguments": ""},
                 }
-                return self._start() + self._chunk(dumps({"tool_calls": [call]}))
+                return self._delta(ev.choice, {"tool_calls": [call]})
             case ToolArgsDelta():
                 call = {"index": ev.index, "function": {"arguments": ev.arguments}}
-                return self._start() + self._chunk(dumps({"tool_calls": [call]}))
+                return self._delta(ev.choice, {"tool_calls": [call]})
             case Finish():
                 return self.finish(ev, ev.usage or Usage(), {})
 
@@ -187,17 +208,18 @@ class OpenAIStreamEncoder:
         """The finish-reason chunk, then (with `include_usage`, as OpenAI does) a `choices: []` chunk with the
         usage; `x-faregate` rides on the last chunk. Without `include_usage` no empty-choices chunk is sent:
         clients that did not ask for one often read `choices[0]` unguarded."""
-        choice: JSONObject = {
-            "index": 0,
-            "delta": {},
-            "logprobs": None,
-            "finish_reason": FINISH_REASONS[finish.finish_reason],
-        }
+        reasons = [(0, finish.finish_reason), *finish.more]
+        ends: list[JSONObject] = [
+            {"index": n, "delta": {}, "logprobs": None, "finish_reason": FINISH_REASONS[reason]}
+            for n, reason in reasons
+        ]
         trailer: JSONObject = {EXTRAS_KEY: extras[EXTRAS_KEY]} if EXTRAS_KEY in extras else {}
         if not self.include_usage:
-            return self._start() + self._frame([choice], trailer) + DONE
+            body = b"".join(self._frame([end], {}) for end in ends[:-1])
+            return self._start() + body + self._frame([ends[-1]], trailer) + DONE
+        body = b"".join(self._frame([end], {"usage": None}) for end in ends)
         last = self._frame([], {"usage": render_usage(usage, extras), **trailer})
-        return self._start() + self._frame([choice], {"usage": None}) + last + DONE
+        return self._start() + body + last + DONE
 
     def error(self, err: FaregateError) -> bytes:
         return b"data: " + dumps(openai_envelope(err)) + b"\n\n" + DONE

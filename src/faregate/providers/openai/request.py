@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
 
 from faregate.canonical import (
     ChatRequest,
@@ -122,8 +122,6 @@ def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tupl
             extra, unsent = forwardable(req.extra, "openai")
             if "max_completion_tokens" in extra:
                 body.pop("max_tokens", None)  # the client used the newer name; send only that one
-            if req.stream:
-                unsent += stream_only_drops(extra)
             merge_extra(body, extra)
             dropped.extend(unsent)
         else:
@@ -142,21 +140,6 @@ def render_reasoning(body: JSONObject, req: ChatRequest, upstream_id: str, dropp
         dropped.append("reasoning")
         return
     body["reasoning_effort"] = effort
-
-
-def stream_only_drops(extra: dict[str, Any]) -> list[str]:
-    """What a stream cannot carry back to the client (removed from `extra`): more than one choice (only
-    choice 0 of a stream reaches the client, the others would be billed) and logprobs (stream events carry
-    text, not token logprobs)."""
-    out = []
-    if extra.get("n", 1) != 1:
-        del extra["n"]
-        out.append("n")
-    for key in ("logprobs", "top_logprobs"):
-        if key in extra:
-            del extra[key]
-            out.append(key)
-    return out
 
 
 def render_embeddings(req: EmbeddingRequest, upstream_id: str) -> tuple[JSONObject, tuple[str, ...]]:

@@ -1,7 +1,8 @@
 """OpenAI `chat.completion.chunk` SSE stream → canonical `StreamEvent`s: one decoder per upstream response.
 
 OpenAI sends a tool call's id and name on its first fragment (by `index`), then arguments only; usage
-arrives in a last chunk with `choices: []` (we always ask for it); `data: [DONE]` ends the stream.
+arrives in a last chunk with `choices: []` (we always ask for it); `data: [DONE]` ends the stream. With `n`
+every choice streams under its own `index`: events carry it as `choice`, with the tokens' logprobs.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ class OpenAIStreamDecoder:
     finish_reason: FinishReason = "stop"
     reason_seen: bool = False  # a choice carried `finish_reason`: the answer is complete
     usage: Usage | None = None
-    slots: dict[int, int] = field(default_factory=dict)  # upstream tool call index → canonical index
+    slots: dict[tuple[int, int], int] = field(default_factory=dict)  # (choice, upstream call index) → index
+    more: dict[int, FinishReason] = field(default_factory=dict)  # finish reasons of choices after 0
 
     def feed(self, ev: SseEvent) -> list[StreamEvent]:
         if self.finished:
@@ -54,7 +56,7 @@ class OpenAIStreamDecoder:
         if usage is not None:
             self.usage = usage
         for choice in data.get("choices") or ():  # vLLM sends `choices: null` with usage
-            if isinstance(choice, dict) and choice.get("index", 0) == 0:
+            if isinstance(choice, dict):
                 self._choice(choice, out)
         return out
 
@@ -70,36 +72,49 @@ class OpenAIStreamDecoder:
         if self.finished:
             return []
         self.finished = True
-        return [Finish(self.finish_reason, self.usage)]
+        return [Finish(self.finish_reason, self.usage, more=tuple(sorted(self.more.items())))]
 
     def _choice(self, choice: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        n = choice.get("index", 0)
+        n = n if isinstance(n, int) and n >= 0 else 0
         delta = choice.get("delta")
         if isinstance(delta, dict):
             text = delta.get("content") or delta.get("refusal")
-            if isinstance(text, str) and text:
-                out.append(TextDelta(text))
+            tokens = _logprobs_of(choice)
+            if (isinstance(text, str) and text) or tokens:
+                out.append(TextDelta(text if isinstance(text, str) else "", n, tokens))
             for position, call in enumerate(delta.get("tool_calls") or ()):
                 if isinstance(call, dict):
-                    self._tool_call(position, call, out)
+                    self._tool_call(n, position, call, out)
         reason = choice.get("finish_reason")
-        if reason is not None:
+        if reason is not None and n == 0:
             self.finish_reason = parse_finish_reason(reason)
             self.reason_seen = True
+        elif reason is not None:
+            self.more[n] = parse_finish_reason(reason)
 
-    def _tool_call(self, position: int, call: Mapping[str, Any], out: list[StreamEvent]) -> None:
+    def _tool_call(self, n: int, position: int, call: Mapping[str, Any], out: list[StreamEvent]) -> None:
         fn = call.get("function")
         fn = fn if isinstance(fn, dict) else {}
         index = call.get("index")
+        mine = sum(1 for c, _ in self.slots if c == n)  # this choice's calls so far
         if not isinstance(index, int):
             # A few servers omit `index` and send each call whole: a new id means a new call.
-            index = -1 - len(self.slots) if call.get("id") or not self.slots else -len(self.slots)
-        slot = self.slots.get(index)
+            index = -1 - mine if call.get("id") or not mine else -mine
+        slot = self.slots.get((n, index))
         if slot is None:
-            slot = self.slots[index] = len(self.slots)
-            out.append(ToolCallStart(slot, str(call.get("id") or ""), str(fn.get("name") or "")))
+            slot = self.slots[(n, index)] = mine
+            out.append(ToolCallStart(slot, str(call.get("id") or ""), str(fn.get("name") or ""), n))
         arguments = arguments_text(fn.get("arguments"))
         if arguments:
-            out.append(ToolArgsDelta(slot, arguments))
+            out.append(ToolArgsDelta(slot, arguments, n))
+
+
+def _logprobs_of(choice: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    """The tokens of a chunk's `logprobs.content` (empty when the chunk has none)."""
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    return tuple(t for t in content if isinstance(t, dict)) if isinstance(content, list) else ()
 
 
 def _usage_of(chunk: Mapping[str, Any]) -> object:
