@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+import faregate
 from faregate.accounting.keys import ApiKey
 from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.model import MILLION
@@ -125,12 +126,16 @@ def worst_cost(kd: KeyedDemo, model: str, prompt_tokens: int, max_tokens: int) -
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without provider keys or FAREGATE_* settings, plus `extra`."""
+    """This process's environment without provider keys or FAREGATE_* settings, plus `extra`. The faregate
+    this process imported comes first on PYTHONPATH (a relative `PYTHONPATH=src` would not survive the
+    subprocess's own working directory, and the installed copy would run instead)."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("FAREGATE_") and not k.endswith(("_API_KEY", "_AUTH_TOKEN"))
     }
+    here = str(Path(faregate.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
     return {**env, **extra}
 
 

@@ -103,5 +103,8 @@ class ObservedRecorder:
         self.inner.record(rec)
         self.prom.observe(rec)
 
+    def provisional(self, rec: RequestRecord) -> None:
+        self.inner.provisional(rec)  # observed once, when recorded
+
     def get(self, request_id: str) -> RequestRecord | None:
         return self.inner.get(request_id)

@@ -75,9 +75,13 @@ class RequestRecord:
 
 
 class Recorder(Protocol):
-    """Where finished records go (the usage log). `record` must not block the event loop."""
+    """Where finished records go (the usage log). `record` must not block the event loop. `provisional`
+    is a record as it stands before the answer's last bytes, superseded by `record` (kept only where a
+    crash could lose it: the usage log's journal)."""
 
     def record(self, rec: RequestRecord) -> None: ...
+
+    def provisional(self, rec: RequestRecord) -> None: ...
 
     def get(self, request_id: str) -> RequestRecord | None: ...
 
@@ -93,6 +97,9 @@ class MemoryRecorder:
         self._records[rec.id] = rec
         while len(self._records) > self.capacity:
             self._records.popitem(last=False)
+
+    def provisional(self, rec: RequestRecord) -> None:
+        pass  # memory does not outlive a crash: nothing to keep
 
     def get(self, request_id: str) -> RequestRecord | None:
         return self._records.get(request_id)
@@ -120,6 +127,9 @@ class ScrubbingRecorder:
 
     def record(self, rec: RequestRecord) -> None:
         self.inner.record(scrub_record(rec, self.scrubber()))
+
+    def provisional(self, rec: RequestRecord) -> None:
+        self.inner.provisional(scrub_record(rec, self.scrubber()))
 
     def get(self, request_id: str) -> RequestRecord | None:
         return self.inner.get(request_id)

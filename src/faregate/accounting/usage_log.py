@@ -1,8 +1,11 @@
 """The usage log: one row per request, written off the hot path in batches.
 
-`record()` only appends to a buffer; a background task writes batches (in a thread, so the event loop
-never waits on SQLite); `flush()` writes what is pending (on shutdown and on reload). Money is stored
-as exact decimal text and as integer picodollars (1e-12 USD), which SQL can sum without floats.
+`record()` appends to a buffer and, with a journal (`accounting/journal.py`), writes the row to the OS in
+one `write()`; a background task commits batches (in a thread, so the event loop never waits on SQLite);
+`flush()` commits what is pending (on shutdown and on reload). A process killed before a batch is
+committed loses nothing: the next start replays its journal, and charges the reservations of requests it
+left unfinished, so spend and budgets are rebuilt from the store alone. Money is stored as exact decimal
+text and as integer picodollars (1e-12 USD), which SQL can sum without floats.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import sqlite_utils
 
 from faregate import jsonio
+from faregate.accounting import journal
 from faregate.accounting.record import Attempt, RequestRecord
 from faregate.canonical import Usage
 
@@ -123,6 +128,74 @@ def to_row(r: RequestRecord) -> dict[str, Any]:
     }
 
 
+def row_values(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A row (as `to_row` makes it, or as a journal written by another version holds it) in `INSERT` order."""
+    return tuple(row.get(name) for name in COLUMNS)
+
+
+INTERRUPTED = (
+    "the gateway stopped before this request finished (killed or crashed): charged its budget reservation,"
+    " the most it could have cost"
+)
+
+
+def charged_row(hold: Mapping[str, Any]) -> dict[str, Any]:
+    """The row of a request the gateway died serving: its upstream may have billed it, so it is charged
+    what was reserved for it (its worst case), marked estimated, status 500."""
+    pusd = int(hold.get("cost_pusd") or 0)
+    return {
+        "id": hold["id"],
+        "created": hold.get("created"),
+        "key_id": hold.get("key_id"),
+        "endpoint": hold.get("endpoint"),
+        "alias": hold.get("alias"),
+        "status": 500,
+        "stream": int(bool(hold.get("stream"))),
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "usage_estimated": 1,
+        "cost_usd": str(hold.get("cost_usd") or format(from_pusd(pusd), "f")),
+        "cost_pusd": pusd,
+        "baseline_cost_usd": "0",
+        "baseline_cost_pusd": 0,
+        "latency_ms": 0.0,
+        "attempts": "[]",
+        "plan": "[]",
+        "features": "{}",
+        "error": INTERRUPTED,
+    }
+
+
+def replay_journal(db: sqlite_utils.Database, directory: Path) -> tuple[int, int]:
+    """Commit what dead processes left in their journals: (rows replayed, reservations charged)."""
+    replayed = charged = 0
+    for orphan in journal.orphans(directory):
+        last: dict[str, tuple[str, Mapping[str, Any]]] = {}
+        for tag, value in orphan.entries():
+            if isinstance(value, dict) and isinstance(value.get("id"), str):
+                last[value["id"]] = (tag, value)
+        rows = [v for tag, v in last.values() if tag in (journal.ROW, journal.PROVISIONAL)]
+        holds = [v for tag, v in last.values() if tag == journal.HOLD]
+        known: set[str] = set()
+        for i in range(0, len(holds), 500):
+            ids = [h["id"] for h in holds[i : i + 500]]
+            marks = ", ".join("?" * len(ids))
+            known |= {r["id"] for r in db.query(f"select id from usage where id in ({marks})", ids)}
+        rows += [charged_row(h) for h in holds if h["id"] not in known]
+        with db.conn:
+            db.conn.executemany(INSERT, [row_values(r) for r in rows])
+        orphan.release()
+        replayed += len(rows)
+        charged += sum(h["id"] not in known for h in holds)
+    if replayed:
+        log.warning(
+            "usage journal: replayed %d rows a stopped process had not committed (%d reservations charged)",
+            replayed,
+            charged,
+        )
+    return replayed, charged
+
+
 def from_row(row: dict[str, Any]) -> RequestRecord:
     return RequestRecord(
         id=row["id"],
@@ -169,29 +242,93 @@ class Totals:
 
 
 class UsageLog:
-    """Implements `Recorder`. Thread-safe buffer; one writer at a time."""
+    """Implements `Recorder`. Thread-safe buffer; one writer at a time. With `journal_dir`, every row and
+    reservation reaches the OS before `record` / `hold` return (see `accounting/journal.py`), and what a
+    dead process left there is replayed first."""
 
-    def __init__(self, db: sqlite_utils.Database, *, batch_size: int = 200, interval_s: float = 0.25) -> None:
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        *,
+        batch_size: int = 200,
+        interval_s: float = 0.25,
+        journal_dir: Path | None = None,
+    ) -> None:
         self.db = db
         ensure_table(db)
         self.batch_size = batch_size
         self.interval_s = interval_s
         self._pending: list[tuple[RequestRecord, tuple[Any, ...]]] = []  # records with their rows
-        self._lock = threading.Lock()  # the buffer, shared with the writer thread
+        self._lock = threading.Lock()  # the buffer and the journal, shared with the writer thread
         self._write_lock = threading.Lock()  # one batch write at a time
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.written = 0
+        self.recovered = replay_journal(db, journal_dir) if journal_dir is not None else (0, 0)
+        self._journal_dir = journal_dir
+        self._journal: journal.Journal | None = None  # made on the first entry: readers of a store make none
+        self._open: dict[str, bytes] = {}  # request id -> its last journal entry, while it is in flight
+        self._sealed: list[Path] = []  # journal segments whose rows are being committed
 
     def record(self, rec: RequestRecord) -> None:
         # The row is made here, on the caller's thread, in small steps: made by the writer thread for a
         # whole batch, it would hold the GIL for milliseconds and stall the event loop's answers.
-        row = tuple(to_row(rec).values())
+        row = to_row(rec)
+        values = tuple(row.values())
+        line = journal.entry(journal.ROW, row) if self._journal_dir is not None else b""
         with self._lock:
-            self._pending.append((rec, row))
+            self._pending.append((rec, values))
             full = len(self._pending) >= self.batch_size
+            if line:
+                self._journaled(line)
+                self._open.pop(rec.id, None)
         if full:
             self._wake.set()
+
+    def provisional(self, rec: RequestRecord) -> None:
+        """The row as it stands before the answer's last bytes (a stream's closing events): journaled
+        only, for a crash before `record`; `record` supersedes it."""
+        if self._journal_dir is None:
+            return
+        line = journal.entry(journal.PROVISIONAL, to_row(rec))
+        with self._lock:
+            self._journaled(line)
+            self._open[rec.id] = line
+
+    def hold(
+        self,
+        request_id: str,
+        *,
+        key_id: str,
+        reserved_usd: Decimal,
+        created: float,
+        endpoint: str,
+        alias: str,
+    ) -> None:
+        """A budget reservation, journaled before the upstream call: if the process dies before the request
+        is recorded, the next start charges it (its upstream may have billed)."""
+        if self._journal_dir is None:
+            return
+        hold = {
+            "id": request_id,
+            "key_id": key_id,
+            "cost_usd": format(reserved_usd, "f"),
+            "cost_pusd": to_pusd(reserved_usd),
+            "created": created,
+            "endpoint": endpoint,
+            "alias": alias,
+        }
+        line = journal.entry(journal.HOLD, hold)
+        with self._lock:
+            self._journaled(line)
+            self._open[request_id] = line
+
+    def _journaled(self, line: bytes) -> None:
+        """Append to the journal (under `_lock`), making it on the first entry."""
+        if self._journal is None:
+            assert self._journal_dir is not None
+            self._journal = journal.Journal(self._journal_dir)
+        self._journal.append(line)
 
     def get(self, request_id: str) -> RequestRecord | None:
         with self._lock:
@@ -209,6 +346,8 @@ class UsageLog:
         with self._write_lock:
             with self._lock:
                 batch, self._pending = self._pending, []
+                if batch and self._journal is not None:  # its rows are in the segment sealed now
+                    self._sealed.append(self._journal.rotate(b"".join(self._open.values())))
             if not batch:
                 return 0
             try:
@@ -220,6 +359,8 @@ class UsageLog:
                     self._pending = batch + self._pending
                 return 0
             self.written += len(batch)
+            journal.Journal.discard(self._sealed)  # every row they hold is committed now
+            self._sealed = []
             return len(batch)
 
     async def aflush(self) -> int:
@@ -236,6 +377,16 @@ class UsageLog:
                 await self._task
             self._task = None
         await self.aflush()
+        self.close()
+
+    def close(self) -> None:
+        """Close the journal; its files go when everything is committed and no request is in flight. A
+        later entry starts a new one."""
+        with self._lock:
+            if self._journal is not None:
+                done = not self._pending and not self._open and not self._sealed
+                self._journal.close(remove=done)
+                self._journal = None
 
     async def _run(self) -> None:
         while True:

@@ -20,12 +20,17 @@ KEY_CACHE_S = 2.0  # a revoked key stops working within this long (keys are look
 DEFAULT_MAX_OUTPUT = 4096  # worst-case completion when neither the request nor the offering gives a limit
 
 
+def journal_dir(store: Path | str) -> Path | None:
+    """Where the usage journal of a store file lives: beside it (`faregate.db.journal/`)."""
+    return None if str(store) == ":memory:" else Path(f"{store}.journal")
+
+
 class Accounts:
     def __init__(self, path: Path | str) -> None:
         self.db = open_db(path)
         self.keys = KeyStore(self.db)
         # The usage log gets its own connection: its writer thread never holds up key lookups.
-        self.usage = UsageLog(open_db(path))
+        self.usage = UsageLog(open_db(path), journal_dir=journal_dir(path))
         self.responses = ResponseStore(open_db(path))  # stored Responses API responses, own connection too
         self.limits = Limits(spent_usd=self.usage.spend_by_key())
         self.state: LimitState = LocalState(self.limits)  # or shared (server/shared_state.py)

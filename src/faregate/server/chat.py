@@ -134,7 +134,9 @@ async def _stream(
 
     def closing(ev: Finish) -> bytes:
         usage = ev.usage or _estimate(rt, ch, f, "".join(text))
-        return encoder.finish(ev, usage, ex.charge(ch, usage, table, rt))
+        closing_events = encoder.finish(ev, usage, ex.charge(ch, usage, table, rt))
+        ex.provisional(rt)  # the row reaches the journal before the answer's last bytes
+        return closing_events
 
     def charge_partial() -> None:
         """A stream cut short: the upstream has billed what it generated so far, so charge that (estimated)."""

@@ -228,6 +228,20 @@ class Exchange:
             self.ticket = await rt.accounts.admit(
                 key, plan, f.prompt_tokens if needs_count else 0, max_tokens
             )
+            self._hold(rt)
+
+    def _hold(self, rt: Runtime) -> None:
+        """Journal the budget reservation: a restart after a crash charges it unless the request is recorded."""
+        t = self.ticket
+        if t is not None and t.reserved_usd and rt.accounts is not None:
+            rt.accounts.usage.hold(
+                self.id,
+                key_id=t.key_id,
+                reserved_usd=t.reserved_usd,
+                created=self.created,
+                endpoint=self.endpoint,
+                alias=self.requested,
+            )
 
     def answer_bound(self, max_tokens: int | None) -> int | None:
         """The `max_tokens` to send: the request's own; else, for a key with a budget, the bound its
@@ -267,11 +281,14 @@ class Exchange:
             self.fail_unexpected(e)
             raise
         finally:
-            self.settle(rt)  # the budget settles now; the record is made once the answer is on its way
-            asyncio.get_running_loop().call_soon(self._record, rt)
+            self.settle(rt)  # the budget settles now
+            # Recorded before a plain answer's bytes go out (aiohttp sends them once the handler returns), so
+            # the row reaches the journal first; a stream has journaled its row before its closing events.
+            rt.recorder.record(self.record())
 
-    def _record(self, rt: Runtime) -> None:
-        rt.recorder.record(self.record())
+    def provisional(self, rt: Runtime) -> None:
+        """A stream's row as it stands before its closing events are written; the final record replaces it."""
+        rt.recorder.provisional(self.record())
 
     def fail_unexpected(self, e: BaseException) -> None:
         cancelled = isinstance(e, asyncio.CancelledError)
