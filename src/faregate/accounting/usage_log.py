@@ -26,7 +26,7 @@ from typing import Any
 import sqlite_utils
 
 from faregate import jsonio
-from faregate.accounting import journal
+from faregate.accounting.journal import HOLD, PROVISIONAL, ROW, Journal, entry, orphans
 from faregate.accounting.record import Attempt, RequestRecord
 from faregate.canonical import Usage
 
@@ -169,13 +169,13 @@ def charged_row(hold: Mapping[str, Any]) -> dict[str, Any]:
 def replay_journal(db: sqlite_utils.Database, directory: Path) -> tuple[int, int]:
     """Commit what dead processes left in their journals: (rows replayed, reservations charged)."""
     replayed = charged = 0
-    for orphan in journal.orphans(directory):
+    for orphan in orphans(directory):
         last: dict[str, tuple[str, Mapping[str, Any]]] = {}
         for tag, value in orphan.entries():
             if isinstance(value, dict) and isinstance(value.get("id"), str):
                 last[value["id"]] = (tag, value)
-        rows = [v for tag, v in last.values() if tag in (journal.ROW, journal.PROVISIONAL)]
-        holds = [v for tag, v in last.values() if tag == journal.HOLD]
+        rows = [v for tag, v in last.values() if tag in (ROW, PROVISIONAL)]
+        holds = [v for tag, v in last.values() if tag == HOLD]
         known: set[str] = set()
         for i in range(0, len(holds), 500):
             ids = [h["id"] for h in holds[i : i + 500]]
@@ -266,7 +266,7 @@ class UsageLog:
         self.written = 0
         self.recovered = replay_journal(db, journal_dir) if journal_dir is not None else (0, 0)
         self._journal_dir = journal_dir
-        self._journal: journal.Journal | None = None  # made on the first entry: readers of a store make none
+        self._journal: Journal | None = None  # made on the first entry: readers of a store make none
         self._open: dict[str, bytes] = {}  # request id -> its last journal entry, while it is in flight
         self._sealed: list[Path] = []  # journal segments whose rows are being committed
 
@@ -275,7 +275,7 @@ class UsageLog:
         # whole batch, it would hold the GIL for milliseconds and stall the event loop's answers.
         row = to_row(rec)
         values = tuple(row.values())
-        line = journal.entry(journal.ROW, row) if self._journal_dir is not None else b""
+        line = entry(ROW, row) if self._journal_dir is not None else b""
         with self._lock:
             self._pending.append((rec, values))
             full = len(self._pending) >= self.batch_size
@@ -290,7 +290,7 @@ class UsageLog:
         only, for a crash before `record`; `record` supersedes it."""
         if self._journal_dir is None:
             return
-        line = journal.entry(journal.PROVISIONAL, to_row(rec))
+        line = entry(PROVISIONAL, to_row(rec))
         with self._lock:
             self._journaled(line)
             self._open[rec.id] = line
@@ -318,7 +318,7 @@ class UsageLog:
             "endpoint": endpoint,
             "alias": alias,
         }
-        line = journal.entry(journal.HOLD, hold)
+        line = entry(HOLD, hold)
         with self._lock:
             self._journaled(line)
             self._open[request_id] = line
@@ -327,7 +327,7 @@ class UsageLog:
         """Append to the journal (under `_lock`), making it on the first entry."""
         if self._journal is None:
             assert self._journal_dir is not None
-            self._journal = journal.Journal(self._journal_dir)
+            self._journal = Journal(self._journal_dir)
         self._journal.append(line)
 
     def get(self, request_id: str) -> RequestRecord | None:
@@ -359,7 +359,7 @@ class UsageLog:
                     self._pending = batch + self._pending
                 return 0
             self.written += len(batch)
-            journal.Journal.discard(self._sealed)  # every row they hold is committed now
+            Journal.discard(self._sealed)  # every row they hold is committed now
             self._sealed = []
             return len(batch)
 
