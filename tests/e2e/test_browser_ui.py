@@ -97,14 +97,20 @@ async def test_the_dashboard_in_a_browser(ui: KeyedDemo, tmp_path: Path) -> None
             await expect(chart.locator("canvas")).to_have_count(1)
             await expect(page.locator("#fig-requests")).to_have_text("4")
             await shoot(page, folder, "overview")
+            # the overview's figures follow new requests without a reload
+            marker = await page.evaluate("() => (window.__same_page = Math.random())")
+            await send(ui, app_secret, 1)
+            await expect(page.locator("#fig-requests")).to_have_text("5", timeout=WAIT_MS)
+            await expect(chart).to_have_attribute("data-points", "7")  # redrawn with the swapped-in data
+            assert await page.evaluate("() => window.__same_page") == marker
 
             # the usage log updates without a reload
             await page.goto(ui.url + "/ui/usage")
             rows = page.locator("table.usage tbody tr[data-request-id]")
-            await expect(rows).to_have_count(4)
+            await expect(rows).to_have_count(5)
             marker = await page.evaluate("() => (window.__same_page = Math.random())")
             more = await send(ui, app_secret, 2)
-            await expect(rows).to_have_count(6, timeout=WAIT_MS)
+            await expect(rows).to_have_count(7, timeout=WAIT_MS)
             assert await page.evaluate("() => window.__same_page") == marker  # no reload happened
             await expect(rows.first).to_have_attribute("data-request-id", more[-1])  # newest first
             await shoot(page, folder, "usage")
@@ -134,6 +140,7 @@ async def test_the_dashboard_in_a_browser(ui: KeyedDemo, tmp_path: Path) -> None
             await page.click("#create-key button[type=submit]")
             secret = (await page.locator("#new-secret").inner_text()).strip()
             assert secret.startswith("fg_")
+            await shoot(page, folder, "key-created")
             await page.goto(ui.url + "/ui/keys")
             assert secret not in await page.content()
             async with aiohttp.ClientSession() as s:
