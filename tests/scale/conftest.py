@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -38,3 +39,20 @@ def redis_url() -> str:
     """A Redis URL with a fresh key prefix."""
     need("Redis", "127.0.0.1", 6379)
     return f"{REDIS}?prefix=fgtest-{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema (dropped afterwards): the store's tables are
+    made there as they would be in a database of their own."""
+    need("PostgreSQL", "127.0.0.1", 5432)
+    import psycopg
+
+    schema = f"fgtest_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}".encode())
+    try:
+        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE".encode())

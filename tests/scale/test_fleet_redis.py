@@ -4,17 +4,22 @@ limit and a channel's cooldown hold for the pair as they hold for one (issue 14,
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from faregate.accounting.keys import KeyStore
 from faregate.db import open_db
+from faregate.paths import default_routes
 from tests.scale.fleet import Fleet, get, post
 from tests.server.accounting_fixtures import ADMIN_KEY, PINNED, chat_body
 
@@ -101,3 +106,74 @@ async def test_budget_rpm_and_cooldowns_hold_across_two_instances(
     assert spent <= budget
     assert Decimal(str(shown[0]["data"]["usage"])) == pytest.approx(spent)
     assert spent_in_log(fleet.store, limited.id)[0] == 12
+
+
+async def test_two_instances_on_redis_and_postgres_log_every_request_once_and_audit_agrees(
+    tmp_path: Path, redis_url: str, postgres_url: str, http: aiohttp.ClientSession
+) -> None:
+    keys = KeyStore(open_db(postgres_url))
+    secret, key = keys.create("team", budget_usd=Decimal("5"), rpm=1000)
+    fleet = Fleet(tmp_path, postgres_url, redis_url)
+    try:
+        a, b = await fleet.start(2)
+
+        def body(i: int) -> dict[str, Any]:
+            if i % 7 == 0:
+                return chat_body(model="nobody/nothing")  # 404, logged too
+            if i % 5 == 0:
+                return {**chat_body(max_tokens=12), "stream": True, "stream_options": {"include_usage": True}}
+            return chat_body(f"request {i}", max_tokens=12)
+
+        async def one(i: int) -> str:
+            async with http.post(
+                (a, b)[i % 2] + "/v1/chat/completions",
+                json=body(i),
+                headers={"Authorization": f"Bearer {secret}"},
+            ) as resp:
+                await resp.read()
+                return resp.headers["X-Faregate-Request-Id"]
+
+        sent = await asyncio.gather(*(one(i) for i in range(40)))
+        await fleet.stop()
+        assert all(m.proc.returncode == 0 for m in fleet.members)
+    finally:
+        fleet.kill()
+    db = open_db(postgres_url)
+    counted = {r["id"]: r["n"] for r in db.query("select id, count(*) n from usage group by id")}
+    assert counted == dict.fromkeys(sent, 1)  # every request of both, exactly once
+    spent = Decimal(0)
+    for r in db.query("select cost_usd from usage where key_id = ?", [key.id]):
+        spent += Decimal(r["cost_usd"])
+    assert spent > 0
+    billed = sum(1 for _ in db.query("select id from usage where status = 200 and cost_pusd > 0"))
+    assert billed > 0
+    audit = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "faregate.cli",
+            "audit",
+            "--config",
+            str(default_routes()),
+            "--store",
+            postgres_url,
+            "--section",
+            "billing",
+            "--section",
+            "spend",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=fleet.env,
+    )
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    doc = json.loads(audit.stdout)
+    billing = doc["sections"]["billing"]
+    assert billing["findings"] == 0 and not doc["failed"], billing
+    spend = doc["sections"]["spend"]
+    by_key = {r["value"]: r for r in spend["rows"] if r["by"] == "key"}
+    assert by_key[key.id]["requests"] == len(sent) and Decimal(by_key[key.id]["spend_usd"]) == spent
+    assert doc["store"].startswith("postgresql://")

@@ -407,7 +407,7 @@ class UsageLog:
         if app is not None:
             where, args = f"{where} and app = ?", [*args, app]
         sql = (
-            "select count(*) n, coalesce(sum(status >= 400), 0) errors, coalesce(sum(prompt_tokens), 0) pt,"
+            "select count(*) n, coalesce(sum(case when status >= 400 then 1 else 0 end), 0) errors, coalesce(sum(prompt_tokens), 0) pt,"
             " coalesce(sum(completion_tokens), 0) ct, coalesce(sum(cost_pusd), 0) cost,"
             " coalesce(sum(baseline_cost_pusd), 0) base, coalesce(sum(latency_ms), 0) lat"
             f" from usage where {where}"

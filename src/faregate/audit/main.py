@@ -24,7 +24,7 @@ from faregate.catalog.overlay import overlay
 from faregate.catalog.store import CatalogStore, PriceRow, now_iso
 from faregate.config.build import load_routes
 from faregate.config.model import RoutesSpec
-from faregate.db import open_db, store_path
+from faregate.db import open_db, shown, store_exists, store_path
 from faregate.paths import catalog_dir
 from faregate.routing.compile import compile_table
 
@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--store",
         type=Path,
         default=None,
-        help="SQLite store (default: FAREGATE_STORE, server.store, ./faregate.db)",
+        help="store: a SQLite file or a postgresql:// URL (default: FAREGATE_STORE, store:, ./faregate.db)",
     )
     p.add_argument("--days", type=float, default=30, help="period for price changes and spend (default 30)")
     p.add_argument(
@@ -134,7 +134,7 @@ def audit(
 ) -> AuditResult:
     """Run the chosen checks. The store may not exist yet: then only the price tables are audited."""
     declared = merge(spec, catalog)
-    db = open_db(store) if store.exists() else None
+    db = open_db(store) if store_exists(store) else None
     synced: dict[tuple[str, str], Price] = {}
     history: list[PriceRow] = []
     records: list[RequestRecord] = []
@@ -168,7 +168,7 @@ def audit(
         "spend": lambda: checks.spend(records),
     }
     sections: list[Section] = [makers[name]() for name in SECTIONS if name in only]
-    return AuditResult(now_iso(), str(config), str(store), tuple(sections), fail_on)
+    return AuditResult(now_iso(), str(config), shown(store), tuple(sections), fail_on)
 
 
 def write_csv(result: AuditResult, folder: Path) -> None:

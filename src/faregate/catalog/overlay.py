@@ -15,7 +15,7 @@ import sqlite_utils
 from faregate.catalog.model import Catalog, Offering, Price
 from faregate.catalog.reconcile import OfferingRow, on_caps
 from faregate.catalog.store import CatalogStore
-from faregate.db import open_db
+from faregate.db import open_db, store_exists
 
 DEFAULT_CONTEXT = 8192  # an added offering whose listing states no context (and no other provider does)
 
@@ -37,7 +37,7 @@ def overlay(catalog: Catalog, db: sqlite_utils.Database) -> Catalog:
 
 def overlay_file(catalog: Catalog, path: Path) -> Catalog:
     """`overlay` from the store at `path`; a store that does not exist yet adds nothing (and is not made)."""
-    if not path.exists():
+    if not store_exists(path):
         return catalog
     db = open_db(path)
     try:

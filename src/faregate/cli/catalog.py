@@ -25,7 +25,12 @@ def register(command: Register) -> None:
     catalog = command(
         "catalog", lambda a: 2, "Sync the catalog from provider listings; list, diff, export it."
     )
-    catalog.add_argument("--store", type=Path, default=None, help="SQLite store (default as for serve)")
+    catalog.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="store: SQLite file or postgresql:// URL (default as for serve)",
+    )
     sub = catalog.add_subparsers(required=True, metavar="ACTION")
     actions: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         "sync": (cmd_sync, "fetch every active provider's listing now (keys from the environment)"),
@@ -45,7 +50,10 @@ def register(command: Register) -> None:
             "--catalog", type=Path, default=argparse.SUPPRESS, help="catalog folder (default: shipped)"
         )
         p.add_argument(
-            "--store", type=Path, default=argparse.SUPPRESS, help="SQLite store (default as for serve)"
+            "--store",
+            type=Path,
+            default=argparse.SUPPRESS,
+            help="store: SQLite file or postgresql:// URL (default as for serve)",
         )
     for name in ("sync", "list", "diff"):
         parsers[name].add_argument("--provider", default=None, help="only this provider")
@@ -198,10 +206,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from faregate.catalog.store import CatalogStore
-    from faregate.db import open_db
+    from faregate.db import open_db, store_exists
 
     path = _store(args)
-    if not path.exists():
+    if not store_exists(path):
         print(f"no sync has run yet: {path} does not exist (try `faregate catalog sync`)")
         return 0
     db = open_db(path)
@@ -257,14 +265,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     from faregate.catalog.export import export_catalog
     from faregate.catalog.files import load_catalog_dir
     from faregate.catalog.store import CatalogStore
-    from faregate.db import open_db
+    from faregate.db import open_db, store_exists
     from faregate.paths import catalog_dir
 
     folder = Path(getattr(args, "catalog", None) or os.environ.get("FAREGATE_CATALOG_DIR") or catalog_dir())
     shipped, synced = _catalogs(args)
     retired: dict[tuple[str, str], str] = {}
     path = _store(args)
-    if path.exists():
+    if store_exists(path):
         db = open_db(path)
         try:
             rows = CatalogStore(db).offerings()

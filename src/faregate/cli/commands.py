@@ -31,7 +31,7 @@ def register(command: Register) -> None:
         "--store",
         type=Path,
         default=None,
-        help="SQLite store (default: FAREGATE_STORE, server.store, ./faregate.db)",
+        help="store: a SQLite file or a postgresql:// URL (default: FAREGATE_STORE, store:, ./faregate.db)",
     )
     serve.add_argument(
         "--no-store",
@@ -77,7 +77,12 @@ def register(command: Register) -> None:
     register_catalog(command)  # catalog sync|list|diff|export
     for p in (create, lst, revoke, update):
         p.add_argument("--config", type=Path, default=None, help="routes.yaml (to find its server.store)")
-        p.add_argument("--store", type=Path, default=None, help="SQLite store (default as for serve)")
+        p.add_argument(
+            "--store",
+            type=Path,
+            default=None,
+            help="store: SQLite file or postgresql:// URL (default as for serve)",
+        )
 
 
 def _limit_args(p: argparse.ArgumentParser) -> None:
@@ -153,6 +158,7 @@ def _supervise(
     """`serve --workers N`: refuse what N processes would get wrong, then run the supervisor."""
     import sys
 
+    from faregate.db import location
     from faregate.server.supervisor import supervise
     from faregate.state.open import state_url
 
@@ -170,7 +176,7 @@ def _supervise(
             return 1
     argv = [sys.executable, "-m", "faregate.cli", "serve", "--workers", "1", "--config", str(config)]
     argv += ["--catalog", str(folder), "--host", options.host]
-    argv += ["--no-store"] if store is None else ["--store", str(store)]
+    argv += ["--no-store"] if store is None else ["--store", location(store)]
     if args.demo:
         argv.append("--demo")
     return supervise(argv, workers, options.host, options.port, env)

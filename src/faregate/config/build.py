@@ -137,6 +137,8 @@ def build_spec(
         routes[route] = tuple(built)
     aliases = dict(data.get("aliases") or {})
     srv = dict(data.get("server") or {})
+    if "store" in data and "store" not in srv:  # `store:` at the top (a path or a postgresql:// URL)
+        srv["store"] = data["store"]
     if "allowed_hosts" in srv:
         srv["allowed_hosts"] = tuple(str(h).lower() for h in srv["allowed_hosts"])
     est = data.get("estimate") or {}

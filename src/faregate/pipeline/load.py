@@ -9,7 +9,6 @@ located `ConfigIssue`; the caller keeps the old state when there is any error.
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from faregate.catalog.model import Catalog
 from faregate.config.build import read_routes
 from faregate.config.load import ConfigIssue
 from faregate.config.model import RoutesSpec
+from faregate.db import store_errors
 from faregate.pipeline.bounds import Bounds, bounds_of
 from faregate.routing.compile import compile_table
 from faregate.routing.table import DecisionTable
@@ -78,7 +78,7 @@ def load(
     if sources.store is not None:
         try:
             catalog = _synced(catalog, sources.store)
-        except sqlite3.Error as e:
+        except store_errors() as e:
             issues = [*issues, ConfigIssue(str(sources.store), 1, 1, f"cannot read the synced catalog: {e}")]
     loaded, errors, warnings = build_loaded(
         sources.routes,

@@ -1,0 +1,81 @@
+"""The store: one SQLite file (WAL) opened with sqlite-utils (the embedded default), or PostgreSQL at a
+`postgresql://` URL (db/postgres.py, behind the same interface). A leaf: any layer may use it.
+
+Each concern keeps its own tables (catalog history in catalog/store.py; keys and the usage log in
+accounting/); this module only opens the store the same way for all of them. A PostgreSQL URL travels
+through the command line and the server as a `Path` like a file would; `location()` gives it back.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import cast
+
+import sqlite_utils
+
+DEFAULT_STORE = Path("faregate.db")
+
+
+def store_path(explicit: Path | str | None = None, configured: str | None = None) -> Path:
+    """Command line or env `FAREGATE_STORE`, else routes.yaml's `server.store`, else ./faregate.db: the
+    CLI and the server find the same store by default."""
+    chosen = explicit or os.environ.get("FAREGATE_STORE") or configured
+    return Path(chosen) if chosen else DEFAULT_STORE
+
+
+def location(path: Path | str) -> str:
+    """The store's file name or URL (a `Path` made of a URL has lost one `/` after the scheme)."""
+    text = str(path)
+    for scheme in ("postgresql:", "postgres:"):
+        if text.startswith(scheme) and not text.startswith(scheme + "//"):
+            return scheme + "//" + text[len(scheme) :].lstrip("/")
+    return text
+
+
+def shown(path: Path | str) -> str:
+    """The location without a password, for reports and logs."""
+    text = location(path)
+    if "://" in text and "@" in text.split("://", 1)[1].split("/", 1)[0]:
+        scheme, rest = text.split("://", 1)
+        userinfo, host = rest.split("@", 1)
+        return f"{scheme}://{userinfo.split(':', 1)[0]}@{host}"
+    return text
+
+
+def is_postgres(path: Path | str) -> bool:
+    return location(path).startswith(("postgresql://", "postgres://"))
+
+
+def store_exists(path: Path | str) -> bool:
+    """A file that is there, or a server (whose tables are made on first use)."""
+    return is_postgres(path) or Path(path).exists()
+
+
+def store_errors() -> tuple[type[Exception], ...]:
+    """What reading a store may raise, whichever it is."""
+    try:
+        import psycopg
+    except ImportError:
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
+
+
+def open_db(path: Path | str) -> sqlite_utils.Database:
+    """Open (creating if needed) with WAL, so readers never block the writer, and a busy timeout; a
+    PostgreSQL URL opens a pooled PostgreSQL store with the same interface."""
+    if is_postgres(path):
+        from faregate.db.postgres import PgDatabase
+
+        # Not a subclass: the part of `sqlite_utils.Database` the store modules use (db/postgres.py).
+        return cast(sqlite_utils.Database, PgDatabase(location(path)))
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # One connection shared by the event loop and the usage log's writer thread: sqlite3 serializes calls
+    # on a connection, and writers take their own lock around transactions.
+    db = sqlite_utils.Database(sqlite3.connect(str(path), check_same_thread=False))
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA busy_timeout=5000")
+    return db
