@@ -9,6 +9,7 @@ usage row says what happened; a channel that broke a stream is cooling down afte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import logging
 import threading
@@ -40,7 +41,7 @@ BOUNDS: dict[str, float] = {
     "max_event_bytes": 1 << 20,
 }
 BOUND_S = 6.0  # generous: every case's own limit is at most 3 s
-HEALTHZ_MS = 50.0
+HEALTHZ_MS = 50.0  # the longest the gateway's event loop may be held by work (CPU ms): /healthz's bound
 HELLO = {"model": "auto", "messages": [{"role": "user", "content": "Hello there"}]}
 
 
@@ -60,22 +61,45 @@ async def gw(routes_copy: Any, make_demo: DemoFactory, fake: FakeUpstream) -> De
 
 
 class HealthProbe:
-    """Asks `/healthz` every 10 ms while a case runs, from a thread of its own (so the test's own client
-    work does not delay the probe: what it measures is the gateway's event loop); keeps the slowest."""
+    """While a case runs: asks `/healthz` every 10 ms from a thread of its own (every answer must be 200),
+    and watches the event loop the gateway runs on for work that holds it.
+
+    What is asserted is `blocked_ms`: the most CPU time the loop's thread spent between two ticks of a
+    10 ms timer, i.e. the longest the loop was kept from answering by work (a 50 MB event parsed in one
+    step, a quadratic decoder, a tokenizer on a huge text). It is CPU time of that thread
+    (`time.thread_time`), so a loaded machine that deschedules the process, or another thread holding the
+    GIL, does not count: `worst_ms`, the slowest `/healthz` round trip by the clock, does include those
+    (a cold first run on a busy machine once saw it past 50 ms with the gateway idle), so it is reported,
+    not asserted. A wait that uses no CPU (blocking I/O on the loop) is not what this measures."""
 
     def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
-        self.url, self.worst_ms, self.samples = url, 0.0, 0
+        self.url, self.worst_ms, self.samples, self.blocked_ms = url, 0.0, 0, 0.0
+        self.failures: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ticker: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> HealthProbe:
+        self._ticker = asyncio.create_task(self._tick())
         self._thread.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._stop.set()
         await asyncio.to_thread(self._thread.join, 5)
-        assert self.samples > 0
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        assert self.samples > 0 and not self.failures, self.failures
+
+    async def _tick(self) -> None:
+        last = time.thread_time()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.thread_time()
+            self.blocked_ms = max(self.blocked_ms, (now - last) * 1000)
+            last = now
 
     def _run(self) -> None:
         u = urllib.parse.urlsplit(self.url)
@@ -86,10 +110,13 @@ class HealthProbe:
                 conn.request("GET", "/healthz")
                 resp = conn.getresponse()
                 resp.read()
-                assert resp.status == 200
+                if resp.status != 200:
+                    self.failures.append(f"/healthz answered {resp.status}")
                 self.worst_ms = max(self.worst_ms, (time.perf_counter() - t) * 1000)
                 self.samples += 1
                 self._stop.wait(0.01)
+        except OSError as e:
+            self.failures.append(f"/healthz: {e!r}")
         finally:
             conn.close()
 
@@ -144,7 +171,7 @@ async def test_a_fault_before_the_answer_falls_back_in_bounded_time(
         status, rid, text, secs = await chat(s, gw, stream)
     assert status == 200, text
     assert secs < BOUND_S
-    assert probe.worst_ms < HEALTHZ_MS
+    assert probe.blocked_ms < HEALTHZ_MS, f"the event loop was held {probe.blocked_ms:.0f} ms"
     rec = await row(gw, rid)
     assert rec.status == 200 and rec.provider != FIRST
     assert [(a.provider, a.outcome) for a in rec.attempts] == [(FIRST, outcome), (rec.provider, "ok")]
@@ -174,7 +201,7 @@ async def test_a_stream_that_breaks_after_it_started_is_a_channel_failure(
         assert gw.runtime.health.cooling(rec.plan[0], time.monotonic())
         status, rid, text, _ = await chat(s, gw, True)
     assert status == 200 and "[DONE]" in text
-    assert probe.worst_ms < HEALTHZ_MS
+    assert probe.blocked_ms < HEALTHZ_MS, f"the event loop was held {probe.blocked_ms:.0f} ms"
     nxt = await row(gw, rid)
     assert len(nxt.attempts) == 1 and nxt.attempts[0].provider != FIRST
     no_tracebacks(caplog)

@@ -29,6 +29,7 @@ from faregate.pipeline.runtime import Runtime, Sources
 from faregate.server.app import create_app
 from faregate.server.middleware import is_loopback
 from faregate.server.options import ServeOptions
+from faregate.server.protocol_log import ProtocolLogger
 from faregate.simulator import SimModel, SimProvider, Simulator, run_simulator
 
 log = logging.getLogger("faregate")
@@ -119,6 +120,7 @@ async def serve(
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
         access_log=None,
         handler_cancellation=True,
+        logger=ProtocolLogger(),  # a client's malformed request: one line, no traceback
     )
     await runner.setup()
     # A worker of `serve --workers N` shares its port with the others (SO_REUSEPORT).
