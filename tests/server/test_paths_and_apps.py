@@ -100,8 +100,18 @@ async def test_app_attribution_in_trace_metrics_and_generation(
     assert gen["total_cost"] == body["usage"]["cost"]
     assert gen["tokens_prompt"] == body["usage"]["prompt_tokens"]
     assert gen["provider_name"] == body["x-faregate"]["routing"]["provider"]
+    assert gen["finish_reason"] == gen["native_finish_reason"] == body["choices"][0]["finish_reason"]
     async with http.get(keyed.url + "/api/v1/generation?id=chatcmpl-nope", headers=plain) as resp:
         assert resp.status == 404
+    # a streamed answer's finish reason is recorded too (here a tool call's)
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    streamed = {**chat_body("What is the weather?"), "tools": [tool], "stream": True}
+    async with http.post(keyed.url + "/v1/chat/completions", json=streamed, headers=plain) as resp:
+        assert resp.status == 200 and "tool_calls" in await resp.text()
+        srid = resp.headers["X-Faregate-Request-Id"]
+    async with http.get(keyed.url + f"/v1/generation?id={srid}", headers=plain) as resp:
+        gen = (await resp.json())["data"]
+    assert (gen["streamed"], gen["finish_reason"]) == (True, "tool_calls")
 
 
 async def test_auth_key_and_credits(keyed: KeyedDemo, http: aiohttp.ClientSession) -> None:

@@ -57,6 +57,7 @@ class RequestRecord:
     error: str | None = None
     app: str | None = None  # X-Title, else the referer's host (a label, never an identity)
     app_url: str | None = None  # HTTP-Referer as sent, bounded
+    finish_reason: str | None = None  # why the answer ended (canonical: stop, length, tool_calls, ...)
 
     def as_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -64,6 +64,7 @@ COLUMNS: Mapping[str, Any] = MappingProxyType(
         "error": str,
         "app": str,
         "app_url": str,
+        "finish_reason": str,
     }
 )
 
@@ -125,6 +126,7 @@ def to_row(r: RequestRecord) -> dict[str, Any]:
         "error": r.error,
         "app": r.app,
         "app_url": r.app_url,
+        "finish_reason": r.finish_reason,
     }
 
 
@@ -227,6 +229,7 @@ def from_row(row: dict[str, Any]) -> RequestRecord:
         error=row["error"],
         app=row.get("app"),
         app_url=row.get("app_url"),
+        finish_reason=row.get("finish_reason"),
     )
 
 

@@ -102,6 +102,7 @@ async def serve_chat(
     resp = apply_stops(resp, walk.local_stops)
     usage = resp.usage or _estimate(rt, ch, f, resp.text + "".join(c.arguments for c in resp.tool_calls))
     extras = ex.charge(ch, usage, table, rt)
+    ex.finish_reason = resp.finish_reason
     out = inbound.render_chat(resp, ch.model_id, usage, extras)
     return json_bytes_response(out, ex.response_headers(ch))
 
@@ -134,6 +135,7 @@ async def _stream(
 
     def closing(ev: Finish) -> bytes:
         usage = ev.usage or _estimate(rt, ch, f, "".join(text))
+        ex.finish_reason = ev.finish_reason
         closing_events = encoder.finish(ev, usage, ex.charge(ch, usage, table, rt))
         ex.provisional(rt)  # the row reaches the journal before the answer's last bytes
         return closing_events

@@ -151,6 +151,7 @@ class Exchange:
     ticket: Ticket | None = None
     app: str | None = None  # app attribution (HTTP-Referer / X-Title): a label, never an identity
     app_url: str | None = None
+    finish_reason: str | None = None  # the answer's, once it has ended
 
     @classmethod
     def begin(cls, request: web.Request, endpoint: str) -> Exchange:
@@ -325,4 +326,5 @@ class Exchange:
             error=self.error,
             app=self.app,
             app_url=self.app_url,
+            finish_reason=self.finish_reason,
         )
