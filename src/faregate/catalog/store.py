@@ -271,6 +271,15 @@ class CatalogStore:
         return cur.lastrowid
 
 
+def latest_change(db: sqlite_utils.Database) -> int:
+    """The id of the latest sync run that changed the catalog (0: none yet), read without making any
+    table: another instance's sync shows here (server/fleet_sync.py polls it)."""
+    rows = list(
+        db.query("SELECT COALESCE(MAX(id), 0) AS id FROM sync_runs WHERE added + changed + retired > 0")
+    )
+    return int(rows[0]["id"]) if rows else 0
+
+
 def ensure_tables(db: sqlite_utils.Database) -> None:
     for name, (columns, pk) in TABLES.items():
         db.table(name).create(columns, pk=pk, if_not_exists=True)

@@ -11,12 +11,12 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence, Set
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -39,6 +39,13 @@ DEFAULT_LISTING: Final[Mapping[Api, Listing]] = MappingProxyType(
 JOB_ID = "catalog-sync"
 FIRST_RUN_DELAY_S = 10.0  # after start-up, when the last successful sync is older than the interval
 MAX_JITTER_S = 300.0
+
+
+class FleetLock(Protocol):
+    """Only one instance of a fleet syncs at a time (server/fleet_sync.py): `hold()` yields whether this
+    one got the lock; one that did not skips the run (the holder's result reaches it through the store)."""
+
+    def hold(self) -> AbstractAsyncContextManager[bool]: ...
 
 
 class UnknownSyncProvider(KeyError):
@@ -133,7 +140,10 @@ class SyncService:
         page_size: int | None = None,
         max_pages: int = 50,
         backoff_base_s: float = 60.0,
+        fleet_lock: FleetLock | None = None,
     ) -> None:
+        self.fleet_lock = fleet_lock
+        self.skipped = 0  # runs left to another instance that held the fleet's sync lock
         self.store = store
         self.session = session
         self.snapshot = snapshot
@@ -168,6 +178,16 @@ class SyncService:
         return await self._sync(snap, [provider] if provider else sorted(snap.targets))
 
     async def _sync(self, snap: SyncSnapshot, names: Iterable[str]) -> list[SyncResult]:
+        if self.fleet_lock is None:
+            return await self._sync_held(snap, names)
+        async with self.fleet_lock.hold() as held:
+            if not held:
+                self.skipped += 1
+                log.info("catalog sync skipped: another instance of the fleet is running one")
+                return []
+            return await self._sync_held(snap, names)
+
+    async def _sync_held(self, snap: SyncSnapshot, names: Iterable[str]) -> list[SyncResult]:
         results = list(await asyncio.gather(*(self._run(snap, n) for n in names)))
         if any(r.changed_anything for r in results) and self.on_change is not None:
             self.reload_errors = [str(i) for i in await self.on_change()]

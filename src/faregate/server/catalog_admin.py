@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+import faregate.server.fleet_sync as fleet_sync
 from faregate.catalog.sync import SyncService, SyncSnapshot, UnknownSyncProvider, build_snapshot
 from faregate.errors import FaregateError, InvalidRequest, NotFound
 from faregate.pipeline.runtime import Runtime
@@ -50,7 +51,9 @@ async def catalog_sync(app: web.Application) -> AsyncIterator[None]:
         log.info("catalog sync off: no store")
         yield
         return
-    service = SyncService(rt.sources.store, app[HTTP], snapshot_of(rt), on_change=rt.reload)
+    service = SyncService(
+        rt.sources.store, app[HTTP], snapshot_of(rt), on_change=rt.reload, fleet_lock=fleet_sync.lock_for(rt)
+    )
     rt.catalog_sync = service
     service.start()
     try:
@@ -63,6 +66,7 @@ async def catalog_sync(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     """Everything catalog sync adds to the app (one call from create_app, after the HTTP session)."""
     app.cleanup_ctx.append(catalog_sync)
+    app.cleanup_ctx.append(fleet_sync.catalog_pickup)
     app.router.add_post("/admin/catalog/sync", handle_sync)
     app.router.add_get("/admin/catalog/status", handle_status)
 
@@ -91,6 +95,7 @@ async def handle_sync(request: web.Request) -> web.Response:
         {
             "results": [r.as_json() for r in results],
             "generation": loaded.generation,
+            "skipped": None if results else "another instance of the fleet is running a sync",
             "reload_errors": service.reload_errors if any(r.changed_anything for r in results) else [],
             "warnings": [str(w) for w in loaded.warnings],
         }

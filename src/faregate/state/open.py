@@ -33,6 +33,7 @@ class SharedState:
     client: aioredis.Redis | None = None
     health_sync: RedisHealthSync | None = None
     reach: Reachability | None = None
+    prefix: str | None = None  # every Redis key's (state/connect.py)
 
     @property
     def shared(self) -> bool:
@@ -74,4 +75,5 @@ def open_state(url: str | None, local: Limits, health: Health) -> SharedState:
         client=client,
         health_sync=RedisHealthSync(client, target.prefix, reach, health),
         reach=reach,
+        prefix=target.prefix,
     )
