@@ -2,6 +2,7 @@
 
     python scripts/bench_gateway.py [--mode fast|simulator|both] [--quick] [--rounds N] [--json FILE]
                                     [--profile FILE] [--accounting default|off|keys]
+                                    [--workers N] [--state memory|redis] [--redis URL]
 
 Two modes, each its own table (`--mode both`, the default, runs them one after the other):
   * fast (the figures that count): the upstream is `scripts/_bench_upstream.py`, a raw asyncio Protocol
@@ -28,6 +29,10 @@ The gateway under test is pinned to core 0; the upstream, the load generator and
   * start-up: from spawning the process to the first answered GET /healthz; idle RSS (VmRSS once started
     and warmed up, before any load) and peak RSS (VmHWM at the end).
 Every ratio is faregate's figure over the floor's from the same run, next to the goals of issue 16.
+Scale-out (issue 14): `--workers N` runs `serve --workers N` (then faregate is not pinned: its workers
+share both cores with everything else, and its CPU is the supervisor's and every worker's); `--state
+redis` puts the shared state in Redis (`--redis URL`, a fresh key prefix per run), which costs only for
+keys with limits: compare `--accounting keys` with and without it.
 Never asserts. `--json FILE` writes every figure; `--profile FILE` then samples faregate under load
 with py-spy (`pip install py-spy`) and prints its hot spots. Bounded in time: `--quick` is about a
 minute, the full run a few minutes; every child process is stopped at the end.
@@ -38,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import select
@@ -94,6 +100,9 @@ class Plan:
     budget_s: float  # per mode: no new round starts after this
     quiet_budget_s: float  # per mode: at most this long in all, waiting for other processes to calm down
     accounting: str = "default"  # faregate's set-up: default (usage log, auth open), off (no store), keys
+    workers: str = "1"  # serve --workers
+    state: str = "memory"  # memory | redis (FAREGATE_STATE)
+    redis: str = "redis://127.0.0.1:6379/0"
 
 
 FULL: Final = Plan(rounds=3, warmup_s=0.5, window_s=3.0, budget_s=150, quiet_budget_s=20)
@@ -242,10 +251,19 @@ class Conn:
 
 
 def cpu_ticks(pid: int) -> int:
-    """utime + stime of a process (all its threads, live and ended), in clock ticks."""
+    """utime + stime of a process (all its threads, live and ended) and of its live child processes (the
+    workers of `serve --workers N`), in clock ticks."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as f:
         fields = f.read().rpartition(")")[2].split()
-    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5), counted after `comm`
+    total = int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5), counted after `comm`
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="ascii").split()
+    except OSError:
+        children = []
+    for child in children:
+        with contextlib.suppress(OSError):  # ended meanwhile
+            total += cpu_ticks(int(child))
+    return total
 
 
 def rss_mib(pid: int, field_name: str = "VmRSS") -> float | None:
@@ -628,6 +646,10 @@ def faregate_command(
     """`faregate serve` for the plan's accounting set-up, and the Authorization header (keys: a key's)."""
     py = sys.executable
     serve = [py, "-m", "faregate.cli", "serve", "--config", str(routes), "--port", str(port)]
+    if plan.workers != "1":
+        serve += ["--workers", plan.workers]
+    if plan.state == "redis":
+        fg_env["FAREGATE_STATE"] = f"{plan.redis}?prefix=bench-{os.getpid()}-{port}:"
     if plan.accounting == "off":
         return [*serve, "--no-store"], None
     if plan.accounting != "keys":
@@ -682,7 +704,7 @@ def set_up(mode: str, plan: Plan, procs: Processes, tmp: Path, core0: int | None
     spawned = time.perf_counter()
     running["faregate"] = procs.start(
         "faregate",
-        pinned(core0, serve),
+        pinned(core0 if plan.workers == "1" else None, serve),
         stdout=logs["faregate"].open("wb"),
         stderr=subprocess.STDOUT,
         env=fg_env,
@@ -1024,6 +1046,14 @@ def orchestrate(
                 note(f"[{mode}] ready after {time.monotonic() - started:.1f} s")
                 report = measure(mode, plan, setup)
                 report["pinned"] = core0 is not None
+                report["setup"] = {
+                    "accounting": plan.accounting,
+                    "workers": plan.workers,
+                    "state": plan.state,
+                }
+                note(
+                    f"[{mode}] faregate: accounting {plan.accounting}, workers {plan.workers}, state {plan.state}"
+                )
                 reports.append(report)
                 print_table(report)
                 if profile is not None and mode == modes[0]:
@@ -1072,6 +1102,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="faregate as shipped (usage log, auth open), without a store (--no-store), or with auth: keys and"
         " a key with limits on every request",
     )
+    parser.add_argument(
+        "--workers",
+        default="1",
+        metavar="N|auto",
+        help="faregate serve --workers (default 1; more: not pinned)",
+    )
+    parser.add_argument(
+        "--state",
+        choices=("memory", "redis"),
+        default="memory",
+        help="faregate's shared state (default memory)",
+    )
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis for --state redis")
     parser.add_argument("--role", choices=("floor", "loadgen"), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -1081,7 +1124,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.role == "loadgen":
         return run_loadgen()
     base = TINY if args.tiny else QUICK if args.quick else FULL
-    plan = Plan(**{**asdict(base), "accounting": args.accounting})
+    plan = Plan(
+        **{
+            **asdict(base),
+            "accounting": args.accounting,
+            "workers": args.workers,
+            "state": args.state,
+            "redis": args.redis,
+        }
+    )
     if args.rounds is not None:
         rounds = max(1, args.rounds)
         plan = Plan(**{**asdict(plan), "rounds": rounds, "budget_s": plan.budget_s * rounds / plan.rounds})
