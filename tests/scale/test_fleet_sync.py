@@ -80,11 +80,12 @@ async def test_one_sync_for_the_fleet_and_both_serve_its_catalog(
 async def test_each_lock_lets_one_holder_in(tmp_path: Path, redis_url: str, postgres_url: str) -> None:
     import redis.asyncio as aioredis
 
+    from faregate.catalog.sync import FleetLock
     from faregate.server.fleet_sync import FileSyncLock, PgSyncLock, RedisSyncLock
 
     client = aioredis.Redis.from_url(redis_url.split("?")[0])
     prefix = redis_url.split("prefix=")[1]
-    pairs = [
+    pairs: list[tuple[FleetLock, FleetLock]] = [
         (FileSyncLock(tmp_path / "s.db.sync-lock"), FileSyncLock(tmp_path / "s.db.sync-lock")),
         (RedisSyncLock(client, prefix), RedisSyncLock(client, prefix)),
         (PgSyncLock(postgres_url), PgSyncLock(postgres_url)),
