@@ -127,3 +127,15 @@ def test_a_cut_line_is_skipped_and_a_live_owner_is_left_alone(store: Path) -> No
     again = restart(store)
     assert set(rows(store)) == {"req0001"} and again.recovered == (1, 0)
     live.close()
+
+
+def test_the_journal_of_a_postgresql_store_is_local_and_names_no_password() -> None:
+    from faregate.pipeline.accounts import journal_dir
+
+    url = "postgresql://faregate:s3cret@db.example:5432/faregate"
+    where = journal_dir(url)
+    assert where is not None and where.parent == Path(".faregate-journal")
+    assert "s3cret" not in str(where) and "://" not in str(where)
+    assert journal_dir(url) == where and journal_dir(url + "2") != where
+    assert journal_dir("/var/lib/faregate.db") == Path("/var/lib/faregate.db.journal")
+    assert journal_dir(":memory:") is None

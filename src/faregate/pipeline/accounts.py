@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -11,7 +12,7 @@ from faregate.accounting.keys import ApiKey, KeyStore, hash_key
 from faregate.accounting.limits import Limits, Ticket
 from faregate.accounting.response_store import ResponseStore
 from faregate.accounting.usage_log import UsageLog
-from faregate.db import open_db
+from faregate.db import is_postgres, open_db
 from faregate.routing.plan import Plan
 from faregate.state.base import LimitState, LocalState
 
@@ -21,8 +22,14 @@ DEFAULT_MAX_OUTPUT = 4096  # worst-case completion when neither the request nor 
 
 
 def journal_dir(store: Path | str) -> Path | None:
-    """Where the usage journal of a store file lives: beside it (`faregate.db.journal/`)."""
-    return None if str(store) == ":memory:" else Path(f"{store}.journal")
+    """Where the usage journal of a store lives: beside a store file (`faregate.db.journal/`); for a
+    PostgreSQL store, on this machine under `./.faregate-journal/`, in a folder named by a digest of the URL
+    (never the URL itself: it may hold a password)."""
+    if str(store) == ":memory:":
+        return None
+    if is_postgres(store):
+        return Path(".faregate-journal") / hashlib.sha256(str(store).encode()).hexdigest()[:16]
+    return Path(f"{store}.journal")
 
 
 class Accounts:
