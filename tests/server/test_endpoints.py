@@ -192,3 +192,22 @@ async def test_healthz(demo: Demo, http: aiohttp.ClientSession) -> None:
     async with http.get("/healthz") as resp:
         assert resp.status == 200
         assert await resp.json() == {"status": "ok", "generation": 0, "simulated": True}
+
+
+async def test_supported_parameters_are_what_each_channel_carries(demo: Demo) -> None:
+    """Truthful per model: `top_k` only where an Anthropic or Gemini channel takes it, `stop` not for a
+    Responses-only model, `reasoning` only for models that reason, `seed`/`n` where an OpenAI-format
+    channel forwards them, embedding parameters for an embedding model."""
+    async with client(demo) as c:
+        raw = await c.get("/models", cast_to=object)
+    entries = {e["id"]: e["supported_parameters"] for e in raw["data"] if "supported_parameters" in e}  # type: ignore[index]
+    haiku = set(entries["anthropic/claude-haiku-4.5"])  # Anthropic's channel takes top_k and thinking
+    assert {"top_k", "stop", "tools", "reasoning"} <= haiku
+    mini = set(entries["openai/gpt-4o-mini"])
+    assert (
+        {"seed", "n", "logprobs", "stop", "tools"} <= mini and "reasoning" not in mini and "top_k" not in mini
+    )
+    pro = set(entries["openai/gpt-5.5-pro"])  # served only through the Responses API
+    assert "stop" not in pro and "reasoning" in pro and "n" not in pro
+    assert entries["openai/text-embedding-3-small"] == ["dimensions", "encoding_format", "user"]
+    assert all(p == sorted(p) for p in entries.values())

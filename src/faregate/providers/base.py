@@ -71,6 +71,11 @@ class Adapter(Protocol):
 
     def parse_embeddings_response(self, body: bytes) -> EmbeddingResponse: ...
 
+    def parameters(self, upstream_id: str) -> frozenset[str]:
+        """The chat-completions request fields that reach this model through this format, translated or
+        as they are (what `GET /v1/models` lists as `supported_parameters`); others are dropped and noted."""
+        ...
+
     def classify_error(self, status: int, body: bytes) -> UpstreamError:
         """An upstream non-2xx: retryable for 408/429/5xx, else the request's fault. Never keeps raw bodies
         that could hold secrets: only the structured error message and type."""

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from faregate.catalog.model import MILLION, Offering
 from faregate.errors import ModelNotFound
+from faregate.providers.registry import adapter_for
 from faregate.routing.table import Channel, DecisionTable
 from faregate.server.appkeys import RUNTIME
 
@@ -72,16 +73,32 @@ def unpriced_by_model(table: DecisionTable) -> dict[str, list[Offering]]:
     return out
 
 
+TOOL_PARAMETERS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
+EMBEDDING_PARAMETERS = ("dimensions", "encoding_format", "user")
+
+
+def supported_parameters(channels: tuple[Channel, ...]) -> list[str]:
+    """The request fields at least one of the model's channels carries (OpenRouter's meaning): what each
+    channel's wire format maps for that model, less tools and JSON mode where the offering lacks them."""
+    if all(c.kind == "embedding" for c in channels):
+        return list(EMBEDDING_PARAMETERS)
+    params: set[str] = set()
+    for c in channels:
+        carried = set(adapter_for(c.api).parameters(c.upstream_id))
+        if "tools" not in c.caps:
+            carried -= TOOL_PARAMETERS
+        if "json" not in c.caps:
+            carried.discard("response_format")
+        params |= carried
+    return sorted(params)
+
+
 def model_entry(
     table: DecisionTable, model_id: str, channels: tuple[Channel, ...], unpriced: list[Offering] | None = None
 ) -> dict[str, Any]:
     best = min(channels, key=lambda c: (c.price.input, c.price.output))
-    params = ["max_tokens", "temperature", "top_p", "stop", "stream"]
     caps = set().union(*(c.caps for c in channels))
-    if "tools" in caps:
-        params += ["tools", "tool_choice"]
-    if "json" in caps:
-        params.append("response_format")
+    params = supported_parameters(channels)
     return {
         "id": model_id,
         "object": "model",

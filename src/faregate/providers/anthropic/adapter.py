@@ -22,7 +22,7 @@ from faregate.errors import FaregateError, InvalidRequest, UpstreamError, anthro
 from faregate.providers.anthropic.errors import classify_error
 from faregate.providers.anthropic.inbound import parse_request
 from faregate.providers.anthropic.render import AnthropicStreamEncoder, render_response
-from faregate.providers.anthropic.request import render_request
+from faregate.providers.anthropic.request import parameters, render_request
 from faregate.providers.anthropic.response import parse_response
 from faregate.providers.anthropic.stream import AnthropicStreamDecoder
 from faregate.providers.base import Target, UpstreamCall
@@ -54,6 +54,9 @@ class AnthropicAdapter:
             body=dumps(body),
             dropped=tuple(dropped),
         )
+
+    def parameters(self, upstream_id: str) -> frozenset[str]:
+        return parameters(upstream_id)
 
     def parse_chat_response(self, body: bytes) -> ChatResponse:
         return parse_response(body)

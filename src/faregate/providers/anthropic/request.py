@@ -53,6 +53,18 @@ TOOL_CHOICES: Final[Mapping[str, str]] = MappingProxyType(
 JSON_INSTRUCTION: Final = "Respond only with a single valid JSON object: no prose, no Markdown code fences."
 # Claude families without extended thinking: a `thinking` sent to them is dropped (and noted).
 NO_THINKING_PREFIXES: Final = ("claude-3-5", "claude-3-haiku", "claude-3-opus", "claude-3-sonnet", "claude-2")
+# Chat-completions fields that reach an Anthropic model (renamed, clamped or translated as above).
+PARAMETERS: Final = frozenset(
+    {
+        "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "stop", "stream", "user",
+        "tools", "tool_choice", "parallel_tool_calls", "response_format",
+    }
+)  # fmt: skip
+REASONING_PARAMETERS: Final = frozenset({"reasoning", "reasoning_effort"})
+
+
+def parameters(upstream_id: str) -> frozenset[str]:
+    return PARAMETERS if in_family(upstream_id, NO_THINKING_PREFIXES) else PARAMETERS | REASONING_PARAMETERS
 
 
 def render_request(

@@ -44,6 +44,20 @@ GENERATION_PARAMS: Final[Mapping[str, Param]] = MappingProxyType(
 )
 # Gemini models that think and take `thinkingConfig` (2.0 and older answer 400 to it).
 THINKING_PREFIXES: Final = ("gemini-2.5", "gemini-3", "gemini-flash", "gemini-pro")
+# Chat-completions fields that reach a Gemini model (as generationConfig, tools, thinkingConfig).
+PARAMETERS: Final = frozenset(
+    {
+        "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "stop", "stream",
+        "tools", "tool_choice", "response_format",
+    }
+)  # fmt: skip
+REASONING_PARAMETERS: Final = frozenset({"reasoning", "reasoning_effort"})
+
+
+def parameters(upstream_id: str) -> frozenset[str]:
+    thinks = in_family(bare_model_id(upstream_id), THINKING_PREFIXES)
+    return PARAMETERS | REASONING_PARAMETERS if thinks else PARAMETERS
+
 
 ROLES: Final[Mapping[str, str]] = MappingProxyType({"user": "user", "assistant": "model", "tool": "user"})
 

@@ -48,6 +48,9 @@ class OpenAIAdapter:
         _, local = req.stops_for(names_stop=False)
         return UpstreamCall("POST", url, headers_for(target), dumps(body), dropped, local)
 
+    def parameters(self, upstream_id: str) -> frozenset[str]:
+        return request.parameters(upstream_id)
+
     def parse_chat_response(self, body: bytes) -> ChatResponse:
         return response.parse_chat_response(body)
 

@@ -29,6 +29,20 @@ from faregate.providers.wire import data_url
 
 # OpenAI models that reason and take `reasoning_effort` (any other answers 400 to it).
 REASONING_PREFIXES: Final = ("o1", "o3", "o4", "gpt-5", "gpt-6", "gpt-oss")
+# Chat-completions fields an OpenAI-format upstream gets: faregate's own, and the client's as they are.
+PARAMETERS: Final = frozenset(
+    {
+        "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "stream", "user", "seed",
+        "n", "logprobs", "top_logprobs", "frequency_penalty", "presence_penalty", "logit_bias",
+        "tools", "tool_choice", "parallel_tool_calls", "response_format",
+    }
+)  # fmt: skip
+REASONING_PARAMETERS: Final = frozenset({"reasoning", "reasoning_effort"})
+
+
+def parameters(upstream_id: str) -> frozenset[str]:
+    return PARAMETERS | REASONING_PARAMETERS if in_family(upstream_id, REASONING_PREFIXES) else PARAMETERS
+
 
 # Only user messages may carry images on OpenAI's API; elsewhere they are dropped and noted.
 IMAGE_ROLES: Final = frozenset({"user"})

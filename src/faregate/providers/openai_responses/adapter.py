@@ -45,6 +45,9 @@ class ResponsesAdapter:
         url = join_url(target.base_url, "/responses")
         return UpstreamCall("POST", url, headers_for(target), dumps(body), dropped)
 
+    def parameters(self, upstream_id: str) -> frozenset[str]:
+        return request.parameters(upstream_id)
+
     def parse_chat_response(self, body: bytes) -> ChatResponse:
         return response.parse_chat_response(body)
 

@@ -41,6 +41,20 @@ def render_tool_choice(choice: ToolChoice) -> str | JSONObject:
     return {"type": "function", "name": choice.name} if choice.mode == "tool" else choice.mode
 
 
+# Chat-completions fields that reach a Responses upstream (`stop` and `top_k` it cannot carry).
+PARAMETERS: Final = frozenset(
+    {
+        "max_tokens", "max_completion_tokens", "temperature", "top_p", "stream", "user",
+        "tools", "tool_choice", "parallel_tool_calls", "response_format",
+    }
+)  # fmt: skip
+REASONING_PARAMETERS: Final = frozenset({"reasoning", "reasoning_effort"})
+
+
+def parameters(upstream_id: str) -> frozenset[str]:
+    return PARAMETERS | REASONING_PARAMETERS if in_family(upstream_id, REASONING_PREFIXES) else PARAMETERS
+
+
 # Canonical fields → the Responses body (`response_format` is `text.format`, rendered below).
 PARAMS: Final[Mapping[str, Param]] = MappingProxyType(
     {
