@@ -27,6 +27,7 @@ from tests.server.translation_helpers import (
     WEATHER_ARGS,
     Upstream,
     last_body,
+    oai,
     replay,
     responses_upstream,
     sent_to,
@@ -258,7 +259,7 @@ async def test_gemini_only_fields_reach_gemini_and_are_reported_elsewhere(demo: 
     async with aiohttp.ClientSession() as s:
         body = {
             "contents": [{"role": "user", "parts": [{"text": "Hi"}]}],
-            "generationConfig": {"seed": 7, "topK": 20},
+            "generationConfig": {"seed": 7, "topK": 20, "mediaResolution": "MEDIA_RESOLUTION_LOW"},
             "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_ONLY_HIGH"}],
         }
         url = f"{demo.url}/v1beta/models/{openai_up.model}:generateContent"
@@ -266,10 +267,34 @@ async def test_gemini_only_fields_reach_gemini_and_are_reported_elsewhere(demo: 
             data = await r.json()
     assert r.status == 200, data
     dropped = data["x-faregate"]["routing"]["dropped_params"]
-    assert {"generationConfig.seed", "safetySettings", "top_k"} <= set(dropped)
+    assert {"generationConfig.mediaResolution", "safetySettings", "top_k"} <= set(dropped)
+    assert "generationConfig.seed" not in dropped
     sent = last_body(demo, openai_up)
-    assert not {"seed", "safetySettings", "top_k", "generationConfig"} & set(sent)
+    assert sent["seed"] == 7  # a setting OpenAI has too arrives under its name there
+    assert not {"safetySettings", "top_k", "generationConfig", "mediaResolution"} & set(sent)
     assert data["usageMetadata"]["cost"] > 0
+
+
+async def test_openai_sampling_settings_reach_gemini_under_its_names(demo: Demo) -> None:
+    up = UPSTREAMS["gemini"]
+    async with oai(demo) as c:
+        raw = await c.chat.completions.with_raw_response.create(
+            model=up.model,
+            messages=[{"role": "user", "content": "Hi"}],
+            seed=5,
+            presence_penalty=0.5,
+            frequency_penalty=-0.5,
+            logit_bias={"1": 2},
+        )
+    config = last_body(demo, up)["generationConfig"]
+    assert (config["seed"], config["presencePenalty"], config["frequencyPenalty"]) == (5, 0.5, -0.5)
+    dropped = json.loads(raw.http_response.text)["x-faregate"]["routing"]["dropped_params"]
+    assert "logit_bias" in dropped and not {"seed", "presence_penalty", "frequency_penalty"} & set(dropped)
+    async with oai(demo) as c:  # Anthropic has none of them
+        raw = await c.chat.completions.with_raw_response.create(
+            model=UPSTREAMS["anthropic"].model, messages=[{"role": "user", "content": "Hi"}], seed=5
+        )
+    assert "seed" in json.loads(raw.http_response.text)["x-faregate"]["routing"]["dropped_params"]
 
 
 async def test_structured_output_from_a_gemini_client(demo: Demo) -> None:

@@ -30,6 +30,7 @@ from faregate.canonical import (
 )
 from faregate.errors import InvalidRequest, ModelNotFound, RateLimited, google_envelope
 from faregate.providers.base import Inbound, Target
+from faregate.providers.fields import translate_extra
 from faregate.providers.gemini import GeminiAdapter, GeminiInbound, GeminiStreamDecoder
 from faregate.providers.gemini.inbound import json_schema, parse_request
 from faregate.providers.gemini.response import parse_chat_response
@@ -502,3 +503,14 @@ def test_openapi_schemas_become_json_schema(props: dict[str, Any]) -> None:
     for name, prop in props.items():
         t = prop["type"].lower()
         assert schema["properties"][name] == {"type": [t, "null"] if prop.get("nullable") else t}
+
+
+def test_sampling_settings_between_openai_and_gemini_names() -> None:
+    extra = {"seed": 1, "presence_penalty": 0.1, "logit_bias": {}}
+    assert translate_extra(extra, "openai", "gemini") == (
+        {"generationConfig.seed": 1, "generationConfig.presencePenalty": 0.1},
+        ["logit_bias"],
+    )
+    gemini = {"generationConfig.frequencyPenalty": 0.2, "safetySettings": []}
+    assert translate_extra(gemini, "gemini", "openai") == ({"frequency_penalty": 0.2}, ["safetySettings"])
+    assert translate_extra(extra, "openai", "anthropic") == ({}, ["seed", "presence_penalty", "logit_bias"])

@@ -69,3 +69,29 @@ def forwardable(extra: Mapping[str, Any], api: WireApi) -> tuple[JSONObject, lis
         else:
             keep[key] = value
     return keep, dropped
+
+
+# One sampling setting under each wire format's own name (a dotted name is nested in that format's body).
+# A client's setting reaches an upstream of another format under that format's name; an upstream format
+# without it (Anthropic has none of these) lists it in `dropped_params`.
+SAMPLING: Final[tuple[Mapping[WireApi, str], ...]] = (
+    MappingProxyType({"openai": "seed", "gemini": "generationConfig.seed"}),
+    MappingProxyType({"openai": "presence_penalty", "gemini": "generationConfig.presencePenalty"}),
+    MappingProxyType({"openai": "frequency_penalty", "gemini": "generationConfig.frequencyPenalty"}),
+)
+
+
+def translate_extra(
+    extra: Mapping[str, Any], source: WireApi, target: WireApi
+) -> tuple[JSONObject, list[str]]:
+    """Another format's extra fields for a `target` upstream: (those `target` has too, under its names;
+    the names of the rest, which it cannot carry)."""
+    names = {m[source]: m[target] for m in SAMPLING if source in m and target in m}
+    mapped: JSONObject = {}
+    dropped: list[str] = []
+    for key, value in extra.items():
+        if key in names:
+            mapped[names[key]] = value
+        else:
+            dropped.append(key)
+    return mapped, dropped

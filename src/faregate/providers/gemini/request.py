@@ -26,6 +26,7 @@ from faregate.canonical import (
     ToolChoice,
 )
 from faregate.providers.base import Target, UpstreamCall
+from faregate.providers.fields import translate_extra
 from faregate.providers.gemini.schema import strip_schema
 from faregate.providers.params import Param, apply_params, merge_extra
 from faregate.providers.reasoning import budget_of, in_family
@@ -137,7 +138,9 @@ def render_chat(req: ChatRequest, upstream_id: str = "") -> tuple[JSONObject, tu
     if req.source_api == "gemini":
         merge_extra(body, nested(req.extra))  # a Gemini client's own fields (safetySettings, seed, ...)
     else:
-        dropped.extend(req.extra)
+        mapped, unsent = translate_extra(req.extra, req.source_api, "gemini")  # OpenAI's seed, penalties
+        merge_extra(body, nested(mapped))
+        dropped.extend(unsent)
     return body, tuple(dropped)
 
 

@@ -22,7 +22,7 @@ from faregate.canonical import (
     ToolCall,
     ToolChoice,
 )
-from faregate.providers.fields import forwardable
+from faregate.providers.fields import forwardable, translate_extra
 from faregate.providers.params import Param, apply_params, merge_extra
 from faregate.providers.reasoning import effort_of, in_family
 from faregate.providers.wire import data_url
@@ -139,7 +139,9 @@ def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tupl
             merge_extra(body, extra)
             dropped.extend(unsent)
         else:
-            dropped.extend(req.extra)
+            mapped, unsent = translate_extra(req.extra, req.source_api, "openai")  # Gemini's seed, penalties
+            merge_extra(body, mapped)
+            dropped.extend(unsent)
     return body, tuple(dropped)
 
 
