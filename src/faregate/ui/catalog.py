@@ -24,7 +24,7 @@ def read_history(store: Path) -> dict[tuple[str, str], Sequence[PriceRow]]:
         cs = CatalogStore(db)
         return {(o.provider, o.upstream_id): cs.history(o.provider, o.upstream_id) for o in cs.offerings()}
     finally:
-        db.conn.close()
+        db.close()
 
 
 async def _page(request: web.Request, viewer: Viewer, results: list[dict[str, Any]] | None) -> web.Response:
