@@ -21,7 +21,7 @@ from faregate.accounting.usage_log import COLUMNS, UsageLog
 from faregate.db import open_db
 from faregate.server.app import route_table
 from tests.conftest import Demo, DemoFactory, edit_routes
-from tests.server.accounting_fixtures import KeyedDemo, chat_body, start_keyed_demo
+from tests.server.accounting_fixtures import ADMIN_KEY, KeyedDemo, chat_body, start_keyed_demo
 from tests.server.helpers import ENVELOPE_KEYS, HELLO
 
 
@@ -125,6 +125,9 @@ async def test_auth_key_and_credits(keyed: KeyedDemo, http: aiohttp.ClientSessio
     async with http.get(keyed.url + "/api/v1/credits", headers=headers) as resp:
         credits = (await resp.json())["data"]
     assert credits == {"total_credits": 5, "total_usage": cost}
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    async with http.get(keyed.url + "/v1/credits", headers=admin) as resp:
+        assert (await resp.json())["data"] == {"total_credits": 5, "total_usage": cost}  # every key's sums
     async with http.get(keyed.url + "/v1/credits") as resp:
         assert resp.status == 401
 

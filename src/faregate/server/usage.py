@@ -94,8 +94,9 @@ async def handle_credits(request: web.Request) -> web.Response:
     accounts = _accounts(request)
     key = caller_key(request)
     if is_admin(request) and key is None:
-        spent = sum(accounts.limits.spent_usd.values(), Decimal(0))
         keys = await asyncio.to_thread(accounts.keys.list)
+        # each key's spend as its budget sees it: shared by every instance under `state: redis`
+        spent = sum([await accounts.state.spent_usd(k.id) for k in keys], Decimal(0))
         budgets = [k.budget_usd for k in keys if k.budget_usd is not None]
         total = sum(budgets, Decimal(0)) if budgets else None
     elif key is not None:
