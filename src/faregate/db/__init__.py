@@ -8,8 +8,10 @@ through the command line and the server as a `Path` like a file would; `location
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -60,6 +62,28 @@ def store_errors() -> tuple[type[Exception], ...]:
     except ImportError:
         return (sqlite3.Error,)
     return (sqlite3.Error, psycopg.Error)
+
+
+@contextlib.contextmanager
+def schema_lock(path: Path | str) -> Iterator[None]:
+    """Held while a process makes a SQLite store's tables: the workers and instances that start together on
+    one file take turns, instead of racing to create them (`database is locked`). A PostgreSQL store runs
+    its schema steps under an advisory lock of its own; `:memory:` is private to its process."""
+    if is_postgres(path) or str(path) == ":memory:":
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): one process per store there anyway
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{path}.schema.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def open_db(path: Path | str) -> sqlite_utils.Database:

@@ -12,7 +12,7 @@ from faregate.accounting.keys import ApiKey, KeyStore, hash_key
 from faregate.accounting.limits import Limits, Ticket
 from faregate.accounting.response_store import ResponseStore
 from faregate.accounting.usage_log import UsageLog
-from faregate.db import is_postgres, open_db
+from faregate.db import is_postgres, open_db, schema_lock
 from faregate.routing.plan import Plan
 from faregate.state.base import LimitState, LocalState
 
@@ -34,11 +34,12 @@ def journal_dir(store: Path | str) -> Path | None:
 
 class Accounts:
     def __init__(self, path: Path | str) -> None:
-        self.db = open_db(path)
-        self.keys = KeyStore(self.db)
-        # The usage log gets its own connection: its writer thread never holds up key lookups.
-        self.usage = UsageLog(open_db(path), journal_dir=journal_dir(path))
-        self.responses = ResponseStore(open_db(path))  # stored Responses API responses, own connection too
+        with schema_lock(path):  # processes starting together on one SQLite file make its tables in turn
+            self.db = open_db(path)
+            self.keys = KeyStore(self.db)
+            # The usage log gets its own connection: its writer thread never holds up key lookups.
+            self.usage = UsageLog(open_db(path), journal_dir=journal_dir(path))
+            self.responses = ResponseStore(open_db(path))  # stored Responses API responses, own connection
         self.limits = Limits(spent_usd=self.usage.spend_by_key())
         self.state: LimitState = LocalState(self.limits)  # or shared (server/shared_state.py)
         self._cache: dict[str, tuple[ApiKey | None, float]] = {}
