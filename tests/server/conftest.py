@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Demo, DemoFactory, set_server
+from tests.conftest import Demo, DemoFactory, edit_routes, set_server
 
 READ_TIMEOUT_S = 0.5
 
@@ -15,4 +15,15 @@ READ_TIMEOUT_S = 0.5
 async def slow_reads(routes_copy: Path, make_demo: DemoFactory) -> Demo:
     """A demo whose upstream read timeout (`server.read_timeout_s`) is short, so a stalled provider fails fast."""
     set_server(routes_copy, read_timeout_s=READ_TIMEOUT_S)
+    return await make_demo()
+
+
+@pytest.fixture
+async def small_context(routes_copy: Path, make_demo: DemoFactory) -> Demo:
+    """openai's gpt-4o-mini offering with a 3000-token context; openrouter's keeps the catalog's (the
+    middle-out and `truncation: auto` tests)."""
+    edit_routes(
+        routes_copy,
+        lambda doc: doc["models"]["openai/gpt-4o-mini"]["offerings"]["openai"].update(context=3000),
+    )
     return await make_demo()

@@ -248,19 +248,6 @@ def long_conversation(turns: int = 40) -> list[dict[str, str]]:
     return conv
 
 
-@pytest.fixture
-async def small_context(routes_copy: Any, make_demo: Any) -> Demo:
-    """openai's gpt-4o-mini offering with a 3000-token context; openrouter's keeps the catalog's."""
-    from tests.conftest import edit_routes
-
-    edit_routes(
-        routes_copy,
-        lambda doc: doc["models"]["openai/gpt-4o-mini"]["offerings"]["openai"].update(context=3000),
-    )
-    demo: Demo = await make_demo()
-    return demo
-
-
 async def test_middle_out_fits_a_conversation_over_the_context(small_context: Demo) -> None:
     demo, conv = small_context, long_conversation()
     only_openai = {"provider": {"only": ["openai"]}}

@@ -321,19 +321,6 @@ async def test_bad_requests_never_reach_an_upstream(demo: Demo, body: dict[str, 
 # --- truncation: "auto" is the middle-out transform --------------------------------------------------
 
 
-@pytest.fixture
-async def small_context(routes_copy: Any, make_demo: Any) -> Demo:
-    """openai's gpt-4o-mini offering with a 3000-token context."""
-    from tests.conftest import edit_routes
-
-    edit_routes(
-        routes_copy,
-        lambda doc: doc["models"]["openai/gpt-4o-mini"]["offerings"]["openai"].update(context=3000),
-    )
-    demo: Demo = await make_demo()
-    return demo
-
-
 def long_input(turns: int = 40) -> list[Any]:
     words = " ".join(f"word{i}" for i in range(60))  # about 150 tokens a turn
     items: list[Any] = []
