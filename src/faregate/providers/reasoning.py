@@ -39,6 +39,15 @@ def effort_of(r: Reasoning) -> ReasoningEffort | None:
     return next((e for e in reversed(EFFORTS) if r.budget_tokens >= BUDGETS[e] > 0), "minimal")
 
 
+# The chat-completions fields that carry a reasoning request: listed in `supported_parameters` for the
+# models whose format maps them (each format's `parameters(upstream_id)`).
+REASONING_PARAMETERS: Final = frozenset({"reasoning", "reasoning_effort"})
+
+
+def with_reasoning(parameters: frozenset[str], reasons: bool) -> frozenset[str]:
+    return parameters | REASONING_PARAMETERS if reasons else parameters
+
+
 def in_family(upstream_id: str, prefixes: tuple[str, ...]) -> bool:
     """Whether an upstream model id starts with one of `prefixes` (a format's list of model families)."""
     bare = upstream_id.rsplit("/", 1)[-1].lower()

@@ -25,7 +25,7 @@ from faregate.canonical import (
 from faregate.providers.anthropic.response import parse_arguments
 from faregate.providers.fields import forwardable
 from faregate.providers.params import Param, apply_params, merge_extra
-from faregate.providers.reasoning import BUDGETS, MIN_ANTHROPIC_BUDGET, budget_of, in_family
+from faregate.providers.reasoning import BUDGETS, MIN_ANTHROPIC_BUDGET, budget_of, in_family, with_reasoning
 from faregate.providers.wire import split_data_url
 
 DEFAULT_MAX_TOKENS: Final = 4096  # Anthropic requires max_tokens; used when neither request nor offering says
@@ -60,11 +60,10 @@ PARAMETERS: Final = frozenset(
         "tools", "tool_choice", "parallel_tool_calls", "response_format",
     }
 )  # fmt: skip
-REASONING_PARAMETERS: Final = frozenset({"reasoning", "reasoning_effort"})
 
 
 def parameters(upstream_id: str) -> frozenset[str]:
-    return PARAMETERS if in_family(upstream_id, NO_THINKING_PREFIXES) else PARAMETERS | REASONING_PARAMETERS
+    return with_reasoning(PARAMETERS, not in_family(upstream_id, NO_THINKING_PREFIXES))
 
 
 def render_request(

@@ -29,7 +29,7 @@ from faregate.providers.base import Target, UpstreamCall
 from faregate.providers.fields import translate_extra
 from faregate.providers.gemini.schema import strip_schema
 from faregate.providers.params import Param, apply_params, merge_extra
-from faregate.providers.reasoning import budget_of, in_family
+from faregate.providers.reasoning import budget_of, in_family, with_reasoning
 from faregate.providers.wire import dumps, join_url
 
 # ChatRequest sampling fields -> Gemini `generationConfig`. Fields not listed here and not rendered by a
@@ -52,12 +52,10 @@ PARAMETERS: Final = frozenset(
         "tools", "tool_choice", "response_format",
     }
 )  # fmt: skip
-REASONING_PARAMETERS: Final = frozenset({"reasoning", "reasoning_effort"})
 
 
 def parameters(upstream_id: str) -> frozenset[str]:
-    thinks = in_family(bare_model_id(upstream_id), THINKING_PREFIXES)
-    return PARAMETERS | REASONING_PARAMETERS if thinks else PARAMETERS
+    return with_reasoning(PARAMETERS, in_family(bare_model_id(upstream_id), THINKING_PREFIXES))
 
 
 ROLES: Final[Mapping[str, str]] = MappingProxyType({"user": "user", "assistant": "model", "tool": "user"})

@@ -24,7 +24,7 @@ from faregate.canonical import (
 )
 from faregate.providers.fields import forwardable, translate_extra
 from faregate.providers.params import Param, apply_params, merge_extra
-from faregate.providers.reasoning import effort_of, in_family
+from faregate.providers.reasoning import effort_of, in_family, with_reasoning
 from faregate.providers.wire import data_url
 
 # OpenAI models that reason and take `reasoning_effort` (any other answers 400 to it).
@@ -37,11 +37,10 @@ PARAMETERS: Final = frozenset(
         "tools", "tool_choice", "parallel_tool_calls", "response_format",
     }
 )  # fmt: skip
-REASONING_PARAMETERS: Final = frozenset({"reasoning", "reasoning_effort"})
 
 
 def parameters(upstream_id: str) -> frozenset[str]:
-    return PARAMETERS | REASONING_PARAMETERS if in_family(upstream_id, REASONING_PREFIXES) else PARAMETERS
+    return with_reasoning(PARAMETERS, in_family(upstream_id, REASONING_PREFIXES))
 
 
 # Only user messages may carry images on OpenAI's API; elsewhere they are dropped and noted.

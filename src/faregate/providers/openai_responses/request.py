@@ -17,7 +17,7 @@ from faregate.canonical import ChatRequest, JSONObject, Message, ResponseFormat,
 from faregate.providers.openai.request import REASONING_PREFIXES
 from faregate.providers.openai_responses.items import render_items
 from faregate.providers.params import Param, apply_params, merge_extra
-from faregate.providers.reasoning import effort_of, in_family
+from faregate.providers.reasoning import effort_of, in_family, with_reasoning
 
 SOURCE_API: Final = "openai-responses"
 MIN_OUTPUT_TOKENS: Final = 16  # OpenAI refuses a smaller max_output_tokens
@@ -48,11 +48,10 @@ PARAMETERS: Final = frozenset(
         "tools", "tool_choice", "parallel_tool_calls", "response_format",
     }
 )  # fmt: skip
-REASONING_PARAMETERS: Final = frozenset({"reasoning", "reasoning_effort"})
 
 
 def parameters(upstream_id: str) -> frozenset[str]:
-    return PARAMETERS | REASONING_PARAMETERS if in_family(upstream_id, REASONING_PREFIXES) else PARAMETERS
+    return with_reasoning(PARAMETERS, in_family(upstream_id, REASONING_PREFIXES))
 
 
 # Canonical fields → the Responses body (`response_format` is `text.format`, rendered below).
