@@ -48,6 +48,26 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class Thought:
+    """One piece of the model's reasoning (an Anthropic thinking block, a Gemini thought part, a Responses
+    reasoning item, an OpenAI-compatible `reasoning_content`). `signature` is the provider's opaque proof
+    that the text is the model's own (Anthropic's `signature`, Gemini's `thoughtSignature`, Responses'
+    `encrypted_content`), valid only for an upstream of format `origin`: `signed_for` hands each upstream
+    only its own. `redacted` is Anthropic's `redacted_thinking`: no text, `signature` holds its `data`."""
+
+    text: str = ""
+    signature: str | None = None
+    origin: WireApi | None = None
+    redacted: bool = False
+
+
+def signed_for(thoughts: tuple[Thought, ...], api: WireApi) -> tuple[Thought, ...]:
+    """The thoughts an upstream of format `api` may be sent back: those it signed itself. A thought with no
+    signature, or another format's, proves nothing to it (Anthropic rejects a bad signature): dropped."""
+    return tuple(t for t in thoughts if t.origin == api and t.signature)
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One turn. `role="tool"` carries a tool result for `tool_call_id`; `system` folds in `developer`."""
 
@@ -57,6 +77,7 @@ class Message:
     tool_call_id: str | None = None
     name: str | None = None
     is_error: bool = False  # a tool result that reports a failure (Anthropic's `is_error`)
+    thoughts: tuple[Thought, ...] = ()  # an assistant turn's reasoning, passed back by the client
 
     @property
     def text(self) -> str:
@@ -256,6 +277,12 @@ class ChatResponse:
         None  # the first choice's, in OpenAI's shape, as the upstream sent it
     )
     more_choices: tuple[Choice, ...] = ()  # choices 1..n-1 when the request asked for `n` > 1
+    thoughts: tuple[Thought, ...] = ()  # the first choice's reasoning, in the order the model produced it
+
+    @property
+    def reasoning_text(self) -> str:
+        """The reasoning as one text (redacted thoughts have none)."""
+        return "".join(t.text for t in self.thoughts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +319,19 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A fragment of the model's reasoning. A `signature` ends the current thought (Anthropic sends it after
+    the thinking text, in `signature_delta`); `redacted` is a whole redacted thought (`signature`: its data).
+    Consumers that show no reasoning ignore it; it never counts as answer text (stop sequences)."""
+
+    text: str
+    signature: str | None = None
+    choice: int = 0
+    origin: WireApi | None = None
+    redacted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCallStart:
     index: int  # position of this call among the response's tool calls, from 0
     id: str
@@ -316,7 +356,37 @@ class Finish:
     more: tuple[tuple[int, FinishReason], ...] = ()  # (choice, finish reason) of the choices after 0
 
 
-StreamEvent: TypeAlias = Start | TextDelta | ToolCallStart | ToolArgsDelta | Finish
+StreamEvent: TypeAlias = Start | TextDelta | ReasoningDelta | ToolCallStart | ToolArgsDelta | Finish
+
+
+@dataclass(slots=True)
+class ThoughtFold:
+    """Reasoning deltas folded into `Thought`s: a signature closes the open thought, and so does the answer
+    moving on (text or a tool call), so interleaved thinking stays in its pieces."""
+
+    done: list[Thought] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+
+    def feed(self, ev: ReasoningDelta) -> None:
+        if ev.redacted:
+            self.cut()
+            self.done.append(Thought("", ev.signature, ev.origin, redacted=True))
+            return
+        self.text.append(ev.text)
+        if ev.signature is not None:
+            self.done.append(Thought("".join(self.text), ev.signature, ev.origin))
+            self.text.clear()
+
+    def cut(self) -> None:
+        """The answer moved on: an open, unsigned thought is complete."""
+        text = "".join(self.text)
+        if text:
+            self.done.append(Thought(text))
+        self.text.clear()
+
+    def thoughts(self) -> tuple[Thought, ...]:
+        self.cut()
+        return tuple(self.done)
 
 
 def collect_stream(events: list[StreamEvent]) -> ChatResponse:
@@ -324,6 +394,7 @@ def collect_stream(events: list[StreamEvent]) -> ChatResponse:
     rid, model, text = "", "", []
     calls: dict[int, list[str]] = {}
     finish: Finish = Finish("stop")
+    fold = ThoughtFold()
     for ev in events:
         if getattr(ev, "choice", 0):
             continue  # the first answer only (the others are OpenAI's `n`, rendered by its encoder)
@@ -332,7 +403,11 @@ def collect_stream(events: list[StreamEvent]) -> ChatResponse:
                 rid, model = ev.id, ev.model
             case TextDelta():
                 text.append(ev.text)
+                fold.cut()
+            case ReasoningDelta():
+                fold.feed(ev)
             case ToolCallStart():
+                fold.cut()
                 calls[ev.index] = [ev.id, ev.name, ""]
             case ToolArgsDelta():
                 calls[ev.index][2] += ev.arguments
@@ -347,4 +422,5 @@ def collect_stream(events: list[StreamEvent]) -> ChatResponse:
         finish.finish_reason,
         finish.usage,
         stop_sequence=finish.stop_sequence,
+        thoughts=fold.thoughts(),
     )

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from faregate.canonical import ChatResponse, Finish, StreamEvent, TextDelta, ToolArgsDelta, ToolCallStart
+from faregate.canonical import (
+    ChatResponse,
+    Finish,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolArgsDelta,
+    ToolCallStart,
+)
 
 
 def first_stop(text: str, stops: tuple[str, ...]) -> tuple[int, str] | None:
@@ -51,7 +59,7 @@ class StopFilter:
         match ev:
             case TextDelta():
                 return self._text(ev.text)
-            case ToolCallStart() | ToolArgsDelta():
+            case ToolCallStart() | ToolArgsDelta() | ReasoningDelta():
                 return [] if self.matched is not None else [*self._flush(), ev]
             case Finish():
                 if self.matched is not None:

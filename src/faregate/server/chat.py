@@ -19,6 +19,7 @@ from faregate.canonical import (
     ChatRequest,
     Finish,
     JSONObject,
+    ReasoningDelta,
     Start,
     StreamEvent,
     TextDelta,
@@ -100,7 +101,8 @@ async def serve_chat(
         return await _stream(request, rt, loaded, inbound, req, f, walk, ex)
     ch, resp = await call_chat(request.app[HTTP], walk, req, loaded.bounds, rt.health)
     resp = apply_stops(resp, walk.local_stops)
-    usage = resp.usage or _estimate(rt, ch, f, resp.text + "".join(c.arguments for c in resp.tool_calls))
+    generated = resp.reasoning_text + resp.text + "".join(c.arguments for c in resp.tool_calls)
+    usage = resp.usage or _estimate(rt, ch, f, generated)
     extras = ex.charge(ch, usage, table, rt)
     ex.finish_reason = resp.finish_reason
     out = inbound.render_chat(resp, ch.model_id, usage, extras)
@@ -199,8 +201,9 @@ async def _relay(
             return True
         if isinstance(ev, Start) and ev.usage is None and encoder.start_usage:
             ev = replace(ev, usage=Usage(f.prompt_tokens, 0, estimated=True))  # counted so far
-        if isinstance(ev, TextDelta | ToolArgsDelta):
-            text.append(ev.text if isinstance(ev, TextDelta) else ev.arguments)
+        if isinstance(ev, TextDelta | ReasoningDelta | ToolArgsDelta):
+            # what the upstream generated, for an estimate when it reports no usage (thinking is billed)
+            text.append(ev.arguments if isinstance(ev, ToolArgsDelta) else ev.text)
         chunk = encoder.encode(ev)
         if chunk:
             await response.write(chunk)

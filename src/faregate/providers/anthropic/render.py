@@ -19,6 +19,7 @@ from faregate.canonical import (
     Finish,
     FinishReason,
     JSONObject,
+    ReasoningDelta,
     Start,
     StreamEvent,
     TextDelta,
@@ -135,6 +136,8 @@ class AnthropicStreamEncoder:
                 return self._start() + event("content_block_delta", {"index": index, "delta": delta})
             case Finish():
                 return self.finish(ev, ev.usage or Usage(), {})
+            case ReasoningDelta():
+                return b""
 
     def finish(self, finish: Finish, usage: Usage, extras: JSONObject) -> bytes:
         wire_usage: JSONObject = {**render_usage(usage)}

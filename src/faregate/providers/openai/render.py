@@ -17,6 +17,7 @@ from faregate.canonical import (
     Finish,
     FinishReason,
     JSONObject,
+    ReasoningDelta,
     Start,
     StreamEvent,
     TextDelta,
@@ -192,6 +193,8 @@ class OpenAIStreamEncoder:
                 return self._delta(ev.choice, {"tool_calls": [call]})
             case Finish():
                 return self.finish(ev, ev.usage or Usage(), {})
+            case ReasoningDelta():
+                return b""
 
     def _frame(self, choices: list[JSONObject], fields: JSONObject) -> bytes:
         chunk: JSONObject = {

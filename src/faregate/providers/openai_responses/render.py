@@ -17,6 +17,7 @@ from faregate.canonical import (
     Finish,
     FinishReason,
     JSONObject,
+    ReasoningDelta,
     Start,
     StreamEvent,
     TextDelta,
@@ -249,6 +250,8 @@ class ResponsesStreamEncoder:
                 )
             case Finish():
                 return self.finish(ev, ev.usage or Usage(), {})
+            case ReasoningDelta():
+                return out  # reasoning output items: not yet rendered
 
     def _output(self, status: str) -> list[JSONObject]:
         out: list[JSONObject] = []
