@@ -1,8 +1,7 @@
 """The gemini wire format: Google's generateContent, streamGenerateContent (SSE) and batchEmbedContents,
 upstream (`GeminiAdapter`) and for clients (`GeminiInbound`, the `/v1beta` endpoints)."""
 
-from faregate.providers.gemini.adapter import GeminiAdapter
-from faregate.providers.gemini.client import GeminiInbound
+from faregate.providers.gemini.adapter import GeminiAdapter, GeminiInbound
 from faregate.providers.gemini.errors import StreamError
 from faregate.providers.gemini.stream import GeminiStreamDecoder
 

@@ -1,6 +1,11 @@
-"""`GeminiAdapter`: the `api: gemini` wire format (Google AI Studio's v1beta REST API), as one object."""
+"""The gemini wire format's two seams: `GeminiAdapter` upstream (`api: gemini`, Google AI Studio's v1beta
+REST API) and `GeminiInbound` for Gemini's own client endpoints (`:generateContent`,
+`:streamGenerateContent`), whose model and streaming come from the URL, so one is made per request.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import faregate.providers.gemini.errors as errors
 import faregate.providers.gemini.request as request
@@ -10,10 +15,14 @@ from faregate.canonical import (
     ChatResponse,
     EmbeddingRequest,
     EmbeddingResponse,
+    JSONObject,
+    Usage,
     WireApi,
 )
-from faregate.errors import UpstreamError
+from faregate.errors import FaregateError, UpstreamError, google_envelope
 from faregate.providers.base import StreamDecoder, Target, UpstreamCall
+from faregate.providers.gemini.inbound import parse_request
+from faregate.providers.gemini.render import GeminiStreamEncoder, render_response
 from faregate.providers.gemini.stream import GeminiStreamDecoder
 
 
@@ -43,3 +52,23 @@ class GeminiAdapter:
 
     def classify_error(self, status: int, body: bytes) -> UpstreamError:
         return errors.classify_error(status, body)
+
+
+@dataclass(frozen=True, slots=True)
+class GeminiInbound:
+    """The `Inbound` for `models/{model}:generateContent` and `:streamGenerateContent`."""
+
+    model: str | None = None  # from the URL (`models/{model}:generateContent`)
+    stream: bool = False  # `:streamGenerateContent`
+
+    def parse_chat(self, body: object) -> tuple[ChatRequest, JSONObject]:
+        return parse_request(body, self.model, stream=self.stream)
+
+    def render_chat(self, resp: ChatResponse, model: str, usage: Usage, extras: JSONObject) -> JSONObject:
+        return render_response(resp, model, usage, extras)
+
+    def stream_encoder(self, model: str, include_usage: bool, request_id: str = "") -> GeminiStreamEncoder:
+        return GeminiStreamEncoder(model, request_id)  # usageMetadata is part of every answer
+
+    def error_body(self, err: FaregateError) -> JSONObject:
+        return google_envelope(err)
