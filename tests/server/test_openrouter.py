@@ -288,6 +288,61 @@ async def test_middle_out_is_per_channel(small_context: Demo) -> None:
     assert len(bodies[0]["messages"]) < len(conv) and len(bodies[-1]["messages"]) == len(conv)
 
 
+SAMPLING_FIELDS = {"top_k": 40, "min_p": 0.1, "top_a": 0.2, "repetition_penalty": 1.1}
+
+
+LLAMA = "meta-llama/llama-3.1-8b-instruct"
+
+
+@pytest.mark.parametrize(
+    ("model", "provider", "taken"),
+    [
+        (LLAMA, "together", {"top_k", "min_p", "repetition_penalty"}),  # catalog/together.yaml `params`
+        (LLAMA, "openrouter", set(SAMPLING_FIELDS)),  # the offering's own `params` (catalog/openrouter.yaml)
+        ("openai/gpt-oss-20b", "groq", set()),  # declares none: every one dropped and reported
+    ],
+)
+async def test_sampling_fields_reach_only_providers_that_declare_them(
+    demo: Demo, model: str, provider: str, taken: set[str]
+) -> None:
+    raw, body = await create(
+        demo,
+        model=model,
+        extra_body={**SAMPLING_FIELDS, "provider": {"only": [provider]}},
+    )
+    routing = check_accounting(demo, body, raw.headers)
+    assert routing["provider"] == provider
+    sent = upstream_bodies(demo)[-1]
+    assert {k: sent[k] for k in taken} == {k: SAMPLING_FIELDS[k] for k in taken}
+    assert not (set(SAMPLING_FIELDS) - taken) & set(sent)
+    assert set(routing["dropped_params"]) & set(SAMPLING_FIELDS) == set(SAMPLING_FIELDS) - taken
+
+
+async def test_sampling_fields_never_reach_openai_through_auto(demo: Demo) -> None:
+    """`auto` over every channel the demo has: no upstream that does not declare a field receives it."""
+    for model in ("auto", "openai/gpt-4o-mini", "cheap", "smart"):
+        await create(demo, model=model, extra_body=SAMPLING_FIELDS)
+    to_openai = [r.json() for r in demo.sim.received_for("openai") if r.body]
+    assert to_openai and all(not set(b) - CHAT_FIELDS for b in to_openai)
+    declared = {
+        "together": {"top_k", "min_p", "repetition_penalty"},
+        "openrouter": set(SAMPLING_FIELDS),
+        "anthropic": {"top_k"},  # Anthropic's own field
+    }
+    for r in demo.sim.received:
+        if r.body:
+            arrived = set(SAMPLING_FIELDS) & set(r.json())
+            assert arrived <= declared.get(r.provider, set()), (r.provider, arrived)
+
+
+async def test_supported_parameters_list_declared_sampling_fields(demo: Demo) -> None:
+    async with client(demo) as c:
+        raw = await c.get("/models", cast_to=object)
+    entries = {e["id"]: set(e.get("supported_parameters", ())) for e in raw["data"]}  # type: ignore[index]
+    assert set(SAMPLING_FIELDS) <= entries["meta-llama/llama-3.1-8b-instruct"]
+    assert not set(SAMPLING_FIELDS) & entries["openai/gpt-4o-mini"]
+
+
 async def test_openrouter_fields_never_reach_an_embeddings_upstream(demo: Demo) -> None:
     extra = {"provider": {"order": ["OpenAI"]}, "route": "fallback", "usage": {"include": True}, "min_p": 0.1}
     async with client(demo) as c:

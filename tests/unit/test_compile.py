@@ -467,3 +467,23 @@ def test_a_rule_with_the_same_conditions_as_an_earlier_one_can_never_match() -> 
 def test_unknown_providers_in_sync_providers_are_reported() -> None:
     _, problems = compiled(SIMPLE, "catalog: {sync_providers: [openai, nope]}")
     assert problems == ["unknown provider 'nope' in catalog.sync_providers"]
+
+
+def test_params_come_from_the_provider_and_an_offering_replaces_them() -> None:
+    """`params:` (sampling fields beyond the wire format's own) under a provider reach each of its channels;
+    an offering's own `params` replace the provider's for that offering only."""
+    table = build(
+        """
+        providers: {groq: {params: [top_k, min_p]}, openrouter: {params: [top_k]}}
+        models:
+          meta-llama/llama-3.1-8b:
+            offerings: {openrouter: {params: [min_p, repetition_penalty]}}
+        aliases: {auto: default}
+        routes: {default: [{name: all, use: [meta-llama/llama-3.1-8b, mistralai/mistral-small-2]}]}
+        """
+    )
+    params = {c.id: c.params for cs in table.models.values() for c in cs}
+    assert params["groq:llama-3.1-8b"] == {"top_k", "min_p"}
+    assert params["openrouter:meta-llama/llama-3.1-8b"] == {"min_p", "repetition_penalty"}
+    assert params["openrouter:mistral-small"] == {"top_k"}
+    assert build(SIMPLE).models["openai/gpt-4o-mini"][0].params == frozenset()

@@ -322,6 +322,36 @@ def test_extra_is_dropped_and_noted_for_other_sources() -> None:
     assert call.dropped == ("top_k",)
 
 
+SAMPLING = {"min_p": 0.1, "top_a": 0.2, "repetition_penalty": 1.1}
+
+
+def test_declared_sampling_fields_reach_an_upstream_that_takes_them() -> None:
+    """A provider's `params` (vLLM, Together, OpenRouter): those it names are sent as the client sent them,
+    `top_k` included; the rest are dropped and noted, as they always are for OpenAI itself."""
+    req = ChatRequest(model=None, messages=(Message("user"),), top_k=40, extra=dict(SAMPLING))
+    declared = replace(TARGET, params=frozenset({"top_k", "min_p", "repetition_penalty"}))
+    call = ADAPTER.chat_request(req, declared)
+    body = json.loads(call.body or b"")
+    assert (body["top_k"], body["min_p"], body["repetition_penalty"]) == (40, 0.1, 1.1)
+    assert "top_a" not in body and call.dropped == ("top_a",)
+    plain = ADAPTER.chat_request(req, TARGET)
+    assert not {"top_k", *SAMPLING} & json.loads(plain.body or b"").keys()
+    assert set(plain.dropped) == {"top_k", *SAMPLING}
+
+
+def test_declared_sampling_fields_from_another_format_and_in_supported_parameters() -> None:
+    req = ChatRequest(
+        model=None, messages=(Message("user"),), top_k=5, source_api="anthropic", extra={"min_p": 0.3}
+    )
+    call = ADAPTER.chat_request(req, replace(TARGET, params=frozenset({"top_k", "min_p"})))
+    body = json.loads(call.body or b"")
+    assert (body["top_k"], body["min_p"], call.dropped) == (5, 0.3, ())
+    assert {"top_k", "min_p"} <= ADAPTER.parameters("llama", frozenset({"top_k", "min_p"}))
+    assert not {"top_k", "min_p"} & ADAPTER.parameters("gpt-4o-mini")
+    # only a format that forwards them counts them
+    assert "min_p" not in adapter_for("anthropic").parameters("claude-haiku-4-5", frozenset({"min_p"}))
+
+
 def test_images_outside_user_messages_are_dropped_and_noted() -> None:
     image = ImagePart(data_b64="AAAA", media_type="image/png")
     req = ChatRequest(

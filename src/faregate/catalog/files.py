@@ -52,6 +52,7 @@ def parse_catalog_file(data: dict[str, Any]) -> tuple[ProviderInfo, list[Offerin
         free=bool(data.get("free", False)),
         source_url=source.get("url"),
         source_taken=None if source.get("taken") is None else str(source["taken"]),
+        params=frozenset(data.get("params", ())),
     )
     offerings = [
         Offering(
@@ -75,6 +76,7 @@ def parse_catalog_file(data: dict[str, Any]) -> tuple[ProviderInfo, list[Offerin
             retired_by="catalog" if "retired" in o else None,
             replacement=o.get("replacement"),
             api=o.get("api"),
+            params=None if o.get("params") is None else frozenset(o["params"]),
         )
         for model_id, o in data["offerings"].items()
     ]

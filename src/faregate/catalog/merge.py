@@ -96,6 +96,7 @@ def _provider(patch: ProviderPatch, base: ProviderInfo | None) -> ProviderInfo |
         api_key_env=base.api_key_env if patch.api_key_env is None else patch.api_key_env,
         data_collection=patch.data_collection or base.data_collection,
         listing=patch.listing or base.listing,
+        params=base.params if patch.params is None else patch.params,
     )
 
 
@@ -135,6 +136,7 @@ def _offering(
         caps=frozenset(caps),
         name=name or base.name,
         api=p.api or base.api,
+        params=base.params if p.params is None else p.params,
     )
     merged, problems = _retirement(p, base, merged)
     if merged.price is None:

@@ -39,6 +39,8 @@ class ProviderInfo:
     free: bool = False
     source_url: str | None = None
     source_taken: str | None = None
+    # Sampling fields beyond the wire format's own that the API accepts (top_k, min_p, ...): forwarded
+    params: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,7 @@ class Offering:
     retired_by: RetiredBy | None = None  # set with `retired`
     replacement: str | None = None  # the successor model id the catalog names for a retired offering
     synced_price: Price | None = None  # the last synced listing price (None: no sync priced it)
+    params: frozenset[str] | None = None  # replaces the provider's `params` (None: the provider's)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -178,6 +178,7 @@ def _provider(name: str, raw: Mapping[str, Any]) -> ProviderPatch:
         data_collection=raw.get("data_collection"),
         listing=raw.get("listing"),
         enabled=raw.get("enabled", True),
+        params=_params(raw),
     )
 
 
@@ -197,7 +198,12 @@ def _offering(model_id: str, provider: str, raw: Mapping[str, Any]) -> OfferingP
         caps=MappingProxyType({c: raw[c] for c in CAPS if c in raw}),
         retired=raw.get("retired"),
         api=raw.get("api"),
+        params=_params(raw),
     )
+
+
+def _params(raw: Mapping[str, Any]) -> frozenset[str] | None:
+    return None if raw.get("params") is None else frozenset(raw["params"])
 
 
 def _when(raw: Mapping[str, Any], path: tuple[Any, ...], doc: YamlDoc) -> tuple[When, list[ConfigIssue]]:

@@ -36,6 +36,7 @@ class ProviderPatch:
     data_collection: Policy | None = None
     listing: Listing | None = None
     enabled: bool = True
+    params: frozenset[str] | None = None  # sampling fields beyond the wire format's own it accepts
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ class OfferingPatch:
     caps: Mapping[str, bool] = field(default_factory=lambda: MappingProxyType({}))
     retired: bool | str | None = None  # True or a YYYY-MM-DD date: out; False: in; None: not stated
     api: Api | None = None  # this offering's wire format when it differs from its provider's
+    params: frozenset[str] | None = None  # replaces the provider's `params` for this offering
 
     @property
     def declares(self) -> bool:

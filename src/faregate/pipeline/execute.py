@@ -150,7 +150,7 @@ class Walk:
 
 
 def target(ch: Channel) -> Target:
-    return Target(ch.base_url, ch.upstream_id, ch.api_key, ch.max_output)
+    return Target(ch.base_url, ch.upstream_id, ch.api_key, ch.max_output, ch.params)
 
 
 def _transport_error(e: BaseException, waited_for: str = "") -> UpstreamError:

@@ -34,6 +34,7 @@ class Target:
     upstream_id: str  # the offering's model id at that provider
     api_key: str | None = field(default=None, repr=False)
     max_output_tokens: int | None = None  # the offering's limit; Anthropic needs max_tokens always
+    params: frozenset[str] = frozenset()  # sampling fields beyond the format's own the upstream takes
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +72,11 @@ class Adapter(Protocol):
 
     def parse_embeddings_response(self, body: bytes) -> EmbeddingResponse: ...
 
-    def parameters(self, upstream_id: str) -> frozenset[str]:
+    def parameters(self, upstream_id: str, declared: frozenset[str] = frozenset()) -> frozenset[str]:
         """The chat-completions request fields that reach this model through this format, translated or
-        as they are (what `GET /v1/models` lists as `supported_parameters`); others are dropped and noted."""
+        as they are (what `GET /v1/models` lists as `supported_parameters`); others are dropped and noted.
+        `declared`: the channel's `params` (OpenRouter sampling fields its provider says it takes), which
+        only a format that forwards them counts."""
         ...
 
     def classify_error(self, status: int, body: bytes) -> UpstreamError:

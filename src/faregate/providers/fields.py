@@ -51,6 +51,11 @@ NATIVE: Final[Mapping[WireApi, frozenset[str]]] = MappingProxyType(
     {"openai": frozenset(), "anthropic": frozenset({"top_k"}), "gemini": frozenset()}
 )
 
+# The OpenRouter sampling fields a provider may declare it accepts (`params:` in routes.yaml and catalog/,
+# the schemas' enum): an `api: openai` upstream such as vLLM, Together or OpenRouter then receives them
+# as sent, and `GET /v1/models` lists them for its models. OpenAI's own API rejects every one of them.
+DECLARABLE: Final = frozenset({"top_k", "min_p", "top_a", "repetition_penalty"})
+
 
 def check_routing(key: str, value: object) -> str | None:
     """None when `value` has the type faregate expects for routing field `key`, else that type's name."""
@@ -58,13 +63,16 @@ def check_routing(key: str, value: object) -> str | None:
     return None if check(value) else expected
 
 
-def forwardable(extra: Mapping[str, Any], api: WireApi) -> tuple[JSONObject, list[str]]:
-    """A same-format client's extra fields: (what the upstream takes as sent, what is dropped and reported)."""
+def forwardable(
+    extra: Mapping[str, Any], api: WireApi, accepted: frozenset[str] = frozenset()
+) -> tuple[JSONObject, list[str]]:
+    """A same-format client's extra fields: (what the upstream takes as sent, what is dropped and reported).
+    `accepted`: the OpenRouter fields this upstream declares it takes (its provider's `params`)."""
     native = NATIVE[api]
     keep: JSONObject = {}
     dropped: list[str] = []
     for key, value in extra.items():
-        if key in OPENROUTER_ONLY and key not in native:
+        if key in OPENROUTER_ONLY and key not in native and key not in accepted:
             dropped.append(key)
         else:
             keep[key] = value
@@ -82,16 +90,18 @@ SAMPLING: Final[tuple[Mapping[WireApi, str], ...]] = (
 
 
 def translate_extra(
-    extra: Mapping[str, Any], source: WireApi, target: WireApi
+    extra: Mapping[str, Any], source: WireApi, target: WireApi, accepted: frozenset[str] = frozenset()
 ) -> tuple[JSONObject, list[str]]:
-    """Another format's extra fields for a `target` upstream: (those `target` has too, under its names;
-    the names of the rest, which it cannot carry)."""
+    """Another format's extra fields for a `target` upstream: (those `target` has too, under its names, and
+    the OpenRouter fields it declares it accepts, as sent; the names of the rest, which it cannot carry)."""
     names = {m[source]: m[target] for m in SAMPLING if source in m and target in m}
     mapped: JSONObject = {}
     dropped: list[str] = []
     for key, value in extra.items():
         if key in names:
             mapped[names[key]] = value
+        elif key in accepted and key in OPENROUTER_ONLY:
+            mapped[key] = value
         else:
             dropped.append(key)
     return mapped, dropped

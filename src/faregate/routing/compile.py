@@ -219,6 +219,7 @@ def _channel(
         expected_cost_usd=expected,
         key_env=var,
         api_key=key,
+        params=info.params if o.params is None else o.params,
     )
 
 

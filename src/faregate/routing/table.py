@@ -38,6 +38,7 @@ class Channel:
     expected_cost_usd: Decimal  # at the table's estimate shape, for strategy `cheapest`
     key_env: str | None = None
     api_key: str | None = field(default=None, repr=False, compare=False)
+    params: frozenset[str] = frozenset()  # sampling fields beyond the wire format's own the upstream takes
 
     def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
         return (self.price.input * prompt_tokens + self.price.output * completion_tokens) / MILLION

@@ -84,7 +84,7 @@ def supported_parameters(channels: tuple[Channel, ...]) -> list[str]:
         return list(EMBEDDING_PARAMETERS)
     params: set[str] = set()
     for c in channels:
-        carried = set(adapter_for(c.api).parameters(c.upstream_id))
+        carried = set(adapter_for(c.api).parameters(c.upstream_id, c.params))
         if "tools" not in c.caps:
             carried -= TOOL_PARAMETERS
         if "json" not in c.caps:

@@ -55,7 +55,7 @@ class AnthropicAdapter:
             dropped=tuple(dropped),
         )
 
-    def parameters(self, upstream_id: str) -> frozenset[str]:
+    def parameters(self, upstream_id: str, declared: frozenset[str] = frozenset()) -> frozenset[str]:
         return parameters(upstream_id)
 
     def parse_chat_response(self, body: bytes) -> ChatResponse:

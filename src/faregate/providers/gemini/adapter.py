@@ -35,7 +35,7 @@ class GeminiAdapter:
     def chat_request(self, req: ChatRequest, target: Target) -> UpstreamCall:
         return request.chat_call(req, target)
 
-    def parameters(self, upstream_id: str) -> frozenset[str]:
+    def parameters(self, upstream_id: str, declared: frozenset[str] = frozenset()) -> frozenset[str]:
         return request.parameters(upstream_id)
 
     def parse_chat_response(self, body: bytes) -> ChatResponse:

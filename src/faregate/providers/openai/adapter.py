@@ -43,13 +43,13 @@ class OpenAIAdapter:
     api: WireApi = "openai"
 
     def chat_request(self, req: ChatRequest, target: Target) -> UpstreamCall:
-        body, dropped = request.render_request(req, target.upstream_id)
+        body, dropped = request.render_request(req, target.upstream_id, target.params)
         url = join_url(target.base_url, "/chat/completions")
         _, local = req.stops_for(names_stop=False)
         return UpstreamCall("POST", url, headers_for(target), dumps(body), dropped, local)
 
-    def parameters(self, upstream_id: str) -> frozenset[str]:
-        return request.parameters(upstream_id)
+    def parameters(self, upstream_id: str, declared: frozenset[str] = frozenset()) -> frozenset[str]:
+        return request.parameters(upstream_id, declared)
 
     def parse_chat_response(self, body: bytes) -> ChatResponse:
         return response.parse_chat_response(body)

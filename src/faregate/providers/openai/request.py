@@ -22,7 +22,7 @@ from faregate.canonical import (
     ToolCall,
     ToolChoice,
 )
-from faregate.providers.fields import forwardable, translate_extra
+from faregate.providers.fields import DECLARABLE, forwardable, translate_extra
 from faregate.providers.params import Param, apply_params, merge_extra
 from faregate.providers.reasoning import effort_of, in_family, with_reasoning
 from faregate.providers.wire import data_url
@@ -39,8 +39,10 @@ PARAMETERS: Final = frozenset(
 )  # fmt: skip
 
 
-def parameters(upstream_id: str) -> frozenset[str]:
-    return with_reasoning(PARAMETERS, in_family(upstream_id, REASONING_PREFIXES))
+def parameters(upstream_id: str, declared: frozenset[str] = frozenset()) -> frozenset[str]:
+    """What reaches `upstream_id`: OpenAI's own fields, and the OpenRouter ones its provider declares."""
+    own = with_reasoning(PARAMETERS, in_family(upstream_id, REASONING_PREFIXES))
+    return own | (declared & DECLARABLE) if declared else own
 
 
 # Only user messages may carry images on OpenAI's API; elsewhere they are dropped and noted.
@@ -111,8 +113,11 @@ def render_tool_choice(choice: ToolChoice) -> str | JSONObject:
     return choice.mode
 
 
-def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tuple[str, ...]]:
-    """The chat completions body and the request fields it could not carry."""
+def render_request(
+    req: ChatRequest, upstream_id: str, accepted: frozenset[str] = frozenset()
+) -> tuple[JSONObject, tuple[str, ...]]:
+    """The chat completions body and the request fields it could not carry. `accepted`: the OpenRouter
+    sampling fields (`top_k`, `min_p`, ...) the upstream's provider declares it takes; others are dropped."""
     dropped: list[str] = []
     body: JSONObject = {"model": upstream_id, "messages": [render_message(m, dropped) for m in req.messages]}
     if req.tools:
@@ -124,7 +129,10 @@ def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tupl
     if stops:
         body["stop"] = list(stops)
     if req.top_k is not None:
-        dropped.append("top_k")  # OpenAI's API has no top_k
+        if "top_k" in accepted:
+            body["top_k"] = req.top_k
+        else:
+            dropped.append("top_k")  # OpenAI's API has no top_k
     render_reasoning(body, req, upstream_id, dropped)
     if req.stream:
         # Always ask for the usage chunk, whatever the client asked: cost comes from upstream usage.
@@ -132,13 +140,13 @@ def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tupl
         body["stream_options"] = {"include_usage": True}
     if req.extra:
         if req.source_api == "openai":
-            extra, unsent = forwardable(req.extra, "openai")
+            extra, unsent = forwardable(req.extra, "openai", accepted)
             if "max_completion_tokens" in extra:
                 body.pop("max_tokens", None)  # the client used the newer name; send only that one
             merge_extra(body, extra)
             dropped.extend(unsent)
         else:
-            mapped, unsent = translate_extra(req.extra, req.source_api, "openai")  # Gemini's seed, penalties
+            mapped, unsent = translate_extra(req.extra, req.source_api, "openai", accepted)  # Gemini's seed
             merge_extra(body, mapped)
             dropped.extend(unsent)
     return body, tuple(dropped)

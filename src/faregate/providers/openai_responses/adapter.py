@@ -45,7 +45,7 @@ class ResponsesAdapter:
         url = join_url(target.base_url, "/responses")
         return UpstreamCall("POST", url, headers_for(target), dumps(body), dropped)
 
-    def parameters(self, upstream_id: str) -> frozenset[str]:
+    def parameters(self, upstream_id: str, declared: frozenset[str] = frozenset()) -> frozenset[str]:
         return request.parameters(upstream_id)
 
     def parse_chat_response(self, body: bytes) -> ChatResponse:
