@@ -1,23 +1,40 @@
 """The model's reasoning text in the canonical model (canonical.py `Thought`, `ReasoningDelta`): streamed
-deltas fold into the thoughts a whole answer carries, and a signature goes back only to its own format."""
+deltas fold into the thoughts a whole answer carries, a signature goes back only to its own format, and
+each wire format reads and renders the thoughts (round trips where a translator has many shapes)."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from faregate.canonical import (
+    ChatRequest,
+    ChatResponse,
     Finish,
+    Message,
+    Reasoning,
     ReasoningDelta,
     Start,
     StreamEvent,
     TextDelta,
+    TextPart,
     Thought,
     ToolArgsDelta,
     ToolCallStart,
+    Usage,
+    WireApi,
     collect_stream,
     signed_for,
 )
+from faregate.providers.openai import OpenAIAdapter, OpenAIInbound, OpenAIStreamDecoder
+from faregate.providers.openai.render import OpenAIStreamEncoder, render_chat
+from faregate.providers.reasoning import thought_view, view_event, view_thoughts
+from faregate.providers.sse import SseDecoder
 from faregate.providers.stops import StopFilter
 
 
@@ -70,3 +87,137 @@ def test_reasoning_is_not_answer_text_for_stop_sequences(pieces: list[str]) -> N
     resp = collect_stream(events)
     assert resp.reasoning_text == "".join(pieces)
     assert (resp.text, resp.stop_sequence) == ("x", "b")
+
+
+# --- OpenAI chat format: upstream fields in, OpenRouter's shape out, a client's pass-back in ------------
+
+ORIGINS: list[WireApi | None] = [None, "anthropic", "gemini", "openai-responses"]
+THOUGHT = st.one_of(
+    st.builds(Thought, st.text(min_size=1, max_size=12)),
+    st.builds(
+        Thought,
+        st.text(max_size=12),
+        st.text(min_size=1, max_size=12),
+        st.sampled_from(ORIGINS),
+    ),
+    st.builds(
+        lambda sig, origin: Thought("", sig, origin, redacted=True),
+        st.text(min_size=1, max_size=12),
+        st.sampled_from(ORIGINS),
+    ),
+)
+
+
+def openai_response(message: dict[str, Any]) -> bytes:
+    body = {
+        "id": "chatcmpl-1",
+        "model": "deepseek-reasoner",
+        "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": "stop"}],
+    }
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"reasoning_content": "Think."},  # DeepSeek, vLLM
+        {"reasoning": "Think."},  # OpenRouter, Ollama
+        {"reasoning_details": [{"type": "reasoning.text", "text": "Think.", "signature": "s", "index": 0}]},
+        {"reasoning": "Think.", "reasoning_details": [{"type": "reasoning.text", "text": "Think."}]},
+    ],
+)
+def test_an_openai_format_upstreams_reasoning_is_read_without_its_signatures(fields: dict[str, Any]) -> None:
+    resp = OpenAIAdapter().parse_chat_response(openai_response({"content": "Hi", **fields}))
+    assert (resp.text, resp.thoughts) == ("Hi", (Thought("Think."),))
+
+
+def test_an_answer_without_reasoning_has_no_thoughts() -> None:
+    resp = OpenAIAdapter().parse_chat_response(openai_response({"content": "Hi", "reasoning": None}))
+    assert resp.thoughts == ()
+    rendered = render_chat(resp, "m", Usage(), {})
+    assert "reasoning" not in rendered["choices"][0]["message"]
+
+
+@given(st.lists(THOUGHT, min_size=1, max_size=4).map(tuple))
+def test_thoughts_rendered_for_an_openai_client_come_back_when_it_passes_the_turn_back(
+    thoughts: tuple[Thought, ...],
+) -> None:
+    resp = ChatResponse("r", "m", "Hi", thoughts=thoughts)
+    message = render_chat(resp, "m", Usage(), {})["choices"][0]["message"]
+    assert message["reasoning"] == ("".join(t.text for t in thoughts) or None)
+    ChatCompletion.model_validate(render_chat(resp, "m", Usage(), {}))  # the SDK reads it
+    req, _ = OpenAIInbound().parse_chat(
+        {"model": "m", "messages": [{"role": "user", "content": "q"}, message]}
+    )
+    assert req.messages[1].thoughts == thoughts
+
+
+def stream_bytes(events: list[StreamEvent]) -> bytes:
+    encoder = OpenAIStreamEncoder("m", include_usage=False)
+    return b"".join(encoder.encode(ev) for ev in events)
+
+
+@given(st.lists(st.text(max_size=6), max_size=6), st.text(max_size=6))
+def test_streamed_reasoning_reaches_an_openai_client_and_reads_back(pieces: list[str], answer: str) -> None:
+    events: list[StreamEvent] = [Start("r", "m"), *(ReasoningDelta(p) for p in pieces)]
+    events += [TextDelta(answer), Finish("stop", Usage(1, 2))]
+    decoder, sse = OpenAIStreamDecoder(), SseDecoder()
+    back = [e for s in [*sse.feed(stream_bytes(events)), *sse.close()] for e in decoder.feed(s)]
+    resp = collect_stream(back)
+    assert (resp.reasoning_text, resp.text) == ("".join(pieces), answer)
+
+
+def test_a_streamed_signature_is_in_reasoning_details_and_each_thought_has_its_index() -> None:
+    events: list[StreamEvent] = [
+        Start("r", "m"),
+        ReasoningDelta("a", origin="anthropic"),
+        ReasoningDelta("", "sig", origin="anthropic"),
+        ReasoningDelta("", "data", origin="anthropic", redacted=True),
+    ]
+    chunks = [json.loads(line[6:]) for line in stream_bytes(events).decode().splitlines() if line[6:7] == "{"]
+    deltas = [c["choices"][0]["delta"] for c in chunks[1:]]
+    assert deltas == [
+        {
+            "reasoning": "a",
+            "reasoning_details": [
+                {"type": "reasoning.text", "text": "a", "format": "anthropic-claude-v1", "index": 0}
+            ],
+        },
+        {
+            "reasoning": None,
+            "reasoning_details": [
+                {
+                    "type": "reasoning.text",
+                    "text": "",
+                    "format": "anthropic-claude-v1",
+                    "index": 0,
+                    "signature": "sig",
+                }
+            ],
+        },
+        {
+            "reasoning": None,
+            "reasoning_details": [
+                {"type": "reasoning.encrypted", "data": "data", "format": "anthropic-claude-v1", "index": 1}
+            ],
+        },
+    ]
+    for chunk in chunks:
+        ChatCompletionChunk.model_validate(chunk)
+
+
+def test_what_a_client_sees_of_the_thoughts() -> None:
+    def view(source: WireApi, reasoning: Reasoning | None) -> str:
+        req = ChatRequest("m", (Message("user", (TextPart("q"),)),), reasoning=reasoning, source_api=source)
+        return thought_view(req)
+
+    assert view("openai", None) == "text"  # OpenRouter returns the reasoning unasked
+    assert view("anthropic", None) == "none"  # thinking blocks only when thinking is on
+    assert view("anthropic", Reasoning(budget_tokens=2048)) == "text"
+    assert view("anthropic", Reasoning(budget_tokens=2048, include_thoughts=False)) == "signed"
+    assert view("openai", Reasoning(effort="none")) == "none"
+    resp = ChatResponse("r", "m", "Hi", thoughts=(Thought("a", "s", "anthropic"), Thought("b")))
+    assert view_thoughts(resp, "signed").thoughts == (Thought("", "s", "anthropic"),)
+    assert view_thoughts(resp, "none").thoughts == ()
+    assert view_event(ReasoningDelta("a"), "signed") is None
+    assert view_event(ReasoningDelta("a", "s"), "signed") == ReasoningDelta("", "s")

@@ -1,15 +1,25 @@
 """Reasoning settings between formats: an effort level (OpenAI, OpenRouter) and a token budget (Anthropic,
 Gemini, OpenRouter's `max_tokens`) stand for each other through one table, and each upstream family says
 which of its models think at all (a `reasoning_effort` sent to a model that does not think is a 400).
+Also which of the answer's thoughts a client is shown.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from faregate.canonical import Reasoning, ReasoningEffort
+from faregate.canonical import (
+    ChatRequest,
+    ChatResponse,
+    Reasoning,
+    ReasoningDelta,
+    ReasoningEffort,
+    StreamEvent,
+    WireApi,
+)
 from faregate.errors import InvalidRequest
 
 # Effort -> thinking budget in tokens, and back (a budget maps to the highest effort whose budget it
@@ -118,3 +128,39 @@ def parse_gemini_thinking(value: Any) -> Reasoning | None:
     if budget is not None and budget < 0:
         budget = None  # -1: dynamic, the model decides
     return Reasoning(effort=effort, budget_tokens=budget, include_thoughts=include)
+
+
+# --- the model's reasoning text, as the client wants it -------------------------------------------------
+
+ThoughtView = Literal["text", "signed", "none"]
+# Formats whose clients get the reasoning text unasked (OpenRouter returns it by default); an Anthropic
+# client sees thinking blocks only when it enabled thinking, a Gemini client only with `includeThoughts`.
+THOUGHTS_UNASKED: Final[frozenset[WireApi]] = frozenset({"openai"})
+
+
+def thought_view(req: ChatRequest) -> ThoughtView:
+    """What of the answer's thoughts reaches the client: all of them, only the signed ones with their text
+    blanked (the client excluded the text but must pass the signatures back: Anthropic's
+    `display: omitted`, OpenRouter's `exclude`), or none."""
+    r = req.reasoning
+    if r is None:
+        return "text" if req.source_api in THOUGHTS_UNASKED else "none"
+    if r.effort == "none":
+        return "none"
+    return "text" if r.include_thoughts else "signed"
+
+
+def view_thoughts(resp: ChatResponse, view: ThoughtView) -> ChatResponse:
+    if view == "text" or not resp.thoughts:
+        return resp
+    kept = () if view == "none" else tuple(replace(t, text="") for t in resp.thoughts if t.signature)
+    return replace(resp, thoughts=kept)
+
+
+def view_event(ev: StreamEvent, view: ThoughtView) -> StreamEvent | None:
+    """A stream event as the client may see it (None: not at all)."""
+    if view == "text" or not isinstance(ev, ReasoningDelta):
+        return ev
+    if view == "none" or (ev.signature is None and not ev.redacted):
+        return None
+    return replace(ev, text="")

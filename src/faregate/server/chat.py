@@ -31,6 +31,7 @@ from faregate.pipeline.execute import StreamFailed, Walk, call_chat, open_stream
 from faregate.pipeline.load import Loaded
 from faregate.pipeline.runtime import Runtime
 from faregate.providers.base import Inbound, StreamEncoder
+from faregate.providers.reasoning import ThoughtView, thought_view, view_event, view_thoughts
 from faregate.providers.registry import INBOUND
 from faregate.providers.stops import StopFilter, apply_stops
 from faregate.routing.features import Features, extract_features
@@ -102,6 +103,7 @@ async def serve_chat(
     ch, resp = await call_chat(request.app[HTTP], walk, req, loaded.bounds, rt.health)
     resp = apply_stops(resp, walk.local_stops)
     generated = resp.reasoning_text + resp.text + "".join(c.arguments for c in resp.tool_calls)
+    resp = view_thoughts(resp, thought_view(req))
     usage = resp.usage or _estimate(rt, ch, f, generated)
     extras = ex.charge(ch, usage, table, rt)
     ex.finish_reason = resp.finish_reason
@@ -134,6 +136,7 @@ async def _stream(
     text: list[str] = []
     events = upstream.events()
     stops = StopFilter(walk.local_stops)
+    view = thought_view(req)
 
     def closing(ev: Finish) -> bytes:
         usage = ev.usage or _estimate(rt, ch, f, "".join(text))
@@ -150,7 +153,7 @@ async def _stream(
     try:
         await response.prepare(request)  # from here the status is fixed: failures end the stream instead
         async for raw in events:
-            if await _relay(response, encoder, stops.feed(raw), text, closing, f):
+            if await _relay(response, encoder, stops.feed(raw), text, closing, f, view):
                 break
         else:
             raise _dropped("the upstream closed the stream early")
@@ -193,8 +196,10 @@ async def _relay(
     text: list[str],
     closing: Callable[[Finish], bytes],
     f: Features,
+    view: ThoughtView,
 ) -> bool:
-    """Write `events` to the client; True once the closing events (from `closing`) are written."""
+    """Write `events` to the client (their reasoning as `view` says); True once the closing events (from
+    `closing`) are written."""
     for ev in events:
         if isinstance(ev, Finish):
             await response.write(closing(ev))
@@ -204,7 +209,8 @@ async def _relay(
         if isinstance(ev, TextDelta | ReasoningDelta | ToolArgsDelta):
             # what the upstream generated, for an estimate when it reports no usage (thinking is billed)
             text.append(ev.arguments if isinstance(ev, ToolArgsDelta) else ev.text)
-        chunk = encoder.encode(ev)
+        shown = view_event(ev, view)
+        chunk = encoder.encode(shown) if shown is not None else b""
         if chunk:
             await response.write(chunk)
     return False

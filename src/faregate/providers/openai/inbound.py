@@ -27,6 +27,7 @@ from faregate.canonical import (
 )
 from faregate.errors import InvalidRequest
 from faregate.providers.fields import ROUTING_FIELDS, check_routing
+from faregate.providers.openai.thoughts import parse_thoughts
 from faregate.providers.openai.validate import (
     bad_type,
     bad_value,
@@ -144,6 +145,7 @@ def parse_message(message: object, at: str) -> Message:
         tool_calls=tool_calls,
         tool_call_id=tool_call_id,
         name=optional(message, "name", f"{at}.name", str),
+        thoughts=parse_thoughts(message, signed=True) if role == "assistant" else (),
     )
 
 

@@ -27,6 +27,7 @@ from faregate.canonical import (
 )
 from faregate.errors import FaregateError, openai_envelope
 from faregate.providers.openai.request import render_tool_call
+from faregate.providers.openai.thoughts import render_delta, render_fields
 from faregate.providers.wire import dumps
 
 # OpenAI has no "error" finish reason: a stream that fails ends with an error event instead.
@@ -90,12 +91,14 @@ def render_choice(index: int, choice: Choice) -> JSONObject:
 
 def render_chat(resp: ChatResponse, model: str, usage: Usage, extras: JSONObject) -> JSONObject:
     first = Choice(resp.text, resp.tool_calls, resp.finish_reason, resp.logprobs)
+    choices = [render_choice(i, c) for i, c in enumerate((first, *resp.more_choices))]
+    choices[0]["message"].update(render_fields(resp.thoughts))
     body: JSONObject = {
         "id": response_id(resp, extras),
         "object": "chat.completion",
         "created": resp.created or int(time.time()),
         "model": model,
-        "choices": [render_choice(i, c) for i, c in enumerate((first, *resp.more_choices))],
+        "choices": choices,
         "usage": render_usage(usage, extras),
         "system_fingerprint": extras.get("system_fingerprint"),
     }
@@ -121,6 +124,7 @@ class OpenAIStreamEncoder:
     own_id: bool = False  # `id` is faregate's (from the request id): the upstream's never replaces it
     started: bool = False
     opened: set[int] = field(default_factory=set)  # choices after 0 whose role chunk has been sent
+    thought: int = 0  # index of the open thought in `reasoning_details` (a signature closes it)
     _head: bytes = field(default=b"", init=False, repr=False)
     _tail: bytes = field(default=b"", init=False, repr=False)
 
@@ -194,7 +198,10 @@ class OpenAIStreamEncoder:
             case Finish():
                 return self.finish(ev, ev.usage or Usage(), {})
             case ReasoningDelta():
-                return b""
+                out = self._delta(ev.choice, render_delta(ev, self.thought))
+                if ev.signature is not None or ev.redacted:
+                    self.thought += 1
+                return out
 
     def _frame(self, choices: list[JSONObject], fields: JSONObject) -> bytes:
         chunk: JSONObject = {

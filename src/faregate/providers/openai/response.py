@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from faregate.canonical import ChatResponse, Choice, EmbeddingResponse, FinishReason, ToolCall, Usage
+from faregate.providers.openai.thoughts import parse_thoughts
 from faregate.providers.wire import load_object
 
 FINISH_REASONS: Final[Mapping[str, FinishReason]] = MappingProxyType(
@@ -106,7 +107,8 @@ def parse_choice(choice: Mapping[str, Any]) -> Choice:
 
 def parse_chat_response(body: bytes) -> ChatResponse:
     data = load_object(body, "chat completion")
-    first, *more = (parse_choice(c) for c in all_choices(data))
+    choices = all_choices(data)
+    first, *more = (parse_choice(c) for c in choices)
     return ChatResponse(
         id=str(data.get("id") or ""),
         model=str(data.get("model") or ""),
@@ -117,6 +119,7 @@ def parse_chat_response(body: bytes) -> ChatResponse:
         created=_int(data.get("created")),
         logprobs=first.logprobs,
         more_choices=tuple(more),
+        thoughts=parse_thoughts(choices[0]["message"], signed=False),
     )
 
 

@@ -24,6 +24,7 @@ from faregate.canonical import (
 )
 from faregate.providers.errors import protocol_error
 from faregate.providers.openai.response import arguments_text, parse_finish_reason, parse_usage
+from faregate.providers.openai.thoughts import delta_events
 from faregate.providers.sse import SseEvent
 from faregate.providers.wire import mask_secrets
 
@@ -79,6 +80,7 @@ class OpenAIStreamDecoder:
         n = n if isinstance(n, int) and n >= 0 else 0
         delta = choice.get("delta")
         if isinstance(delta, dict):
+            out.extend(delta_events(delta, n))
             text = delta.get("content") or delta.get("refusal")
             tokens = _logprobs_of(choice)
             if (isinstance(text, str) and text) or tokens:
