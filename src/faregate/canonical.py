@@ -37,7 +37,28 @@ class ImagePart:
     detail: str | None = None
 
 
-Part: TypeAlias = TextPart | ImagePart
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    """A file for the model to read that is not plain text (a text file becomes a `TextPart`): inline
+    (`data_b64` with `media_type`), by URL (`url`, which the provider fetches: faregate never does) or by the
+    provider's own `file_id`. `source` is where the client put it (`input[0].content[1]`), for errors."""
+
+    filename: str | None = None
+    data_b64: str | None = None
+    media_type: str | None = None
+    url: str | None = None
+    file_id: str | None = None
+    source: str | None = field(default=None, compare=False)
+
+    @property
+    def pdf(self) -> bool:
+        """An inline PDF: the file type most upstream formats read (Anthropic, Gemini, Responses)."""
+        return self.data_b64 is not None and self.media_type == PDF
+
+
+PDF: str = "application/pdf"
+
+Part: TypeAlias = TextPart | ImagePart | FilePart
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +241,19 @@ class ChatRequest:
     @property
     def json_mode(self) -> bool:
         return self.response_format is not None and self.response_format.json
+
+    def files(self) -> list[FilePart]:
+        return [p for m in self.messages for p in m.content if isinstance(p, FilePart)]
+
+    @property
+    def has_documents(self) -> bool:
+        """Inline PDFs, which several formats read (`FilePart.pdf`)."""
+        return any(p.pdf for p in self.files())
+
+    @property
+    def has_provider_files(self) -> bool:
+        """Files only a Responses upstream takes: by id, by URL, or inline of a type other than PDF."""
+        return any(not p.pdf for p in self.files())
 
     @property
     def user_text(self) -> str:

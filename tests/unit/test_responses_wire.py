@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faregate.canonical import (
+    PDF,
     ChatResponse,
+    FilePart,
     Finish,
     ImagePart,
     Message,
@@ -37,6 +39,12 @@ image = st.one_of(
     ),
     st.builds(ImagePart, data_b64=st.just("aGVsbG8="), media_type=st.just("image/png")),
 )
+names = st.sampled_from([None, "report.pdf"])
+files = st.one_of(
+    st.builds(FilePart, names, url=st.just("https://example.com/report.pdf")),
+    st.builds(FilePart, names, file_id=ident.map(lambda s: "file-" + s)),
+    st.builds(FilePart, names, data_b64=st.just("JVBERi0="), media_type=st.sampled_from([PDF, "image/webp"])),
+)
 calls = st.lists(
     st.builds(ToolCall, ident.map(lambda s: "call_" + s), ident, st.just('{"a":1}')), max_size=3
 ).map(lambda cs: tuple({c.id: c for c in cs}.values()))
@@ -44,7 +52,7 @@ calls = st.lists(
 
 @st.composite
 def conversations(draw: Any) -> tuple[Message, ...]:
-    """Turns as a Responses client sends them: user/system with text and images, assistant with text
+    """Turns as a Responses client sends them: user/system with text, images and files, assistant with text
     and/or tool calls, each call answered by a tool result; never two assistant turns in a row."""
     out: list[Message] = []
     for _ in range(draw(st.integers(1, 6))):
@@ -61,7 +69,8 @@ def conversations(draw: Any) -> tuple[Message, ...]:
         else:
             parts = draw(
                 st.lists(
-                    st.one_of(text.map(TextPart), image) if role == "user" else text.map(TextPart), max_size=3
+                    st.one_of(text.map(TextPart), image, files) if role == "user" else text.map(TextPart),
+                    max_size=3,
                 )
             )
             out.append(Message(role, tuple(parts)))

@@ -19,7 +19,7 @@ from typing import Final, Literal
 
 import tiktoken
 
-from faregate.canonical import ChatRequest, ImagePart, Message, Role, TextPart, Tool
+from faregate.canonical import ChatRequest, FilePart, ImagePart, Message, Role, TextPart, Tool
 
 EncodingName = Literal["cl100k_base", "o200k_base"]
 
@@ -190,6 +190,11 @@ def render_tools(tools: Sequence[Tool]) -> str:
     return json.dumps(rendered, ensure_ascii=False, separators=(",", ":"), default=_json_default)
 
 
+# An input file's tokens are not known without reading it (the provider does, by id or URL too): an
+# estimate of one PDF page as Anthropic documents it (1,500 to 3,000 tokens a page).
+FILE_TOKENS_DEFAULT: Final = 1_500
+
+
 def image_tokens(part: ImagePart) -> int:
     """An estimate (see IMAGE_TOKENS_DEFAULT): the image's size is not known without decoding it."""
     return IMAGE_TOKENS_LOW if part.detail == "low" else IMAGE_TOKENS_DEFAULT
@@ -213,6 +218,7 @@ def prompt_bound(body_bytes: int, req: ChatRequest) -> int:
             for p in m.content:
                 if isinstance(p, ImagePart):
                     images += IMAGE_TOKENS_DEFAULT  # the largest estimate an image gets
+    images += FILE_TOKENS_DEFAULT * len(req.files())
     return body_bytes + REPLY_PRIMING + _FRAMING_PER_MESSAGE * len(req.messages) + images + BOUND_SLACK
 
 
@@ -306,6 +312,8 @@ class TokenCounter:
             for part in message.content:
                 if isinstance(part, TextPart):
                     texts.append(part.text)
+                elif isinstance(part, FilePart):
+                    total += FILE_TOKENS_DEFAULT
                 else:
                     total += image_tokens(part)
             if texts:

@@ -16,8 +16,7 @@ from faregate.catalog.merge import Merged, Problem, by_model, retired_text, warn
 from faregate.catalog.model import MILLION, Offering, ProviderInfo
 from faregate.config.model import Preferences, RoutesSpec, RuleSpec, Selector
 from faregate.routing.table import (
-    HOSTED_TOOLS,
-    HOSTED_TOOLS_APIS,
+    API_CAPS,
     Baseline,
     Candidates,
     Channel,
@@ -214,7 +213,7 @@ def _channel(
         price=o.price,
         context=o.context,
         max_output=o.max_output,
-        caps=o.caps | {HOSTED_TOOLS} if api in HOSTED_TOOLS_APIS else o.caps,
+        caps=o.caps | API_CAPS.get(api, frozenset()),
         data_collection=info.data_collection,
         expected_cost_usd=expected,
         key_env=var,

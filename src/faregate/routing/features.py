@@ -23,12 +23,14 @@ class Features:
         "_text",
         "_tokens",
         "_user_text",
+        "documents",
         "has_images",
         "has_tools",
         "headers",
         "hosted_tools",
         "json_mode",
         "key_group",
+        "provider_files",
         "stream",
     )
 
@@ -47,6 +49,8 @@ class Features:
         bound: int | None = None,
         text: Callable[[], str] | None = None,
         hosted_tools: bool = False,
+        documents: bool = False,
+        provider_files: bool = False,
     ) -> None:
         self.has_images, self.has_tools, self.json_mode, self.stream = (
             has_images,
@@ -56,6 +60,8 @@ class Features:
         )
         self.headers, self.key_group = headers, key_group
         self.hosted_tools = hosted_tools  # tools the provider runs: only a Responses channel carries them
+        self.documents = documents  # inline PDFs
+        self.provider_files = provider_files  # files by id or URL: only a Responses channel takes them
         self._text = text
         self._user_text: str | None = None if text is not None else user_text
         self._count = count
@@ -139,6 +145,8 @@ def extract_features(
             bound=bound,
             text=lambda: req.user_text,
             hosted_tools=bool(req.hosted_tools),
+            documents=req.has_documents,
+            provider_files=req.has_provider_files,
         )
     return Features(
         has_images=req.has_images,
@@ -150,6 +158,8 @@ def extract_features(
         headers=headers,
         key_group=key_group,
         hosted_tools=bool(req.hosted_tools),
+        documents=req.has_documents,
+        provider_files=req.has_provider_files,
     )
 
 

@@ -22,12 +22,24 @@ from faregate.routing.compile import model_candidates, provider_rank, sort_chann
 from faregate.routing.features import Features, matches
 from faregate.routing.health import HealthView, NoHealth
 from faregate.routing.preferences import NO_PREFERENCES, RequestPreferences, Sort, narrow, provider_name
-from faregate.routing.table import HOSTED_TOOLS, Candidates, Channel, CompiledRule, DecisionTable, Retirement
+from faregate.routing.table import (
+    DOCUMENTS,
+    HOSTED_TOOLS,
+    PROVIDER_FILES,
+    Candidates,
+    Channel,
+    CompiledRule,
+    DecisionTable,
+    Retirement,
+)
 from faregate.routing.table import PlanEntry as PlanEntry  # re-exported: it belongs to the plan
 
 Kind = Literal["chat", "embedding"]
 NO_HEALTH = NoHealth()
 NO_CAPS: frozenset[str] = frozenset()
+# Why a channel cannot take the request's input files (matched by the server to name the file's `param`).
+NO_PROVIDER_FILES = "input files by id or URL need an api: openai-responses channel"
+NO_DOCUMENTS = "no PDF input (an anthropic, gemini or openai-responses channel reads PDFs)"
 STABLE = frozenset({"cheapest", "ordered"})  # strategies whose compiled order holds for every request
 
 
@@ -237,13 +249,22 @@ def _narrower(effective: Preferences, static: Preferences) -> bool:
 
 def _needs(f: Features, require_parameters: bool) -> frozenset[str]:
     """Capabilities a channel must have: tools and images always, JSON mode under require_parameters."""
-    if not (f.has_tools or f.has_images or f.hosted_tools or (require_parameters and f.json_mode)):
+    if not (
+        f.has_tools
+        or f.has_images
+        or f.hosted_tools
+        or f.documents
+        or f.provider_files
+        or (require_parameters and f.json_mode)
+    ):
         return NO_CAPS
     return frozenset(
         cap
         for cap, needed in (
             ("tools", f.has_tools),
             (HOSTED_TOOLS, f.hosted_tools),
+            (DOCUMENTS, f.documents),
+            (PROVIDER_FILES, f.provider_files),
             ("vision", f.has_images),
             ("json", require_parameters and f.json_mode),
         )
@@ -275,6 +296,10 @@ def _unusable(
         return "no image input"
     if f.hosted_tools and HOSTED_TOOLS not in c.caps:
         return "built-in tools need an api: openai-responses channel"
+    if f.provider_files and PROVIDER_FILES not in c.caps:
+        return NO_PROVIDER_FILES
+    if f.documents and DOCUMENTS not in c.caps:
+        return NO_DOCUMENTS
     if require_parameters and f.json_mode and "json" not in c.caps:
         return "no JSON mode (require_parameters)"
     if fit + (max_tokens or 0) > c.context:

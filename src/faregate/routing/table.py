@@ -13,10 +13,20 @@ from types import MappingProxyType
 from faregate.catalog.model import MILLION, Kind, Offering, Price, RetiredBy
 from faregate.config.model import Api, Policy, Preferences, Strategy, When
 
-# The capability of a channel that speaks the Responses API: it can carry the tools its provider runs
-# (`web_search`, `file_search`, ...). Derived from the channel's `api`, never declared.
+# Capabilities a channel has by its `api`, never declared. A channel that speaks the Responses API can
+# carry the tools its provider runs (`web_search`, `file_search`, ...).
 HOSTED_TOOLS = "hosted_tools"
-HOSTED_TOOLS_APIS: frozenset[Api] = frozenset({"openai-responses"})
+# Input files: by id or URL (the provider fetches them) or of a type only the Responses API reads, and
+# inline PDFs, which Anthropic's `document` blocks and Gemini's `inlineData` read too.
+PROVIDER_FILES = "provider_files"
+DOCUMENTS = "documents"
+API_CAPS: Mapping[Api, frozenset[str]] = MappingProxyType(
+    {
+        "openai-responses": frozenset({HOSTED_TOOLS, PROVIDER_FILES, DOCUMENTS}),
+        "anthropic": frozenset({DOCUMENTS}),
+        "gemini": frozenset({DOCUMENTS}),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

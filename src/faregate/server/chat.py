@@ -89,7 +89,7 @@ async def serve_chat(
     )
     ex.plan, ex.requested = plan, plan.requested
     if not plan.entries:
-        raise no_channel_error(plan, table, rt)
+        raise no_channel_error(plan, table, rt, req.files())
     await ex.admit(rt, plan, f, req.max_tokens)
     bound = ex.answer_bound(req.max_tokens)
     if bound != req.max_tokens:

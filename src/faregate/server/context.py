@@ -7,7 +7,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -20,13 +20,13 @@ from faregate.accounting.keys import ApiKey
 from faregate.accounting.limits import Ticket
 from faregate.accounting.pricing import cost_usd, savings, usd_number, usd_text
 from faregate.accounting.record import RequestRecord
-from faregate.canonical import Usage
+from faregate.canonical import FilePart, Usage
 from faregate.errors import AllChannelsFailed, FaregateError, InvalidRequest, ModelNotFound, PayloadTooLarge
 from faregate.pipeline.accounts import DEFAULT_MAX_OUTPUT
 from faregate.pipeline.execute import Walk
 from faregate.pipeline.runtime import Runtime
 from faregate.routing.features import Features
-from faregate.routing.plan import Plan, build_plan
+from faregate.routing.plan import NO_DOCUMENTS, NO_PROVIDER_FILES, Plan, build_plan
 from faregate.routing.preferences import parse_request_preferences
 from faregate.routing.table import Channel, DecisionTable
 from faregate.server.appkeys import CALLER_KEY, OPTIONS, REQUEST_ID
@@ -91,9 +91,34 @@ def json_bytes_response(body: Any, headers: dict[str, str]) -> web.Response:
     return web.Response(body=jsonio.dumps(body), headers=headers, content_type="application/json")
 
 
-def no_channel_error(plan: Plan, table: DecisionTable, rt: Runtime) -> FaregateError:
+def file_field(part: FilePart) -> str:
+    """The field of an `input_file` that says where the file is: `file_id`, `file_url` or `file_data`."""
+    return "file_id" if part.file_id is not None else "file_url" if part.url is not None else "file_data"
+
+
+def file_error(plan: Plan, files: Sequence[FilePart]) -> InvalidRequest | None:
+    """A 400 naming the input file no channel of the plan can take, when that is why the plan is empty."""
+    for why, blocking in ((NO_PROVIDER_FILES, False), (NO_DOCUMENTS, True)):
+        part = next((p for p in files if p.pdf is blocking), None)
+        if part is None or all(w != why for _, w in plan.skipped):
+            continue
+        where = file_field(part)
+        kind = f" of type {part.media_type}" if where == "file_data" and part.media_type else ""
+        return InvalidRequest(
+            f"an input file given by {where}{kind} cannot be sent to any channel of this request's plan: {why}"
+            " (faregate never fetches or uploads files itself).",
+            param=f"{part.source}.{where}" if part.source else None,
+            code="no_capable_channel",
+        )
+    return None
+
+
+def no_channel_error(
+    plan: Plan, table: DecisionTable, rt: Runtime, files: Sequence[FilePart] = ()
+) -> FaregateError:
     """An empty plan: 503 when channels are cooling down or providers inactive, 400 when no channel can
-    serve this particular request (capabilities, context, the request's own preferences)."""
+    serve this particular request (capabilities, context, the request's own preferences; an input file
+    no channel takes is named by its `param`)."""
     if plan.skipped and plan.unavailable_only():
         left = [rt.health.cooldown_left_s(cid, time.monotonic()) for cid, _ in plan.skipped]
         err = AllChannelsFailed([], skipped=len(plan.skipped))
@@ -115,6 +140,9 @@ def no_channel_error(plan: Plan, table: DecisionTable, rt: Runtime) -> FaregateE
             f" (inactive providers: {inactive})" if inactive else ""
         )
         return err
+    by_file = file_error(plan, files) if files else None
+    if by_file is not None:
+        return by_file
     reasons = "; ".join(f"{cid}: {why}" for cid, why in plan.skipped[:8])
     return InvalidRequest(
         f"no channel can serve this request ({reasons})", param="model", code="no_capable_channel"

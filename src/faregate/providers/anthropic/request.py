@@ -12,7 +12,9 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from faregate.canonical import (
+    PDF,
     ChatRequest,
+    FilePart,
     ImagePart,
     JSONObject,
     Message,
@@ -158,9 +160,26 @@ def render_message(m: Message, dropped: list[str]) -> JSONObject:
 def render_part(p: Part, dropped: list[str]) -> JSONObject | None:
     if isinstance(p, TextPart):
         return {"type": "text", "text": p.text} if p.text else None  # Anthropic rejects empty text blocks
+    if isinstance(p, FilePart):
+        return render_document(p, dropped)
     if p.detail and "image detail" not in dropped:
         dropped.append("image detail")
     return {"type": "image", "source": image_source(p)}
+
+
+def render_document(p: FilePart, dropped: list[str]) -> JSONObject | None:
+    """An inline PDF as a `document` block; a file by id or URL, or of another type, Anthropic cannot read
+    as the client gave it (routing keeps such a request off Anthropic channels)."""
+    if not p.pdf:
+        dropped.append("input file (not an inline PDF)")
+        return None
+    block: JSONObject = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": PDF, "data": p.data_b64},
+    }
+    if p.filename:
+        block["title"] = p.filename
+    return block
 
 
 def image_source(p: ImagePart) -> JSONObject:

@@ -14,8 +14,10 @@ from typing import Any, Final
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from faregate.canonical import (
+    PDF,
     ChatRequest,
     EmbeddingRequest,
+    FilePart,
     ImagePart,
     JSONObject,
     Message,
@@ -175,11 +177,15 @@ def render_turn(msg: Message, names: dict[str, str]) -> list[JSONObject]:
 
 
 def render_parts(content: Iterable[Part]) -> list[JSONObject]:
+    """Text and images; of input files, inline PDFs (routing keeps other files off Gemini channels)."""
     out: list[JSONObject] = []
     for part in content:
         if isinstance(part, TextPart):
             if part.text:  # Gemini rejects an empty text part
                 out.append({"text": part.text})
+        elif isinstance(part, FilePart):
+            if part.pdf and part.data_b64 is not None:
+                out.append(inline_data(PDF, part.data_b64))
         else:
             out.append(render_image(part))
     return out

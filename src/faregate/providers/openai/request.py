@@ -12,6 +12,7 @@ from typing import Final
 from faregate.canonical import (
     ChatRequest,
     EmbeddingRequest,
+    FilePart,
     ImagePart,
     JSONObject,
     Message,
@@ -60,9 +61,23 @@ PARAMS: Final[Mapping[str, Param]] = MappingProxyType(
 )
 
 
+def render_file(part: FilePart) -> JSONObject:
+    """Chat completions' `file` part (inline data or the provider's file id; a file URL it cannot carry)."""
+    file: JSONObject = {}
+    if part.file_id is not None:
+        file["file_id"] = part.file_id
+    if part.data_b64 is not None:
+        file["file_data"] = data_url(part.media_type, part.data_b64)
+    if part.filename is not None:
+        file["filename"] = part.filename
+    return {"type": "file", "file": file}
+
+
 def render_part(part: Part) -> JSONObject:
     if isinstance(part, TextPart):
         return {"type": "text", "text": part.text}
+    if isinstance(part, FilePart):
+        return render_file(part)
     url = part.url if part.url is not None else data_url(part.media_type, part.data_b64 or "")
     image: JSONObject = {"url": url}
     if part.detail is not None:
@@ -73,6 +88,9 @@ def render_part(part: Part) -> JSONObject:
 def render_content(m: Message, dropped: list[str]) -> str | list[JSONObject] | None:
     """A single text part as a string (what every compatible server accepts), else a list of parts."""
     parts = m.content
+    if any(isinstance(p, FilePart) and p.file_id is None and p.data_b64 is None for p in parts):
+        dropped.append(f"{m.role} message file_url")
+        parts = tuple(p for p in parts if not isinstance(p, FilePart) or p.file_id or p.data_b64)
     if m.role not in IMAGE_ROLES and any(isinstance(p, ImagePart) for p in parts):
         dropped.append(f"{m.role} message image")
         parts = tuple(p for p in parts if isinstance(p, TextPart))

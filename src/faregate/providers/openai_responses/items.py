@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from faregate.canonical import (
     ChatResponse,
+    FilePart,
     ImagePart,
     JSONObject,
     Message,
@@ -37,7 +38,7 @@ MESSAGE_ROLES: Final[Mapping[str, Role]] = MappingProxyType(
 ITEM_TYPES: Final = ("message", "function_call", "function_call_output", "reasoning")
 INPUT_PARTS: Final = ("input_text", "input_image", "input_file")
 OUTPUT_PARTS: Final = ("output_text", "refusal")
-# An `input_file` is read as text when its data is text (a PDF or other binary needs file support upstream).
+# An `input_file` is read as text when its data is text (a PDF or other binary stays a file, see parse_file).
 TEXT_FILE_TYPES: Final = ("text/", "application/json", "application/xml", "application/x-yaml")
 
 
@@ -56,23 +57,26 @@ def parse_image(part: Mapping[str, Any], at: str) -> ImagePart:
     return ImagePart(data_b64=inline[1], media_type=inline[0], detail=detail)
 
 
-def parse_file(part: Mapping[str, Any], at: str) -> TextPart:
-    """A text file given inline (`file_data` as a data URL) becomes a text part headed by its name."""
-    if part.get("file_id") is not None or part.get("file_url") is not None:
-        raise invalid(at, "files by id or URL are not supported by faregate: send file_data inline.")
+def parse_file(part: Mapping[str, Any], at: str) -> TextPart | FilePart:
+    """An `input_file`. A text file given inline (`file_data` as a data URL) becomes a text part headed by
+    its name, which every upstream reads; any other file (by `file_id`, by `file_url`, a PDF or another
+    binary inline) stays a `FilePart`, which routing sends where it can be read (see `FilePart`)."""
+    name = optional(part, "filename", f"{at}.filename", str)
+    file_id = optional(part, "file_id", f"{at}.file_id", str)
+    url = optional(part, "file_url", f"{at}.file_url", str)
+    if file_id is not None or url is not None:
+        return FilePart(filename=name, url=url, file_id=file_id, source=at)
     raw = required(part, "file_data", f"{at}.file_data", str)
     inline = split_data_url(raw)
-    name = optional(part, "filename", f"{at}.filename", str) or "file"
-    if inline is None or not inline[0].startswith(TEXT_FILE_TYPES):
-        raise invalid(
-            f"{at}.file_data",
-            "only text files (a data: URL of type text/*, application/json, ...) are supported by faregate.",
-        )
+    if inline is None:
+        raise invalid(f"{at}.file_data", "expected a data: URL (data:<media type>;base64,<data>).")
+    if not inline[0].startswith(TEXT_FILE_TYPES):
+        return FilePart(filename=name, data_b64=inline[1], media_type=inline[0] or None, source=at)
     try:
         text = base64.b64decode(inline[1], validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         raise invalid(f"{at}.file_data", "not base64-encoded UTF-8 text.") from None
-    return TextPart(f"{name}:\n{text}")
+    return TextPart(f"{name or 'file'}:\n{text}")
 
 
 def parse_part(part: object, at: str, role: Role) -> Part:
@@ -159,9 +163,25 @@ def parse_items(items: object, where: str = "input") -> tuple[Message, ...]:
 # --- canonical → input items (an upstream Responses request; a stored conversation) ------------------
 
 
+def render_file(part: FilePart) -> JSONObject:
+    """A `FilePart` as the `input_file` the client sent (`parse_file` reads it back to the same part)."""
+    out: JSONObject = {"type": "input_file"}
+    if part.file_id is not None:
+        out["file_id"] = part.file_id
+    if part.url is not None:
+        out["file_url"] = part.url
+    if part.data_b64 is not None:
+        out["file_data"] = data_url(part.media_type, part.data_b64)
+    if part.filename is not None:
+        out["filename"] = part.filename
+    return out
+
+
 def render_part(part: Part, role: Role) -> JSONObject:
     if isinstance(part, TextPart):
         return {"type": "output_text" if role == "assistant" else "input_text", "text": part.text}
+    if isinstance(part, FilePart):
+        return render_file(part)
     url = part.url if part.url is not None else data_url(part.media_type, part.data_b64 or "")
     out: JSONObject = {"type": "input_image", "image_url": url, "detail": part.detail or "auto"}
     return out
