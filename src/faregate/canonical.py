@@ -326,6 +326,7 @@ class EmbeddingRequest:
     dimensions: int | None = None
     user: str | None = None
     extra: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    source_api: WireApi = "openai"  # the client's format: `extra` is in its names
 
 
 @dataclass(frozen=True, slots=True)

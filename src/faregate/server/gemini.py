@@ -3,6 +3,7 @@
     POST /v1beta/models/{model}:generateContent
     POST /v1beta/models/{model}:streamGenerateContent?alt=sse
     POST /v1beta/models/{model}:countTokens
+    POST /v1beta/models/{model}:embedContent, :batchEmbedContents
     GET  /v1beta/models, GET /v1beta/models/{model}
 
 and the same under `/v1` (google-genai's default API version): `POST /v1/models/{model}:method`, and
@@ -10,26 +11,29 @@ and the same under `/v1` (google-genai's default API version): `POST /v1/models/
 
 `{model}` is anything faregate routes on (`google/gemini-2.5-flash`, a bare upstream id, `auto`), with or
 without the `models/` prefix. Generation goes through the chat pipeline (`serve_chat`) with a
-`GeminiInbound`; counting through the count handler. The key comes as `x-goog-api-key` or `?key=` (see
+`GeminiInbound`; counting through the count handler; embedding through the embeddings pipeline
+(`server/embeddings.py::serve_embeddings`). The key comes as `x-goog-api-key` or `?key=` (see
 `middleware.bearer_or_api_key`), errors in Google's envelope (`middleware.render_error`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from aiohttp import web
 
-from faregate.canonical import ChatRequest, JSONObject
+from faregate.canonical import ChatRequest, EmbeddingRequest, EmbeddingResponse, JSONObject, Usage
 from faregate.errors import InvalidRequest, ModelNotFound, NotFound
 from faregate.providers.gemini import GeminiInbound
+from faregate.providers.gemini import embeddings as gemini_embeddings
 from faregate.providers.gemini.inbound import bare_model
 from faregate.routing.table import DecisionTable
 from faregate.server.appkeys import RUNTIME
 from faregate.server.chat import prompt_bound_of, serve_chat
 from faregate.server.context import Exchange, json_bytes_response, read_json
 from faregate.server.count import count_handler
+from faregate.server.embeddings import serve_embeddings
 from faregate.server.middleware import speaks_gemini
 from faregate.server.models import list_models
 
@@ -38,7 +42,10 @@ ENDPOINT: Final = "gemini"
 GENERATE: Final = "generateContent"
 STREAM: Final = "streamGenerateContent"
 COUNT: Final = "countTokens"
-METHODS: Final = (GENERATE, STREAM, COUNT)
+EMBED: Final = "embedContent"
+BATCH_EMBED: Final = "batchEmbedContents"
+METHODS: Final = (GENERATE, STREAM, COUNT, EMBED, BATCH_EMBED)
+CHAT_METHODS: Final = (GENERATE, STREAM, COUNT)  # what a listed model (chat or alias) supports
 DEFAULT_PAGE: Final = 50
 MAX_PAGE: Final = 1000
 
@@ -81,10 +88,32 @@ def render_count(tokens: int, info: JSONObject) -> JSONObject:
 
 handle_count = count_handler("gemini", render_count, parse=parse_count)
 
+EmbedParse = Callable[[object, str], tuple[EmbeddingRequest, JSONObject]]
+EmbedRender = Callable[[EmbeddingResponse, Usage, Mapping[str, Any]], JSONObject]
+
+
+async def handle_embed(
+    request: web.Request, model: str, parse: EmbedParse, render: EmbedRender
+) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    loaded = rt.holder.current  # read once: this request finishes on this table and its limits
+    ex = Exchange.begin(request, ENDPOINT)
+    with ex.recorded(rt):
+        req, routing = parse(await read_json(request), model)
+        ch, resp, usage, extras = await serve_embeddings(request, rt, loaded, ex, req, routing)
+        return json_bytes_response(render(resp, usage, extras), ex.response_headers(ch))
+
+
 HANDLERS: Final[dict[str, Callable[[web.Request, str], Any]]] = {
     GENERATE: lambda request, model: handle_generate(request, model, False),
     STREAM: lambda request, model: handle_generate(request, model, True),
     COUNT: lambda request, model: handle_count(request),
+    EMBED: lambda request, model: handle_embed(
+        request, model, gemini_embeddings.parse_embed, gemini_embeddings.render_embed
+    ),
+    BATCH_EMBED: lambda request, model: handle_embed(
+        request, model, gemini_embeddings.parse_batch, gemini_embeddings.render_batch
+    ),
 }
 
 
@@ -110,7 +139,7 @@ def gemini_model(entry: JSONObject) -> JSONObject:
         "version": "faregate",
         "displayName": entry.get("name") or entry["id"],
         "description": entry.get("name") or entry["id"],
-        "supportedGenerationMethods": list(METHODS),
+        "supportedGenerationMethods": list(CHAT_METHODS),
     }
     if entry.get("alias"):
         out["description"] = f"{out['displayName']}: each request walks the route's rules"

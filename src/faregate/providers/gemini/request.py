@@ -89,15 +89,20 @@ def chat_call(req: ChatRequest, target: Target) -> UpstreamCall:
     return UpstreamCall("POST", model_url(target, method), headers(target), dumps(body), dropped, local)
 
 
+EMBED_SETTINGS: Final = frozenset({"taskType", "title"})  # an EmbedContentRequest's own, per request
+
+
 def embeddings_call(req: EmbeddingRequest, target: Target) -> UpstreamCall:
     model = f"models/{bare_model_id(target.upstream_id)}"
+    # A Gemini client's taskType and title go into every request; any other client's extras are dropped.
+    own = {k: v for k, v in req.extra.items() if k in EMBED_SETTINGS} if req.source_api == "gemini" else {}
     requests: list[JSONObject] = []
     for text in req.inputs:
-        item: JSONObject = {"model": model, "content": {"parts": [{"text": text}]}}
+        item: JSONObject = {"model": model, "content": {"parts": [{"text": text}]}, **own}
         if req.dimensions is not None:
             item["outputDimensionality"] = req.dimensions
         requests.append(item)
-    dropped = (("user",) if req.user is not None else ()) + tuple(req.extra)
+    dropped = (("user",) if req.user is not None else ()) + tuple(k for k in req.extra if k not in own)
     url = model_url(target, "batchEmbedContents")
     return UpstreamCall("POST", url, headers(target), dumps({"requests": requests}), dropped)
 

@@ -191,7 +191,9 @@ def render_embeddings(req: EmbeddingRequest, upstream_id: str) -> tuple[JSONObje
     if req.user is not None:
         body["user"] = req.user
     dropped: list[str] = []
-    if req.extra:
+    if req.extra and req.source_api != "openai":
+        dropped = list(req.extra)  # another format's settings (Gemini's taskType, title): none is OpenAI's
+    elif req.extra:
         extra, dropped = forwardable(req.extra, "openai")
         if extra.pop("encoding_format", "float") != "float":
             dropped.append("encoding_format")
