@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
@@ -31,10 +32,12 @@ from faregate.canonical import (
     Message,
     Part,
     Reasoning,
+    ReasoningDelta,
     Start,
     StreamEvent,
     TextDelta,
     TextPart,
+    Thought,
     Tool,
     ToolArgsDelta,
     ToolCall,
@@ -181,7 +184,13 @@ def test_text_stream_event_by_event() -> None:
 
 
 def test_tool_use_stream_event_by_event() -> None:
-    assert decode(sse_events(raw("stream_tool_use.sse"))) == [
+    events = decode(sse_events(raw("stream_tool_use.sse")))
+    signature = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
+    assert [e for e in events if isinstance(e, ReasoningDelta)] == [
+        ReasoningDelta("The user wants the weather; I should call get_weather.", origin="anthropic"),
+        ReasoningDelta("", signature, origin="anthropic"),
+    ]
+    assert [e for e in events if not isinstance(e, ReasoningDelta)] == [
         Start("msg_01Aq9w938a90dw8q", "claude-sonnet-4-5-20250929", Usage(2572, 2, 2000, 100)),
         TextDelta("Okay"),
         TextDelta(","),
@@ -715,7 +724,8 @@ def test_parse_maps_a_full_request() -> None:
         "models": ["anthropic/claude-3-5-haiku"],
         "route": "cheap",
     }
-    assert req.messages == (
+    assert req.messages[2].thoughts == (Thought("hmm", "sig", "anthropic"),)  # passed back upstream
+    assert tuple(replace(m, thoughts=()) for m in req.messages) == (
         Message("system", (TextPart("Be terse."),)),
         user("weather?"),
         Message(

@@ -8,9 +8,12 @@ import json
 from typing import Any
 
 import pytest
+from anthropic.types import Message as AnthropicMessage
+from anthropic.types import RawMessageStreamEvent
 from hypothesis import given
 from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from pydantic import TypeAdapter
 
 from faregate.canonical import (
     ChatRequest,
@@ -25,12 +28,17 @@ from faregate.canonical import (
     TextPart,
     Thought,
     ToolArgsDelta,
+    ToolCall,
     ToolCallStart,
     Usage,
     WireApi,
     collect_stream,
     signed_for,
 )
+from faregate.providers.anthropic import AnthropicAdapter, AnthropicInbound
+from faregate.providers.anthropic.render import AnthropicStreamEncoder, render_response
+from faregate.providers.anthropic.request import render_request as render_anthropic
+from faregate.providers.anthropic.stream import AnthropicStreamDecoder
 from faregate.providers.openai import OpenAIAdapter, OpenAIInbound, OpenAIStreamDecoder
 from faregate.providers.openai.render import OpenAIStreamEncoder, render_chat
 from faregate.providers.reasoning import thought_view, view_event, view_thoughts
@@ -221,3 +229,158 @@ def test_what_a_client_sees_of_the_thoughts() -> None:
     assert view_thoughts(resp, "none").thoughts == ()
     assert view_event(ReasoningDelta("a"), "signed") is None
     assert view_event(ReasoningDelta("a", "s"), "signed") == ReasoningDelta("", "s")
+
+
+# --- Anthropic Messages: thinking blocks from upstreams, for clients, and passed back -------------------
+
+SIGNED = st.one_of(
+    st.builds(Thought, st.text(min_size=1, max_size=12)),
+    st.builds(
+        Thought,
+        st.text(max_size=12),
+        st.text("AZaz09+/=", min_size=1, max_size=12),
+        st.sampled_from(["anthropic", "gemini", "openai-responses"]),
+    ),
+    st.builds(
+        lambda sig, origin: Thought("", sig, origin, redacted=True),
+        st.text("AZaz09+/=", min_size=1, max_size=12),
+        st.sampled_from(["anthropic", "gemini"]),
+    ),
+)
+USER_Q = {"role": "user", "content": "q"}
+STREAM_EVENT: TypeAdapter[RawMessageStreamEvent] = TypeAdapter(RawMessageStreamEvent)
+ANTHROPIC_REPLY = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-sonnet-4-5",
+    "content": [
+        {"type": "thinking", "thinking": "Let me see.", "signature": "c2ln"},
+        {"type": "redacted_thinking", "data": "ZGF0YQ=="},
+        {"type": "text", "text": "Hi"},
+    ],
+    "stop_reason": "end_turn",
+    "stop_sequence": None,
+    "usage": {"input_tokens": 3, "output_tokens": 5},
+}
+
+
+def test_an_anthropic_upstreams_thinking_blocks_are_thoughts_it_signed() -> None:
+    resp = AnthropicAdapter().parse_chat_response(json.dumps(ANTHROPIC_REPLY).encode())
+    assert resp.thoughts == (
+        Thought("Let me see.", "c2ln", "anthropic"),
+        Thought("", "ZGF0YQ==", "anthropic", redacted=True),
+    )
+    assert resp.text == "Hi"
+
+
+@given(st.lists(SIGNED, max_size=4).map(tuple))
+def test_thoughts_rendered_for_an_anthropic_client_come_back_when_it_passes_the_turn_back(
+    thoughts: tuple[Thought, ...],
+) -> None:
+    resp = ChatResponse("r", "m", "Hi", thoughts=thoughts)
+    message = render_response(resp, "m", Usage(1, 2), {})
+    AnthropicMessage.model_validate(message)  # the SDK reads it
+    assert [b["type"] for b in message["content"]][-1] == "text"  # thinking comes first
+    turn = {"role": "assistant", "content": message["content"]}
+    req, _ = AnthropicInbound().parse_chat({"max_tokens": 9, "messages": [USER_Q, turn]})
+    assert req.messages[1].thoughts == thoughts
+    # Sent on to an Anthropic upstream: only the blocks Anthropic signed, exactly as it made them.
+    body, _ = render_anthropic(req, "claude-sonnet-4-5", None)
+    sent = body["messages"][1]["content"]
+    assert sent[: len(sent) - 1] == [
+        {"type": "redacted_thinking", "data": t.signature}
+        if t.redacted
+        else {"type": "thinking", "thinking": t.text, "signature": t.signature}
+        for t in signed_for(thoughts, "anthropic")
+    ]
+
+
+def anthropic_stream(events: list[StreamEvent]) -> bytes:
+    encoder = AnthropicStreamEncoder("m")
+    return b"".join(encoder.encode(ev) for ev in events)
+
+
+def test_a_streamed_thought_follows_anthropics_event_order() -> None:
+    events: list[StreamEvent] = [
+        Start("r", "m"),
+        ReasoningDelta("Let me ", origin="anthropic"),
+        ReasoningDelta("see.", origin="anthropic"),
+        ReasoningDelta("", "c2ln", origin="anthropic"),
+        ReasoningDelta("", "ZGF0YQ==", origin="anthropic", redacted=True),
+        TextDelta("Hi"),
+        Finish("stop", Usage(1, 2)),
+    ]
+    sse = SseDecoder()
+    frames = [*sse.feed(anthropic_stream(events)), *sse.close()]
+    data = [json.loads(f.data) for f in frames]
+    assert [(d["type"], d.get("index")) for d in data] == [
+        ("message_start", None),
+        ("ping", None),
+        ("content_block_start", 0),
+        ("content_block_delta", 0),
+        ("content_block_delta", 0),
+        ("content_block_delta", 0),
+        ("content_block_stop", 0),
+        ("content_block_start", 1),
+        ("content_block_stop", 1),
+        ("content_block_start", 2),
+        ("content_block_delta", 2),
+        ("content_block_stop", 2),
+        ("message_delta", None),
+        ("message_stop", None),
+    ]
+    assert data[2]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
+    assert [d["delta"] for d in data[3:6]] == [
+        {"type": "thinking_delta", "thinking": "Let me "},
+        {"type": "thinking_delta", "thinking": "see."},
+        {"type": "signature_delta", "signature": "c2ln"},
+    ]
+    assert data[7]["content_block"] == {"type": "redacted_thinking", "data": "ZGF0YQ=="}
+    for d in data:
+        if d["type"] != "ping":  # not in the SDK's event union
+            STREAM_EVENT.validate_python(d)
+
+
+@given(st.lists(SIGNED, max_size=4), st.text(max_size=6), st.data())
+def test_streamed_thoughts_read_back_as_the_client_got_them(
+    thoughts: list[Thought], answer: str, data: st.DataObject
+) -> None:
+    """Each thought cut into deltas, through the encoder for Anthropic clients and an Anthropic decoder
+    (what a client, or a faregate in front of this one, reads)."""
+    events: list[StreamEvent] = [Start("msg_1", "m")]
+    for t in thoughts:
+        if t.redacted:
+            events.append(ReasoningDelta("", t.signature, origin=t.origin, redacted=True))
+            continue
+        cut = data.draw(st.integers(0, len(t.text)))
+        events += [ReasoningDelta(p, origin=t.origin) for p in (t.text[:cut], t.text[cut:]) if p]
+        if t.signature is not None:
+            events.append(ReasoningDelta("", t.signature, origin=t.origin))
+    events += [TextDelta(answer), Finish("stop", Usage(1, 2))]
+    sse, decoder = SseDecoder(), AnthropicStreamDecoder()
+    back = [e for f in [*sse.feed(anthropic_stream(events)), *sse.close()] for e in decoder.feed(f)]
+    resp = collect_stream(back)
+    assert resp.text == answer
+    # Unsigned thoughts in a row are one thinking block for the client, as for any reader of the stream.
+    assert resp.thoughts == collect_stream(events).thoughts
+
+
+def user_q() -> Message:
+    return Message("user", (TextPart("q"),))
+
+
+def test_thinking_stays_off_for_a_tool_turn_that_anthropic_did_not_sign() -> None:
+    call = ToolCall("toolu_1", "f", "{}")
+    result = Message("tool", (TextPart("42"),), tool_call_id="toolu_1")
+
+    def sent(thoughts: tuple[Thought, ...]) -> tuple[dict[str, Any], list[str]]:
+        turn = Message("assistant", tool_calls=(call,), thoughts=thoughts)
+        req = ChatRequest("m", (user_q(), turn, result), reasoning=Reasoning(effort="low"))
+        return render_anthropic(req, "claude-sonnet-4-5", 4096)
+
+    body, dropped = sent((Thought("from deepseek"),))
+    assert "thinking" not in body and dropped[0].startswith("reasoning (the assistant turn")
+    body, dropped = sent((Thought("mine", "c2ln", "anthropic"),))
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048} and not dropped
+    assert body["messages"][1]["content"][0] == {"type": "thinking", "thinking": "mine", "signature": "c2ln"}

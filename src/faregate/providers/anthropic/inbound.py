@@ -19,12 +19,15 @@ from faregate.canonical import (
     Part,
     ResponseFormat,
     TextPart,
+    Thought,
     Tool,
     ToolCall,
     ToolChoice,
 )
 from faregate.errors import InvalidRequest
 from faregate.providers.anthropic.response import compact_json
+from faregate.providers.anthropic.thoughts import BLOCKS as THINKING_BLOCKS
+from faregate.providers.anthropic.thoughts import parse_block as parse_thought
 from faregate.providers.fields import ROUTING_FIELDS, check_routing
 from faregate.providers.reasoning import parse_anthropic_thinking
 
@@ -32,7 +35,6 @@ IMAGE_MEDIA_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif", "i
 TOOL_CHOICE_MODES: Final[Mapping[str, Literal["auto", "none", "required", "tool"]]] = MappingProxyType(
     {"auto": "auto", "any": "required", "tool": "tool", "none": "none"}
 )
-THINKING_BLOCKS: Final = frozenset({"thinking", "redacted_thinking"})  # the model's own; not sent onwards
 # Fields read into canonical ones; every other top-level key goes to `extra` (forwarded to Anthropic only).
 CANONICAL_FIELDS: Final = frozenset(
     {"model", "messages", "system", "tools", "tool_choice", "max_tokens", "stop_sequences", "temperature"}
@@ -126,12 +128,19 @@ def parse_tool_result(block: Mapping[str, Any], where: str) -> Message:
     return Message(role="tool", content=parts, tool_call_id=tool_use_id, is_error=is_error)
 
 
+def parse_thinking(block: Mapping[str, Any], where: str) -> Thought:
+    """A thinking block the client passes back (Anthropic requires it in a tool-use loop with thinking)."""
+    for key in ("data",) if block["type"] == "redacted_thinking" else ("thinking", "signature"):
+        req_str(block, key, where)
+    return parse_thought(block)
+
+
 def parse_tool_use(block: Mapping[str, Any], where: str) -> ToolCall:
     args = as_object(block.get("input"), where + "input")
     return ToolCall(req_str(block, "id", where), req_str(block, "name", where), compact_json(args))
 
 
-Item: TypeAlias = TextPart | ImagePart | ToolCall | Message  # what a content block parses into
+Item: TypeAlias = TextPart | ImagePart | ToolCall | Message | Thought  # what a content block parses into
 Parsers: TypeAlias = Mapping[str, Callable[[Mapping[str, Any], str], Item]]
 
 
@@ -144,12 +153,18 @@ def parse_block(raw: Any, where: str, parsers: Parsers) -> Item:
     return parser(block, where)
 
 
-# Which blocks each place accepts (thinking blocks are skipped before this: they are the model's own).
+# Which blocks each place accepts (thinking blocks elsewhere than in an assistant turn are skipped first).
 USER_BLOCKS: Final[Parsers] = MappingProxyType(
     {"text": parse_text, "image": parse_image, "tool_result": parse_tool_result}
 )
 ASSISTANT_BLOCKS: Final[Parsers] = MappingProxyType(
-    {"text": parse_text, "image": parse_image, "tool_use": parse_tool_use}
+    {
+        "text": parse_text,
+        "image": parse_image,
+        "tool_use": parse_tool_use,
+        "thinking": parse_thinking,
+        "redacted_thinking": parse_thinking,
+    }
 )
 RESULT_BLOCKS: Final[Parsers] = MappingProxyType({"text": parse_text, "image": parse_image})
 SYSTEM_BLOCKS: Final[Parsers] = MappingProxyType({"text": parse_text})
@@ -171,12 +186,13 @@ def parse_turn(raw: Any, where: str) -> list[Message]:
     items = [
         parse_block(b, f"{where}content.{i}.", parsers)
         for i, b in enumerate(content)
-        if not (isinstance(b, dict) and isinstance(b.get("type"), str) and b["type"] in THINKING_BLOCKS)
+        if role == "assistant" or not (isinstance(b, dict) and str(b.get("type")) in THINKING_BLOCKS)
     ]
     parts = tuple(x for x in items if isinstance(x, TextPart | ImagePart))
     if role == "assistant":
         calls = tuple(x for x in items if isinstance(x, ToolCall))
-        return [Message(role="assistant", content=parts, tool_calls=calls)]
+        thoughts = tuple(x for x in items if isinstance(x, Thought))
+        return [Message(role="assistant", content=parts, tool_calls=calls, thoughts=thoughts)]
     results = [x for x in items if isinstance(x, Message)]
     return [*results, Message(role="user", content=parts)] if parts or not results else results
 

@@ -23,12 +23,14 @@ from faregate.canonical import (
     Start,
     StreamEvent,
     TextDelta,
+    Thought,
     ToolArgsDelta,
     ToolCallStart,
     Usage,
 )
 from faregate.errors import FaregateError, anthropic_envelope
 from faregate.providers.anthropic.response import parse_arguments
+from faregate.providers.anthropic.thoughts import render_block, wire_signature
 from faregate.providers.sse import encode_event
 from faregate.providers.wire import dumps
 
@@ -38,6 +40,7 @@ FINISH_REASONS: Final[Mapping[FinishReason, str]] = MappingProxyType(
 )
 
 MESSAGE_ID_PREFIX: Final = "msg_"
+APPENDING: Final = frozenset({"text", "thinking"})  # block kinds whose deltas extend the open block
 
 
 def stop_reason(finish: FinishReason) -> str:
@@ -68,7 +71,7 @@ def response_id(resp: ChatResponse, extras: Mapping[str, Any]) -> str:
 
 def render_response(resp: ChatResponse, model: str, usage: Usage, extras: Mapping[str, Any]) -> JSONObject:
     """A `Message` for a `/v1/messages` client, with faregate's `x-faregate` object and `usage.cost`."""
-    content: list[JSONObject] = []
+    content: list[JSONObject] = [render_block(t) for t in resp.thoughts]  # thinking comes first
     if resp.text or not resp.tool_calls:
         content.append({"type": "text", "text": resp.text})
     content.extend(
@@ -109,7 +112,7 @@ class AnthropicStreamEncoder:
     started: bool = False
     next_block: int = 0  # index of the next content block
     open_block: int | None = None
-    open_kind: str = ""  # "text" | "tool_use"
+    open_kind: str = ""  # "text" | "thinking" | "tool_use"
     tool_block: dict[int, int] = field(default_factory=dict)  # canonical tool index -> content block index
 
     def encode(self, ev: StreamEvent) -> bytes:
@@ -137,7 +140,7 @@ class AnthropicStreamEncoder:
             case Finish():
                 return self.finish(ev, ev.usage or Usage(), {})
             case ReasoningDelta():
-                return b""
+                return self._start() + self._thinking(ev)
 
     def finish(self, finish: Finish, usage: Usage, extras: JSONObject) -> bytes:
         wire_usage: JSONObject = {**render_usage(usage)}
@@ -178,9 +181,26 @@ class AnthropicStreamEncoder:
         }
         return event("message_start", {"message": message}) + event("ping", {})
 
+    def _thinking(self, ev: ReasoningDelta) -> bytes:
+        """Anthropic's order: content_block_start (empty thinking and signature), thinking_delta*, then
+        signature_delta and content_block_stop; a redacted thought is a whole block of its own."""
+        thought = Thought(ev.text, ev.signature, ev.origin, ev.redacted)
+        if ev.redacted:
+            return self._open("redacted_thinking", render_block(thought)) + self._close()
+        out = self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+        if ev.text:
+            delta: JSONObject = {"type": "thinking_delta", "thinking": ev.text}
+            out += event("content_block_delta", {"index": self.open_block, "delta": delta})
+        signature = wire_signature(thought)
+        if signature:
+            delta = {"type": "signature_delta", "signature": signature}
+            out += event("content_block_delta", {"index": self.open_block, "delta": delta}) + self._close()
+        return out
+
     def _open(self, kind: str, block: JSONObject) -> bytes:
-        """Open a block of `kind` unless one is open already (text keeps appending to its open block)."""
-        if self.open_block is not None and kind == "text" == self.open_kind:
+        """Open a block of `kind` unless one is open already (text and thinking keep appending to their
+        open block)."""
+        if self.open_block is not None and kind == self.open_kind and kind in APPENDING:
             return b""
         head = self._close()
         self.open_block, self.open_kind = self.next_block, kind

@@ -23,8 +23,10 @@ from faregate.canonical import (
     TextPart,
     Tool,
     ToolChoice,
+    signed_for,
 )
 from faregate.providers.anthropic.response import parse_arguments
+from faregate.providers.anthropic.thoughts import upstream_blocks
 from faregate.providers.fields import forwardable
 from faregate.providers.params import Param, apply_params, merge_extra
 from faregate.providers.reasoning import BUDGETS, MIN_ANTHROPIC_BUDGET, budget_of, in_family, with_reasoning
@@ -111,11 +113,16 @@ def render_thinking(body: JSONObject, req: ChatRequest, upstream_id: str, droppe
     if in_family(upstream_id, NO_THINKING_PREFIXES):
         dropped.append("reasoning")
         return
+    if unsigned_tool_turn(req.messages):
+        dropped.append("reasoning (the assistant turn with tool calls passed back has no Anthropic thinking)")
+        return
     budget = budget_of(req.reasoning)
     if req.source_api == "anthropic":  # the client's own setting, as it sent it
         body["thinking"] = (
             {"type": "adaptive"} if budget is None else {"type": "enabled", "budget_tokens": budget}
         )
+        if not req.reasoning.include_thoughts:
+            body["thinking"]["display"] = "omitted"
         return
     budget = min(BUDGETS["medium"] if budget is None else budget, body["max_tokens"] - 1)
     if budget < MIN_ANTHROPIC_BUDGET:
@@ -125,6 +132,22 @@ def render_thinking(body: JSONObject, req: ChatRequest, upstream_id: str, droppe
     for key in ("temperature", "top_k"):  # Anthropic takes neither with thinking on
         if body.pop(key, None) is not None:
             dropped.append(f"{key} (not allowed with thinking)")
+
+
+def unsigned_tool_turn(messages: tuple[Message, ...]) -> bool:
+    """Whether the conversation is inside a tool-use loop whose assistant turn carries no thinking block
+    Anthropic signed: with thinking on, Anthropic rejects such a turn ("a final assistant message must
+    start with a thinking block"), so thinking stays off for it (another format answered that turn, or
+    the client did not pass the thinking back)."""
+    results = False
+    for m in reversed(messages):  # the last turn: tool results, perhaps with user text after them
+        if m.role == "assistant":
+            return results and bool(m.tool_calls) and not signed_for(m.thoughts, "anthropic")
+        if m.role == "tool":
+            results = True
+        elif m.role != "user" or results:
+            return False
+    return False
 
 
 def split_system(messages: Iterable[Message]) -> tuple[str, list[Message]]:
@@ -153,6 +176,7 @@ def render_message(m: Message, dropped: list[str]) -> JSONObject:
         return {"role": "user", "content": [render_tool_result(m)]}
     blocks = [b for p in m.content if (b := render_part(p, dropped))]
     if m.role == "assistant":
+        blocks[:0] = upstream_blocks(m.thoughts)  # Anthropic's own thinking, first, as it was made
         blocks.extend(render_tool_use(c.id, c.name, c.arguments, dropped) for c in m.tool_calls)
     return {"role": "assistant" if m.role == "assistant" else "user", "content": blocks}
 

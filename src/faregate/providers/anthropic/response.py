@@ -13,7 +13,8 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from faregate import jsonio
-from faregate.canonical import ChatResponse, FinishReason, JSONObject, ToolCall, Usage
+from faregate.canonical import ChatResponse, FinishReason, JSONObject, Thought, ToolCall, Usage
+from faregate.providers.anthropic.thoughts import BLOCKS, parse_block
 
 STOP_REASONS: Final[Mapping[str, FinishReason]] = MappingProxyType(
     {
@@ -59,18 +60,22 @@ def compact_json(value: Any) -> str:
 
 def parse_response(body: bytes) -> ChatResponse:
     """An upstream `Message`. Text blocks are concatenated, `tool_use` blocks become tool calls, thinking
-    and server-tool blocks are not part of the canonical answer. Raises `ValueError` when malformed."""
+    blocks thoughts; server-tool blocks are not part of the canonical answer. Raises `ValueError` when
+    malformed."""
     data = jsonio.loads(body)
     if not isinstance(data, dict) or not isinstance(data.get("content"), list):
         raise ValueError("anthropic response is not a message with a content list")
     text: list[str] = []
     calls: list[ToolCall] = []
+    thoughts: list[Thought] = []
     for i, block in enumerate(data["content"]):
         if not isinstance(block, dict):
             raise ValueError(f"content[{i}] is not an object")
         kind = block.get("type")
         if kind == "text":
             text.append(require_str(block, "text", i))
+        elif kind in BLOCKS:
+            thoughts.append(parse_block(block))
         elif kind == "tool_use":
             args = block.get("input")
             if not isinstance(args, dict):
@@ -92,6 +97,7 @@ def parse_response(body: bytes) -> ChatResponse:
         finish_reason=finish_reason(data.get("stop_reason")),
         usage=parse_usage(usage),
         stop_sequence=matched_stop(data),
+        thoughts=tuple(thoughts),
     )
 
 

@@ -16,6 +16,7 @@ from faregate import jsonio
 from faregate.canonical import (
     Finish,
     FinishReason,
+    ReasoningDelta,
     Start,
     StreamEvent,
     TextDelta,
@@ -24,6 +25,7 @@ from faregate.canonical import (
 )
 from faregate.providers.anthropic.errors import protocol_error, stream_error
 from faregate.providers.anthropic.response import finish_reason, matched_stop, parse_usage
+from faregate.providers.anthropic.thoughts import ORIGIN, parse_block, read_signature
 from faregate.providers.errors import MALFORMED, StreamError
 from faregate.providers.sse import SseEvent
 
@@ -99,7 +101,12 @@ class AnthropicStreamDecoder:
                 return [ToolCallStart(slot, block["id"], block["name"])]
             case "text" if block.get("text"):
                 return [TextDelta(block["text"])]
-            case _:  # an empty text block, thinking, server tools: nothing canonical yet
+            case "thinking" if block.get("thinking"):
+                return [ReasoningDelta(block["thinking"], origin=ORIGIN)]
+            case "redacted_thinking":
+                t = parse_block(block)
+                return [ReasoningDelta("", t.signature, origin=t.origin, redacted=True)]
+            case _:  # an empty text or thinking block, server tools: nothing canonical yet
                 return []
 
     def _block_delta(self, index: int, delta: Mapping[str, Any]) -> list[StreamEvent]:
@@ -109,7 +116,13 @@ class AnthropicStreamDecoder:
             case "input_json_delta" if index in self.tool_slot and delta["partial_json"]:
                 # server_tool_use blocks stream input_json_delta too: only client tools have a slot
                 return [ToolArgsDelta(self.tool_slot[index], delta["partial_json"])]
-            case _:  # thinking_delta, signature_delta, citations_delta, empty fragments
+            case "thinking_delta" if delta["thinking"]:
+                return [ReasoningDelta(delta["thinking"], origin=ORIGIN)]
+            case "signature_delta":
+                # the thinking block's last delta: it ends the thought (before its content_block_stop)
+                signature, origin = read_signature(delta["signature"])
+                return [ReasoningDelta("", signature, origin=origin)] if signature else []
+            case _:  # citations_delta, empty fragments
                 return []
 
     def _take_usage(self, usage: Mapping[str, Any]) -> None:
