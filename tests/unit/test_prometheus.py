@@ -1,0 +1,89 @@
+"""The `/metrics` text from `PromMetrics`: what prometheus-client's own Counter and Histogram would write."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from faregate.accounting.prometheus import LATENCY_BUCKETS, PromMetrics
+from faregate.accounting.record import Attempt, RequestRecord
+from faregate.canonical import Usage
+from faregate.routing.health import Health
+
+
+def record(status: int, latency_ms: float, rule: str | None = None) -> RequestRecord:
+    return RequestRecord(
+        id=f"r{latency_ms}",
+        created=0.0,
+        endpoint="chat",
+        requested="auto",
+        status=status,
+        rule=rule,
+        model_id="openai/gpt-4o-mini",
+        provider="openai",
+        usage=Usage(10, 3),
+        cost_usd=Decimal("0.0001"),
+        latency_ms=latency_ms,
+        attempts=(Attempt("openai:gpt-4o-mini", "openai", status, "ok", 1.0),),
+    )
+
+
+def without_created(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "_created" not in line]
+
+
+def test_the_text_is_prometheus_clients_own() -> None:
+    records = [record(200, 5.0), record(200, 10.0, "cheap"), record(502, 0.1), record(200, 250_000.0)]
+    ours = PromMetrics(Health(cooldown_s=1, max_retry_after_s=1))
+    for r in records:
+        ours.observe(r)
+    registry = CollectorRegistry(auto_describe=True)
+    labels = ["endpoint", "provider", "model", "rule", "status"]
+    requests = Counter("faregate_requests", "Requests answered", labels, registry=registry)
+    errors = Counter(
+        "faregate_errors", "Requests answered with an error", ["endpoint", "status"], registry=registry
+    )
+    latency = Histogram(
+        "faregate_request_latency_seconds",
+        "Request latency",
+        ["endpoint", "provider"],
+        buckets=LATENCY_BUCKETS,
+        registry=registry,
+    )
+    tokens = Counter("faregate_tokens", "Tokens", ["provider", "model", "kind"], registry=registry)
+    cost = Counter("faregate_cost_usd", "Cost in USD", ["provider", "model", "rule"], registry=registry)
+    attempts = Counter(
+        "faregate_upstream_attempts",
+        "Upstream attempts",
+        ["provider", "channel", "outcome"],
+        registry=registry,
+    )
+    for r in records:
+        requests.labels("chat", "openai", r.model_id, r.rule or "", str(r.status)).inc()
+        if r.status >= 400:
+            errors.labels("chat", str(r.status)).inc()
+        latency.labels("chat", "openai").observe(r.latency_ms / 1000)
+        tokens.labels("openai", r.model_id, "prompt").inc(10)
+        tokens.labels("openai", r.model_id, "completion").inc(3)
+        cost.labels("openai", r.model_id, r.rule or "").inc(float(r.cost_usd))
+        attempts.labels("openai", "openai:gpt-4o-mini", "ok").inc()
+    ours_text = ours.render().decode()
+    theirs = generate_latest(registry).decode()
+    cooldown = [line for line in ours_text.splitlines() if "cooldown" in line]
+    assert without_created(ours_text) == without_created(theirs) + cooldown
+    created = [line.split(" ")[0] for line in ours_text.splitlines() if "_created{" in line]
+    assert created == [line.split(" ")[0] for line in theirs.splitlines() if "_created{" in line]
+
+
+def test_a_latency_on_a_bucket_bound_counts_in_that_bucket() -> None:
+    prom = PromMetrics(Health(cooldown_s=1, max_retry_after_s=1))
+    prom.observe(record(200, 10.0))  # 0.01 s: exactly the `le="0.01"` bound
+    families = {f.name: f for f in text_string_to_metric_families(prom.render().decode())}
+    buckets = {
+        s.labels["le"]: s.value
+        for s in families["faregate_request_latency_seconds"].samples
+        if s.name.endswith("_bucket")
+    }
+    assert buckets["0.005"] == 0 and buckets["0.01"] == 1 and buckets["+Inf"] == 1
