@@ -24,13 +24,12 @@ import faregate.server.usage as usage
 import faregate.ui as ui
 from faregate.pipeline.runtime import Runtime
 from faregate.server.appkeys import HTTP, OPTIONS, RUNTIME
-from faregate.server.auth import authenticate
 from faregate.server.chat import chat_handler
 from faregate.server.completions import handle_completions
-from faregate.server.cors import add_cors_headers, preflight
+from faregate.server.cors import add_cors_headers
 from faregate.server.count import count_handler, render_anthropic_count
-from faregate.server.crosssite import cross_site
 from faregate.server.embeddings import handle_embeddings
+from faregate.server.guard import guard
 from faregate.server.middleware import error_envelope
 from faregate.server.optimize import handle_optimize
 from faregate.server.options import ServeOptions
@@ -98,9 +97,7 @@ def route_table() -> list[tuple[str, str, Handler]]:
 
 def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.Application:
     opts = options or ServeOptions()
-    app = web.Application(
-        middlewares=[error_envelope, cross_site, preflight, authenticate], client_max_size=opts.max_body_bytes
-    )
+    app = web.Application(middlewares=[error_envelope, guard], client_max_size=opts.max_body_bytes)
     app[RUNTIME] = runtime
     runtime.add_secrets(opts.admin_key)  # scrubbed from whatever is logged, stored or sent
     app[OPTIONS] = opts

@@ -4,7 +4,6 @@ anonymous calls and still identifies a valid key when one is sent. The admin key
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -14,7 +13,6 @@ from faregate.errors import AuthenticationError, PermissionDenied
 from faregate.server.appkeys import CALLER_KEY, IS_ADMIN, OPTIONS, RUNTIME
 from faregate.server.middleware import bearer_or_api_key, is_loopback
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC = ("/healthz",)
 UI = "/ui"  # the dashboard logs in with its own form and session cookie (faregate/ui)
 
@@ -27,8 +25,8 @@ def is_admin(request: web.Request) -> bool:
     return request.get(IS_ADMIN) is True
 
 
-@web.middleware
-async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+def authenticate(request: web.Request) -> None:
+    """Who is calling (`CALLER_KEY`, `IS_ADMIN`), or raise 401/403; last of the guard's checks."""
     opts = request.app[OPTIONS]
     accounts = request.app[RUNTIME].accounts
     given = bearer_or_api_key(request)
@@ -39,9 +37,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             raise AuthenticationError("admin endpoints need the admin key (FAREGATE_ADMIN_KEY)")
         if not opts.admin_key and not is_loopback(opts.host):
             raise PermissionDenied("set FAREGATE_ADMIN_KEY to use admin endpoints on a non-loopback address")
-        return await handler(request)
+        return
     if admin or request.path in PUBLIC or request.path == UI or request.path.startswith(UI + "/"):
-        return await handler(request)
+        return
     # Only `fg_` keys are ours: any other (an OpenAI key an SDK sends on an open gateway) is not looked up.
     ours = given is not None and given.startswith(KEY_PREFIX)
     key = accounts.authenticate(given) if (accounts is not None and ours and given) else None
@@ -54,4 +52,3 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             else "invalid or revoked API key"
         )
         raise AuthenticationError(what)
-    return await handler(request)

@@ -8,7 +8,6 @@ and error envelopes carry them too. Read from the current routes.yaml: a reload 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import web
@@ -17,7 +16,6 @@ from faregate.config.model import CorsSpec
 from faregate.errors import PermissionDenied
 from faregate.server.appkeys import RUNTIME
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ALLOW_METHODS: Final = "GET, POST, DELETE, OPTIONS"
 # What a browser app may read of an answer besides the CORS-safelisted headers.
 EXPOSE_HEADERS: Final = ", ".join(
@@ -58,10 +56,10 @@ def preflight_headers(cors: CorsSpec, origin: str, requested_headers: str | None
     return headers
 
 
-@web.middleware
-async def preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
+def preflight_answer(request: web.Request) -> web.Response | None:
+    """The answer to a preflight (204, or raises for an origin not allowed); None for any other request."""
     if not is_preflight(request):
-        return await handler(request)
+        return None
     cors, origin = _cors(request), request.headers["Origin"]
     if not cors.allows(origin):
         raise PermissionDenied(f"origin {origin!r} is not allowed (server.cors.origins in routes.yaml)")

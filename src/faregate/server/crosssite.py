@@ -16,8 +16,8 @@ Admin endpoints never take what a page can send without a preflight: a form-enco
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Awaitable, Callable, Iterable
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -27,7 +27,6 @@ from faregate.config.model import CorsSpec
 from faregate.errors import PermissionDenied, UnsupportedMediaType
 from faregate.server.appkeys import OPTIONS, RUNTIME
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 # The CORS-safelisted request content types: a page may send them cross-origin without a preflight.
 SIMPLE_TYPES: Final = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
@@ -54,7 +53,8 @@ def is_loopback_name(name: str) -> bool:
         return False
 
 
-def host_allowed(host_header: str, configured: Iterable[str]) -> bool:
+@functools.lru_cache(maxsize=256)  # every request asks, with the same few Host values
+def host_allowed(host_header: str, configured: tuple[str, ...]) -> bool:
     name = host_name(host_header)
     return is_loopback_name(name) or name in {host_name(h) for h in configured}
 
@@ -92,8 +92,8 @@ def admin_body_refused(method: str, content_type: str | None, has_body: bool) ->
     return None
 
 
-@web.middleware
-async def cross_site(request: web.Request, handler: Handler) -> web.StreamResponse:
+def check_cross_site(request: web.Request) -> None:
+    """Refuse (raise) what a web page must not make the gateway do; first of the guard's checks."""
     rt, opts = request.app[RUNTIME], request.app[OPTIONS]
     server = rt.holder.current.spec.server
     host = request.headers.get("Host")
@@ -115,4 +115,3 @@ async def cross_site(request: web.Request, handler: Handler) -> web.StreamRespon
             raise UnsupportedMediaType(
                 f"admin endpoints take a JSON body (Content-Type: application/json), not {why}"
             )
-    return await handler(request)

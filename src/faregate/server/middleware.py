@@ -1,4 +1,4 @@
-"""The middlewares, outermost first: request id, error envelope, authentication.
+"""The outer middleware and its helpers: request id and error envelope (then `guard.py` checks the request).
 
 Errors are rendered at this one edge: OpenAI's envelope everywhere, Anthropic's on `/v1/messages`, Google's
 on Gemini's `/v1beta` paths.
