@@ -18,7 +18,7 @@ import functools
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Final, Generic, TypeVar
 
 import aiohttp
 
@@ -32,7 +32,7 @@ from faregate.canonical import (
     Start,
     StreamEvent,
 )
-from faregate.errors import AllChannelsFailed, UpstreamError, UpstreamRequestError
+from faregate.errors import AllChannelsFailed, FaregateError, UpstreamError, UpstreamRequestError
 from faregate.pipeline.bounds import Bounds
 from faregate.providers.base import Adapter, StreamDecoder, Target, UpstreamCall
 from faregate.providers.errors import MALFORMED, decoder_error
@@ -56,23 +56,61 @@ def client_timeout(bounds: Bounds) -> aiohttp.ClientTimeout:
     )
 
 
-class StreamFailed(Exception):
-    """A started stream broke: its channel has been marked failed; `error` says how."""
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """What a plan walk did, for the record and `x-faregate`: every attempt, the parameters the answering
+    channel's format dropped, what the middle-out transform did."""
 
-    def __init__(self, error: UpstreamError) -> None:
+    attempts: tuple[Attempt, ...] = ()
+    dropped: tuple[str, ...] = ()
+    transforms: tuple[dict[str, object], ...] = ()
+
+
+NO_TRACE: Final = Trace()
+
+
+@dataclass(frozen=True, slots=True)
+class Executed(Generic[T]):
+    """A plan walk that got an answer: the channel, its parsed answer and the walk's trace."""
+
+    channel: Channel
+    answer: T
+    trace: Trace
+    local_stops: tuple[str, ...] = ()  # stop sequences the channel's call left to faregate
+
+
+class WalkFailed(Exception):
+    """No channel answered (`AllChannelsFailed`), or one blamed the request (`UpstreamRequestError`): the
+    error for the client, and the trace of the attempts for the record."""
+
+    def __init__(self, error: FaregateError, trace: Trace) -> None:
         super().__init__(error.message)
-        self.error = error
+        self.error, self.trace = error, trace
+
+
+class StreamFailed(Exception):
+    """A started stream broke: its channel has been marked failed; `error` says how, `trace` is the walk's
+    with the answering attempt amended."""
+
+    def __init__(self, error: UpstreamError, trace: Trace) -> None:
+        super().__init__(error.message)
+        self.error, self.trace = error, trace
 
 
 class BodyTooLarge(Exception):
     pass
 
 
+Fit = Callable[[ChatRequest, Channel], tuple[ChatRequest, dict[str, object] | None]]
+
+
 @dataclass(slots=True)
 class Walk:
-    """What one request's plan walk has done so far (shared with the handler for the record)."""
+    """What one plan walk has done so far: kept inside this module; callers get its `Trace`."""
 
     plan: Plan
+    # Per-channel rewriting of the request (the middle-out transform), and what it did (for x-faregate).
+    fit: Fit | None = None
     attempts: list[Attempt] = field(default_factory=list)
     failures: list[tuple[str, UpstreamError]] = field(default_factory=list)
     dropped: tuple[str, ...] = ()
@@ -95,15 +133,18 @@ class Walk:
             else replace(err, message=message, error_type=kind)
         )
 
+    transforms: list[dict[str, object]] = field(default_factory=list)
+
     def start(self, bounds: Bounds) -> float:
-        """The walk's deadline (set on first use: a handler may walk twice, e.g. a retry of a stream)."""
-        if self.deadline is None:
-            self.deadline = asyncio.get_running_loop().time() + bounds.request_s
+        """The walk's deadline, from its start."""
+        self.deadline = asyncio.get_running_loop().time() + bounds.request_s
         return self.deadline
 
-    # Per-channel rewriting of the request (the middle-out transform), and what it did (for x-faregate).
-    fit: Callable[[ChatRequest, Channel], tuple[ChatRequest, dict[str, object] | None]] | None = None
-    transforms: list[dict[str, object]] = field(default_factory=list)
+    def trace(self) -> Trace:
+        return Trace(tuple(self.attempts), self.dropped, tuple(self.transforms))
+
+    def failed(self, error: FaregateError) -> WalkFailed:
+        return WalkFailed(error, self.trace())
 
     def request_for(self, req: ChatRequest, ch: Channel) -> ChatRequest:
         if self.fit is None:
@@ -214,8 +255,24 @@ async def call_once(
     health: Health,
     build: Callable[[Adapter, Channel], UpstreamCall],
     parse: Callable[[Adapter, bytes], T],
+) -> Executed[T]:
+    """The plan walk for a non-streamed call: `build` the upstream request, `parse` a 2xx answer. Raises
+    `WalkFailed` when no channel answers."""
+    try:
+        ch, parsed = await _walk_once(session, walk, bounds, health, build, parse)
+    except FaregateError as e:  # every channel failed, or one blamed the request
+        raise walk.failed(e) from None
+    return Executed(ch, parsed, walk.trace(), walk.local_stops)
+
+
+async def _walk_once(
+    session: aiohttp.ClientSession,
+    walk: Walk,
+    bounds: Bounds,
+    health: Health,
+    build: Callable[[Adapter, Channel], UpstreamCall],
+    parse: Callable[[Adapter, bytes], T],
 ) -> tuple[Channel, T]:
-    """The plan walk for a non-streamed call: `build` the upstream request, `parse` a 2xx answer."""
     loop = asyncio.get_running_loop()
     deadline = walk.start(bounds)
     for entry in walk.plan.entries:
@@ -258,11 +315,13 @@ async def call_once(
 
 async def call_chat(
     session: aiohttp.ClientSession,
-    walk: Walk,
+    plan: Plan,
     req: ChatRequest,
     bounds: Bounds,
     health: Health,
-) -> tuple[Channel, ChatResponse]:
+    fit: Fit | None = None,
+) -> Executed[ChatResponse]:
+    walk = Walk(plan, fit)
     return await call_once(
         session,
         walk,
@@ -275,14 +334,14 @@ async def call_chat(
 
 async def call_embeddings(
     session: aiohttp.ClientSession,
-    walk: Walk,
+    plan: Plan,
     req: EmbeddingRequest,
     bounds: Bounds,
     health: Health,
-) -> tuple[Channel, EmbeddingResponse]:
+) -> Executed[EmbeddingResponse]:
     return await call_once(
         session,
-        walk,
+        Walk(plan),
         bounds,
         health,
         lambda a, ch: a.embeddings_request(req, target(ch)),
@@ -292,7 +351,8 @@ async def call_embeddings(
 
 @dataclass(slots=True)
 class OpenStream:
-    """An upstream stream that has produced its first events and not yet reached the client."""
+    """An upstream stream that has produced its first events and not yet reached the client. `trace` is
+    the walk's so far; a stream that breaks raises `StreamFailed` with the trace amended."""
 
     channel: Channel
     response: aiohttp.ClientResponse
@@ -304,6 +364,14 @@ class OpenStream:
     health: Health
     bounds: Bounds
     ends_at: float  # event-loop time: the stream's total deadline
+
+    @property
+    def trace(self) -> Trace:
+        return self.walk.trace()
+
+    @property
+    def local_stops(self) -> tuple[str, ...]:
+        return self.walk.local_stops
 
     async def events(self) -> AsyncGenerator[StreamEvent, None]:
         """The first events, then the rest as they arrive. Ends after `Finish`. A drop, a stall, an
@@ -356,7 +424,8 @@ class OpenStream:
         return [e for s in self.sse.feed(chunk) for e in self.decoder.feed(s)]
 
     def _broke(self, err: UpstreamError) -> StreamFailed:
-        return StreamFailed(self.walk.broke(self.channel, err, self.health))
+        err = self.walk.broke(self.channel, err, self.health)
+        return StreamFailed(err, self.walk.trace())
 
 
 def _is_finish(ev: StreamEvent) -> bool:
@@ -365,12 +434,24 @@ def _is_finish(ev: StreamEvent) -> bool:
 
 async def open_stream(
     session: aiohttp.ClientSession,
-    walk: Walk,
+    plan: Plan,
     req: ChatRequest,
     bounds: Bounds,
     health: Health,
+    fit: Fit | None = None,
 ) -> OpenStream:
-    """Try channels in order until one has sent its first event; nothing has reached the client yet."""
+    """Try channels in order until one has sent its first event; nothing has reached the client yet.
+    Raises `WalkFailed` when none does."""
+    walk = Walk(plan, fit)
+    try:
+        return await _open_first(session, walk, req, bounds, health)
+    except FaregateError as e:  # every channel failed, or one blamed the request
+        raise walk.failed(e) from None
+
+
+async def _open_first(
+    session: aiohttp.ClientSession, walk: Walk, req: ChatRequest, bounds: Bounds, health: Health
+) -> OpenStream:
     loop = asyncio.get_running_loop()
     deadline = walk.start(bounds)
     for entry in walk.plan.entries:

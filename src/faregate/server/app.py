@@ -24,11 +24,12 @@ import faregate.server.usage as usage
 import faregate.ui as ui
 from faregate.pipeline.runtime import Runtime
 from faregate.server.appkeys import HTTP, OPTIONS, RUNTIME
-from faregate.server.chat import chat_handler
-from faregate.server.completions import handle_completions
+from faregate.server.chat import CHAT, MESSAGES
+from faregate.server.completions import COMPLETIONS
 from faregate.server.cors import add_cors_headers
 from faregate.server.count import count_handler, render_anthropic_count
-from faregate.server.embeddings import handle_embeddings
+from faregate.server.embeddings import EMBEDDINGS
+from faregate.server.endpoint import wire_handler
 from faregate.server.guard import guard
 from faregate.server.middleware import error_envelope
 from faregate.server.optimize import handle_optimize
@@ -55,11 +56,11 @@ async def prometheus_text(request: web.Request) -> web.Response:
 # trailing slash. One table, so every variant is generated rather than repeated.
 API_PREFIXES: Final = ("/v1", "/api/v1")
 API: Final[tuple[tuple[str, str, Handler], ...]] = (
-    ("POST", "/chat/completions", chat_handler("openai", "chat")),
-    ("POST", "/messages", chat_handler("anthropic", "messages")),
+    ("POST", "/chat/completions", wire_handler(CHAT)),
+    ("POST", "/messages", wire_handler(MESSAGES)),
     ("POST", "/messages/count_tokens", count_handler("anthropic", render_anthropic_count)),
-    ("POST", "/completions", handle_completions),  # legacy completions, translated to chat
-    ("POST", "/embeddings", handle_embeddings),
+    ("POST", "/completions", wire_handler(COMPLETIONS)),  # legacy completions, translated to chat
+    ("POST", "/embeddings", wire_handler(EMBEDDINGS)),
     *((method, path.removeprefix("/v1"), handler) for method, path, handler in responses.ROUTES),
     ("GET", "/models", gemini.for_google_clients(gemini.handle_list, models.handle_list)),
     ("GET", "/models/{model_id:.+}", gemini.for_google_clients(gemini.handle_get, models.handle_get)),
@@ -73,7 +74,7 @@ API: Final[tuple[tuple[str, str, Handler], ...]] = (
 )
 # Outside the API prefixes: a bare `/chat/completions` (clients given the origin as base URL), admin, health.
 OTHER: Final[tuple[tuple[str, str, Handler], ...]] = (
-    ("POST", "/chat/completions", chat_handler("openai", "chat")),
+    ("POST", "/chat/completions", wire_handler(CHAT)),
     *gemini.ROUTES,  # Gemini's own paths: /v1beta, and POST /v1/models/{model}:method
     ("POST", "/admin/reload", admin.handle_reload),
     ("GET", "/admin/routes", admin.handle_routes),

@@ -14,16 +14,11 @@ from typing import Any
 from aiohttp import web
 
 from faregate.canonical import ChatRequest, JSONObject
+from faregate.pipeline.prepare import no_channel_error
 from faregate.providers.registry import INBOUND
 from faregate.routing.features import extract_features
 from faregate.server.appkeys import RUNTIME
-from faregate.server.context import (
-    Exchange,
-    json_bytes_response,
-    no_channel_error,
-    plan_request,
-    read_json,
-)
+from faregate.server.context import begin, json_bytes_response, plan_request, read_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # (token count, what faregate says about it) -> the format's response body
@@ -44,7 +39,7 @@ def count_handler(inbound_name: str, render: Render, *, parse: Parse | None = No
     async def handle(request: web.Request) -> web.StreamResponse:
         rt = request.app[RUNTIME]
         table = rt.holder.current.table
-        ex = Exchange.begin(request, "count_tokens")
+        ex = begin(request, "count_tokens")
         body = await read_json(request)
         req, routing = inbound.parse_chat(body) if parse is None else parse(request, body)
         f = extract_features(req, rt.counter.count_request, request.headers, ex.key_group)

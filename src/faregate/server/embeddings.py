@@ -1,19 +1,32 @@
 """`POST /v1/embeddings`: routed like chat (explicit model or alias), OpenAI shape in and out, cost accounted.
-`serve_embeddings` is the pipeline after parsing, shared with Gemini's `:embedContent` (server/gemini.py)."""
+
+Its `Wire` over the one pipeline (`server/endpoint.py`): the body parsed into an `EmbeddingJob`, planned
+and admitted as chat is (no answer tokens), executed by the embeddings call of each channel's adapter and
+rendered by the job's format (OpenAI's here; Gemini's `:embedContent` in server/gemini.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiohttp
 from aiohttp import web
 
 from faregate.canonical import EmbeddingRequest, EmbeddingResponse, JSONObject, Usage
-from faregate.pipeline.execute import Walk, call_embeddings
-from faregate.pipeline.load import Loaded
+from faregate.errors import openai_envelope
+from faregate.pipeline.bounds import Bounds
+from faregate.pipeline.execute import Executed, call_embeddings
+from faregate.pipeline.prepare import Demand
 from faregate.pipeline.runtime import Runtime
+from faregate.pipeline.settle import Exchange
 from faregate.providers.openai.embeddings import Decode, parse_embeddings, render_embeddings
 from faregate.routing.features import Features
-from faregate.routing.table import Channel
-from faregate.server.appkeys import HTTP, RUNTIME
-from faregate.server.context import Exchange, json_bytes_response, no_channel_error, plan_request, read_json
+from faregate.routing.plan import Plan
+from faregate.routing.table import Baseline, DecisionTable
+from faregate.server.context import read_json
+from faregate.server.endpoint import Reply, Wire
 
 
 def token_decoder(rt: Runtime) -> Decode:
@@ -21,43 +34,61 @@ def token_decoder(rt: Runtime) -> Decode:
     return lambda tokens, model: rt.counter.decode(tokens, model or "")
 
 
-async def serve_embeddings(
-    request: web.Request,
-    rt: Runtime,
-    loaded: Loaded,
-    ex: Exchange,
-    req: EmbeddingRequest,
-    routing: JSONObject,
-) -> tuple[Channel, EmbeddingResponse, Usage, JSONObject]:
-    """Plan, admit, call and charge a parsed request: (channel, answer, usage, the extras to render)."""
-    table = loaded.table
-    ex.requested = request.headers.get("Faregate-Model") or req.model or "auto"
-    prompt_tokens = sum(rt.counter.count_text(s, req.model or "") for s in req.inputs)
-    f = Features(
-        prompt_tokens=prompt_tokens,
-        user_text="\n".join(req.inputs),
-        headers=request.headers,
-        key_group=ex.key_group,
+# (answer, the model the client sees, usage, the extras with `cost` and `x-faregate`) -> the format's body
+EmbedRender = Callable[[EmbeddingResponse, str, Usage, JSONObject], JSONObject]
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingJob:
+    """An embeddings request in any client format: `render_with` answers in that format."""
+
+    req: EmbeddingRequest
+    routing: JSONObject
+    render_with: EmbedRender
+
+    @property
+    def model(self) -> str | None:
+        return self.req.model
+
+    def features(self, rt: Runtime, headers: Mapping[str, str], key_group: str | None) -> Features:
+        req = self.req
+        prompt_tokens = sum(rt.counter.count_text(s, req.model or "") for s in req.inputs)
+        return Features(
+            prompt_tokens=prompt_tokens, user_text="\n".join(req.inputs), headers=headers, key_group=key_group
+        )
+
+    def demand(self, rt: Runtime, f: Features) -> Demand:
+        # An embedding has no answer tokens: admission reserves for none.
+        return Demand(self.req.model, f, self.routing, kind="embedding", admit_tokens=0)
+
+    async def execute(
+        self,
+        http: aiohttp.ClientSession,
+        rt: Runtime,
+        bounds: Bounds,
+        plan: Plan,
+        demand: Demand,
+        bound: int | None,
+    ) -> Executed[EmbeddingResponse]:
+        return await call_embeddings(http, plan, self.req, bounds, rt.health)
+
+    def reply(self, rt: Runtime, done: Executed[Any], f: Features) -> Reply:
+        resp: EmbeddingResponse = done.answer
+        usage = resp.usage if resp.usage.prompt_tokens else Usage(f.prompt_tokens, 0, estimated=True)
+        return Reply(resp, usage)
+
+    def render(self, reply: Reply, model: str, extras: JSONObject) -> JSONObject:
+        return self.render_with(reply.answer, model, reply.usage, extras)
+
+    def baseline(self, table: DecisionTable) -> Baseline | None:
+        return None  # the baseline is a chat model: embeddings are measured against nothing
+
+
+async def parse(request: web.Request, rt: Runtime, ex: Exchange) -> EmbeddingJob:
+    req, fmt, routing = parse_embeddings(await read_json(request), decode=token_decoder(rt))
+    return EmbeddingJob(
+        req, routing, lambda resp, model, usage, extras: render_embeddings(resp, model, usage, fmt, extras)
     )
-    ex.features = f
-    plan = plan_request(request, rt, table, req.model, f, routing, kind="embedding")
-    ex.plan = plan
-    if not plan.entries:
-        raise no_channel_error(plan, table, rt)
-    await ex.admit(rt, plan, f, 0)  # an embedding has no answer tokens
-    walk = Walk(plan)
-    ex.walk = walk
-    ch, resp = await call_embeddings(request.app[HTTP], walk, req, loaded.bounds, rt.health)
-    usage = resp.usage if resp.usage.prompt_tokens else Usage(prompt_tokens, 0, estimated=True)
-    return ch, resp, usage, ex.charge(ch, usage, table, rt)
 
 
-async def handle_embeddings(request: web.Request) -> web.StreamResponse:
-    rt = request.app[RUNTIME]
-    loaded = rt.holder.current  # read once: this request finishes on this table and its limits
-    ex = Exchange.begin(request, "embeddings")
-    with ex.recorded(rt):
-        req, fmt, routing = parse_embeddings(await read_json(request), decode=token_decoder(rt))
-        ch, resp, usage, extras = await serve_embeddings(request, rt, loaded, ex, req, routing)
-        out = render_embeddings(resp, ch.model_id, usage, fmt, extras)
-        return json_bytes_response(out, ex.response_headers(ch))
+EMBEDDINGS: Final = Wire("embeddings", parse, openai_envelope)

@@ -10,9 +10,9 @@ and the same under `/v1` (google-genai's default API version): `POST /v1/models/
 `GET /v1/models[/{model}]` in Gemini's shape when a Google client asks (`middleware.speaks_gemini`).
 
 `{model}` is anything faregate routes on (`google/gemini-2.5-flash`, a bare upstream id, `auto`), with or
-without the `models/` prefix. Generation goes through the chat pipeline (`serve_chat`) with a
-`GeminiInbound`; counting through the count handler; embedding through the embeddings pipeline
-(`server/embeddings.py::serve_embeddings`). The key comes as `x-goog-api-key` or `?key=` (see
+without the `models/` prefix. Generation is a `Wire` over the chat pipeline (`server/endpoint.py`) with a
+`GeminiInbound`; counting through the count handler; embedding is a `Wire` over the same pipeline with an
+`EmbeddingJob` (server/embeddings.py). The key comes as `x-goog-api-key` or `?key=` (see
 `middleware.bearer_or_api_key`), errors in Google's envelope (`middleware.render_error`).
 """
 
@@ -24,16 +24,18 @@ from typing import Any, Final
 from aiohttp import web
 
 from faregate.canonical import ChatRequest, EmbeddingRequest, EmbeddingResponse, JSONObject, Usage
-from faregate.errors import InvalidRequest, ModelNotFound, NotFound
+from faregate.errors import InvalidRequest, ModelNotFound, NotFound, google_envelope
+from faregate.pipeline.runtime import Runtime
+from faregate.pipeline.settle import Exchange
 from faregate.providers.gemini import GeminiInbound
 from faregate.providers.gemini import embeddings as gemini_embeddings
 from faregate.providers.gemini.inbound import bare_model
 from faregate.routing.table import DecisionTable
 from faregate.server.appkeys import RUNTIME
-from faregate.server.chat import prompt_bound_of, serve_chat
-from faregate.server.context import Exchange, json_bytes_response, read_json
+from faregate.server.context import json_bytes_response, read_json
 from faregate.server.count import count_handler
-from faregate.server.embeddings import serve_embeddings
+from faregate.server.embeddings import EmbeddingJob
+from faregate.server.endpoint import ChatJob, Parse, Wire, chat_job, serve
 from faregate.server.middleware import speaks_gemini
 from faregate.server.models import list_models
 
@@ -58,19 +60,22 @@ def split_target(request: web.Request) -> tuple[str, str]:
     return bare_model(model) or model, method
 
 
-async def handle_generate(request: web.Request, model: str, stream: bool) -> web.StreamResponse:
-    rt = request.app[RUNTIME]
-    loaded = rt.holder.current  # read once: this request finishes on this table and its limits
-    ex = Exchange.begin(request, ENDPOINT)
-    with ex.recorded(rt):
+def generate_parser(stream: bool) -> Parse:
+    """`:generateContent` / `:streamGenerateContent`: the model from the URL, the rest from the body."""
+
+    async def parse(request: web.Request, rt: Runtime, ex: Exchange) -> ChatJob:
         if stream and request.query.get("alt") != "sse":
             raise InvalidRequest(
                 f"{STREAM}: faregate streams as server-sent events only: add ?alt=sse to the URL", param="alt"
             )
-        inbound = GeminiInbound(model, stream)
-        req, routing = inbound.parse_chat(await read_json(request))
-        bound = prompt_bound_of(request, req)
-        return await serve_chat(request, rt, loaded, ex, inbound, req, routing, prompt_bound=bound)
+        model, _ = split_target(request)
+        return chat_job(GeminiInbound(model, stream), request, await read_json(request))
+
+    return parse
+
+
+GENERATE_WIRE: Final = Wire(ENDPOINT, generate_parser(False), google_envelope)
+STREAM_WIRE: Final = Wire(ENDPOINT, generate_parser(True), google_envelope)
 
 
 def parse_count(request: web.Request, body: Any) -> tuple[ChatRequest, JSONObject]:
@@ -92,28 +97,26 @@ EmbedParse = Callable[[object, str], tuple[EmbeddingRequest, JSONObject]]
 EmbedRender = Callable[[EmbeddingResponse, Usage, Mapping[str, Any]], JSONObject]
 
 
-async def handle_embed(
-    request: web.Request, model: str, parse: EmbedParse, render: EmbedRender
-) -> web.StreamResponse:
-    rt = request.app[RUNTIME]
-    loaded = rt.holder.current  # read once: this request finishes on this table and its limits
-    ex = Exchange.begin(request, ENDPOINT)
-    with ex.recorded(rt):
-        req, routing = parse(await read_json(request), model)
-        ch, resp, usage, extras = await serve_embeddings(request, rt, loaded, ex, req, routing)
-        return json_bytes_response(render(resp, usage, extras), ex.response_headers(ch))
+def embed_wire(parse_body: EmbedParse, render: EmbedRender) -> Wire:
+    """`:embedContent` / `:batchEmbedContents`: an `EmbeddingJob` answered in Gemini's shape."""
 
+    async def parse(request: web.Request, rt: Runtime, ex: Exchange) -> EmbeddingJob:
+        model, _ = split_target(request)
+        req, routing = parse_body(await read_json(request), model)
+        return EmbeddingJob(req, routing, lambda resp, _model, usage, extras: render(resp, usage, extras))
+
+    return Wire(ENDPOINT, parse, google_envelope)
+
+
+EMBED_WIRE: Final = embed_wire(gemini_embeddings.parse_embed, gemini_embeddings.render_embed)
+BATCH_EMBED_WIRE: Final = embed_wire(gemini_embeddings.parse_batch, gemini_embeddings.render_batch)
 
 HANDLERS: Final[dict[str, Callable[[web.Request, str], Any]]] = {
-    GENERATE: lambda request, model: handle_generate(request, model, False),
-    STREAM: lambda request, model: handle_generate(request, model, True),
+    GENERATE: lambda request, model: serve(request, GENERATE_WIRE),
+    STREAM: lambda request, model: serve(request, STREAM_WIRE),
     COUNT: lambda request, model: handle_count(request),
-    EMBED: lambda request, model: handle_embed(
-        request, model, gemini_embeddings.parse_embed, gemini_embeddings.render_embed
-    ),
-    BATCH_EMBED: lambda request, model: handle_embed(
-        request, model, gemini_embeddings.parse_batch, gemini_embeddings.render_batch
-    ),
+    EMBED: lambda request, model: serve(request, EMBED_WIRE),
+    BATCH_EMBED: lambda request, model: serve(request, BATCH_EMBED_WIRE),
 }
 
 

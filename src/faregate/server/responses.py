@@ -2,8 +2,8 @@
 responses: `GET`/`DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`.
 
 A create parses the body, rebuilds the conversation of `previous_response_id` from the store (the
-caller's own responses only), and hands the request to `serve_chat` with a `ResponsesInbound` bound to
-this response; with `store` (the default) the final response object is stored as it is answered.
+caller's own responses only), and hands the request to the chat pipeline with a `ResponsesInbound` bound
+to this response; with `store` (the default) the final response object is stored as it is answered.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from aiohttp import web
 
 from faregate import jsonio
 from faregate.canonical import JSONObject, Message
-from faregate.errors import InvalidRequest, NotFound
+from faregate.errors import InvalidRequest, NotFound, openai_envelope
+from faregate.pipeline.runtime import Runtime
+from faregate.pipeline.settle import Exchange
 from faregate.providers.openai_responses import ResponseMeta, ResponsesInbound, parse_responses
 from faregate.providers.openai_responses.inbound import new_item_id
 from faregate.providers.openai_responses.items import parse_items
 from faregate.server.appkeys import CALLER_KEY, RUNTIME
-from faregate.server.chat import serve_chat
-from faregate.server.context import Exchange, json_bytes_response, read_json
+from faregate.server.context import json_bytes_response, read_json
+from faregate.server.endpoint import ChatJob, Wire, wire_handler
 
 ENDPOINT: Final = "responses"
 MAX_LIST: Final = 100
@@ -38,32 +40,31 @@ def _not_found(response_id: str) -> NotFound:
     return NotFound(f"Response with id '{response_id}' not found.", param="response_id")
 
 
-async def handle_create(request: web.Request) -> web.StreamResponse:
-    rt = request.app[RUNTIME]
-    loaded = rt.holder.current  # read once: this request finishes on this table and its limits
-    ex = Exchange.begin(request, ENDPOINT)
-    with ex.recorded(rt):
-        parsed = parse_responses(await read_json(request))
-        history: tuple[Message, ...] = ()
-        if parsed.previous_response_id is not None:
-            items = await asyncio.to_thread(rt.responses.conversation, parsed.previous_response_id, ex.key_id)
-            if items is None:
-                raise InvalidRequest(
-                    f"Previous response with id '{parsed.previous_response_id}' not found.",
-                    param="previous_response_id",
-                    code="previous_response_not_found",
-                )
-            history = parse_items(items, "previous_response_id")
-        keep = parsed.store and rt.responses.retention_s > 0
+async def parse_create(request: web.Request, rt: Runtime, ex: Exchange) -> ChatJob:
+    """The body, with the conversation of `previous_response_id` (the caller's own) before it, for a
+    `ResponsesInbound` bound to this response (stored as it is answered, with `store`)."""
+    parsed = parse_responses(await read_json(request))
+    history: tuple[Message, ...] = ()
+    if parsed.previous_response_id is not None:
+        items = await asyncio.to_thread(rt.responses.conversation, parsed.previous_response_id, ex.key_id)
+        if items is None:
+            raise InvalidRequest(
+                f"Previous response with id '{parsed.previous_response_id}' not found.",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
+        history = parse_items(items, "previous_response_id")
+    keep = parsed.store and rt.responses.retention_s > 0
 
-        def on_final(response: JSONObject) -> None:
-            if keep:
-                rt.responses.put(response, key_id=ex.key_id, request_id=ex.id, input_items=parsed.input_items)
+    def on_final(response: JSONObject) -> None:
+        if keep:
+            rt.responses.put(response, key_id=ex.key_id, request_id=ex.id, input_items=parsed.input_items)
 
-        meta = ResponseMeta(f"resp_{ex.id}", int(time.time()), parsed.echo, new_item_id)
-        inbound = ResponsesInbound(meta, on_final)
-        req = parsed.with_history(history)
-        return await serve_chat(request, rt, loaded, ex, inbound, req, parsed.routing)
+    meta = ResponseMeta(f"resp_{ex.id}", int(time.time()), parsed.echo, new_item_id)
+    return ChatJob(ResponsesInbound(meta, on_final), parsed.with_history(history), parsed.routing)
+
+
+CREATE: Final = Wire(ENDPOINT, parse_create, openai_envelope)
 
 
 async def handle_get(request: web.Request) -> web.Response:
@@ -130,7 +131,7 @@ async def handle_input_items(request: web.Request) -> web.Response:
 
 
 ROUTES: Final[tuple[tuple[str, str, Callable[[web.Request], Any]], ...]] = (
-    ("POST", "/v1/responses", handle_create),
+    ("POST", "/v1/responses", wire_handler(CREATE)),
     ("GET", "/v1/responses/{response_id}", handle_get),
     ("DELETE", "/v1/responses/{response_id}", handle_delete),
     ("GET", "/v1/responses/{response_id}/input_items", handle_input_items),
