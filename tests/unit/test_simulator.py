@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from faregate.simulator import Received, SimModel, SimProvider, Simulator, run_simulator
-from faregate.simulator.behaviour import Prompt, ToolSpec, answer, synthesize, truncate
+from faregate.simulator.behaviour import Prompt, ToolSpec, answer, signed_thought, synthesize, truncate
 from faregate.simulator.listings import per_token
 
 D = Decimal
@@ -834,3 +834,52 @@ async def test_anthropic_sdk_speaks_to_the_simulator(sim: Simulator, origin: str
         await client.messages.create(model="claude-haiku", max_tokens=5, messages=messages)
     assert err.value.status_code == 529
     await client.close()
+
+
+# -- thinking -------------------------------------------------------------------------------------------
+
+THINK = {"type": "enabled", "budget_tokens": 1024}
+
+
+async def test_anthropic_thinking_is_signed_checked_and_required_in_a_tool_loop(
+    client: TestClient[Any, Any],
+) -> None:
+    tools = [{"name": "get_weather", "input_schema": {"type": "object"}}]
+    ask = [{"role": "user", "content": "weather please"}]
+    body = {"model": "claude-haiku", "max_tokens": 2048, "thinking": THINK, "tools": tools, "messages": ask}
+    message = await (await anthropic_messages(client, body)).json()
+    thought, call = message["content"]
+    assert thought["type"] == "thinking" and call["type"] == "tool_use"
+    assert signed_thought(thought["signature"]) == thought["thinking"]
+    events = await sse(await anthropic_messages(client, {**body, "stream": True}))
+    deltas = [json.loads(d)["delta"] for e, d in events if e == "content_block_delta"]
+    assert "".join(d.get("thinking", "") for d in deltas) == thought["thinking"]
+    assert next(d["type"] for d in deltas if d["type"] != "thinking_delta") == "signature_delta"
+    result = {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "ok"}],
+    }
+
+    async def passing_back(content: list[Any]) -> int:
+        turns = [*ask, {"role": "assistant", "content": content}, result]
+        return (await anthropic_messages(client, {**body, "messages": turns})).status
+
+    assert await passing_back([thought, call]) == 200
+    assert await passing_back([{**thought, "thinking": ""}, call]) == 200  # display: omitted
+    assert await passing_back([{**thought, "thinking": "edited"}, call]) == 400
+    assert await passing_back([{**thought, "signature": "Zm9yZWlnbg=="}, call]) == 400
+    assert await passing_back([call]) == 400  # thinking on: the tool-use turn must start with its thought
+    resp = await anthropic_messages(client, {**body, "max_tokens": 1024})
+    assert resp.status == 400 and "budget_tokens" in (await resp.json())["error"]["message"]
+
+
+async def test_openai_format_reasoning_effort_gets_reasoning_content(client: TestClient[Any, Any]) -> None:
+    body = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "hi"}],
+        "reasoning_effort": "low",
+    }
+    message = (await openai_chat(client, body))["choices"][0]["message"]
+    assert message["reasoning_content"].startswith("[simulated openai/gpt-4o-mini] ")
+    plain = (await openai_chat(client, {**body, "reasoning_effort": "none"}))["choices"][0]["message"]
+    assert "reasoning_content" not in plain

@@ -99,6 +99,7 @@ def parse_messages(body: JSONObject, *, need_max_tokens: bool = True) -> Prompt:
     system_text = system if isinstance(system, str) else " ".join(b.get("text", "") for b in system)
     texts, images, last_user, tool_result = _read_messages(messages)
     tools, mode, forced = _read_tools(body)
+    thinks = _read_thinking(body, messages)
     fmt = (body.get("output_config") or {}).get("format") or body.get("output_format") or {}
     schema = fmt.get("schema") if fmt.get("type") == "json_schema" else None
     stops = body.get("stop_sequences") or []
@@ -117,7 +118,66 @@ def parse_messages(body: JSONObject, *, need_max_tokens: bool = True) -> Prompt:
         max_tokens=max_tokens,
         stop=tuple(stops),
         json_schema=schema if isinstance(schema, dict) else None,
+        thinks=thinks,
     )
+
+
+THINKING_DOCS: Final = "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+THINKING_BLOCKS: Final = frozenset({"thinking", "redacted_thinking"})
+MIN_BUDGET: Final = 1024
+
+
+def _read_thinking(body: JSONObject, messages: list[JSON]) -> bool:
+    """Whether the model thinks; with thinking on, the rules Anthropic enforces: a budget below
+    `max_tokens`, and a tool-use turn passed back starting with its thinking block."""
+    thinking = body.get("thinking") or {"type": "disabled"}
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if kind not in ("enabled", "adaptive", "disabled"):
+        raise invalid("thinking: Input tag does not match any of the expected tags: 'enabled', 'disabled'")
+    if kind == "disabled":
+        return False
+    budget = thinking.get("budget_tokens")
+    if kind == "enabled":
+        if not isinstance(budget, int) or budget < MIN_BUDGET:
+            raise invalid("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+        max_tokens = body.get("max_tokens")
+        if isinstance(max_tokens, int) and max_tokens <= budget:
+            raise invalid(
+                f"`max_tokens` must be greater than `thinking.budget_tokens`. Please consult {THINKING_DOCS}"
+            )
+    last = messages[-1]
+    blocks = last.get("content") if isinstance(last, dict) else None
+    in_loop = isinstance(blocks, list) and any(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in blocks
+    )
+    if in_loop and len(messages) > 1:
+        turn = messages[-2].get("content")
+        first = (
+            turn[0].get("type") if isinstance(turn, list) and turn and isinstance(turn[0], dict) else "text"
+        )
+        if first not in THINKING_BLOCKS:
+            raise invalid(
+                f"messages.{len(messages) - 2}.content.0.type: Expected `thinking` or `redacted_thinking`, but "
+                f"found `{first}`. When `thinking` is enabled, a final `assistant` message must start with a "
+                "thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We "
+                "recommend you include thinking blocks from previous turns. To avoid this requirement, disable "
+                f"`thinking`. Please consult our documentation at {THINKING_DOCS}"
+            )
+    return True
+
+
+def _check_thought(block: JSONObject, where: str) -> None:
+    """A thinking block passed back must carry the signature the model gave it (and its text unchanged,
+    or none when the client was shown none); anything else is refused, as Anthropic refuses it."""
+    redacted = block.get("type") == "redacted_thinking"
+    signature = block.get("data" if redacted else "signature")
+    thought = behaviour.signed_thought(signature) if isinstance(signature, str) else None
+    if redacted:
+        if thought is None:
+            raise invalid(f"{where}.data: Invalid `data` in `redacted_thinking` block")
+        return
+    if thought is None or block.get("thinking") not in (thought, ""):
+        raise invalid(f"{where}: Invalid `signature` in `thinking` block")
 
 
 def _read_messages(messages: list[JSON]) -> tuple[tuple[str, ...], int, str, str | None]:
@@ -153,6 +213,9 @@ def _read_messages(messages: list[JSON]) -> tuple[tuple[str, ...], int, str, str
                 f"after: {', '.join(sorted(pending - answered))}. Each `tool_use` block must have a "
                 "corresponding `tool_result` block in the next message."
             )
+        for j, b in enumerate(blocks):
+            if isinstance(b, dict) and b.get("type") in THINKING_BLOCKS:
+                _check_thought(b, f"messages.{i}.content.{j}")
         pending = {b.get("id", "") for b in blocks if isinstance(b, dict) and b.get("type") == "tool_use"}
         text = " ".join(b.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type") == "text")
         results = [
@@ -217,41 +280,63 @@ def usage(answer: Answer, output_tokens: int) -> JSONObject:
     }
 
 
-def _blocks(answer: Answer) -> list[JSONObject]:
+def _blocks(answer: Answer, shown: bool = True) -> list[JSONObject]:
+    """The content: the thinking block first when the model thought (its text blank when the request
+    said `display: omitted`; the signature is the same), then the tool call or the text."""
+    thinking: list[JSONObject] = []
+    if answer.thinking:
+        signature = behaviour.thought_signature(answer.thinking)
+        thinking = [
+            {"type": "thinking", "thinking": answer.thinking if shown else "", "signature": signature}
+        ]
     if answer.tool_call is not None:
         call = answer.tool_call
         return [
+            *thinking,
             {
                 "type": "tool_use",
                 "id": f"toolu_{answer.digest[:24]}",
                 "name": call.name,
                 "input": call.arguments,
-            }
+            },
         ]
-    return [{"type": "text", "text": answer.text}] if answer.text else []
+    return [*thinking, {"type": "text", "text": answer.text}] if answer.text else thinking
 
 
-def render_message(answer: Answer, model: SimModel) -> JSONObject:
+def thoughts_shown(body: JSONObject) -> bool:
+    thinking = body.get("thinking")
+    return not (isinstance(thinking, dict) and thinking.get("display") == "omitted")
+
+
+def render_message(answer: Answer, model: SimModel, shown: bool = True) -> JSONObject:
     return {
         "id": f"msg_{answer.digest[:24]}",
         "type": "message",
         "role": "assistant",
         "model": model.upstream_id,
-        "content": _blocks(answer),
+        "content": _blocks(answer, shown),
         "stop_reason": STOP_REASONS[answer.finish],
         "stop_sequence": answer.stop_sequence,
         "usage": usage(answer, answer.completion_tokens),
     }
 
 
-def render_events(answer: Answer, model: SimModel) -> list[Event]:
+def render_events(answer: Answer, model: SimModel, shown: bool = True) -> list[Event]:
     """message_start, each block's start/deltas/stop (a ping after the first start), message_delta,
-    message_stop."""
+    message_stop. A thinking block streams empty, then thinking_delta*, then its signature_delta."""
     start = {**render_message(answer, model), "content": [], "stop_reason": None, "stop_sequence": None}
     start["usage"] = usage(answer, min(1, answer.completion_tokens))
     events = [Event({"type": "message_start", "message": start}, "message_start")]
-    for index, block in enumerate(_blocks(answer)):
-        if block["type"] == "tool_use":
+    empty: JSONObject
+    deltas: list[JSONObject]
+    for index, block in enumerate(_blocks(answer, shown)):
+        if block["type"] == "thinking":
+            empty = {"type": "thinking", "thinking": "", "signature": ""}
+            deltas = [
+                {"type": "thinking_delta", "thinking": d} for d in behaviour.word_deltas(block["thinking"])
+            ]
+            deltas.append({"type": "signature_delta", "signature": block["signature"]})
+        elif block["type"] == "tool_use":
             empty, deltas = (
                 {**block, "input": {}},
                 [
@@ -291,9 +376,10 @@ async def messages(call: Call) -> web.StreamResponse:
     prompt = parse_messages(body)
     model = find_model(call.provider, body)
     answer = behaviour.answer(prompt, f"{call.provider.name}/{model.upstream_id}", call.count_tokens)
+    shown = thoughts_shown(body)
     if body.get("stream"):
-        return await send_events(call, render_events(answer, model))
-    return json_response(render_message(answer, model))
+        return await send_events(call, render_events(answer, model, shown))
+    return json_response(render_message(answer, model, shown))
 
 
 async def count_tokens(call: Call) -> web.StreamResponse:

@@ -6,6 +6,7 @@ usage; each wire module renders the `Answer` in its own format, streamed or not.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -99,6 +100,7 @@ class Prompt:
     json_schema: JSONObject | None = None
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
+    thinks: bool = False  # the request turned thinking on: the answer starts with a short thought
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +120,9 @@ class Answer:
     finish: Finish
     stop_sequence: str | None
     prompt_tokens: int
-    completion_tokens: int
+    completion_tokens: int  # the thinking's tokens included: providers bill them as output
     digest: str  # hex; seeds ids so that the same prompt gets the same ids
+    thinking: str = ""  # the model's thought before it answers (when the request turned thinking on)
 
     @property
     def total_tokens(self) -> int:
@@ -131,11 +134,13 @@ def answer(prompt: Prompt, label: str, count_tokens: CountTokens, choice: int = 
     another answer to the same prompt (OpenAI's `n`): its own words, the same shape."""
     digest = _digest(label, prompt) if choice == 0 else stable_hash(_digest(label, prompt), str(choice))
     prompt_tokens = count_prompt(prompt, count_tokens)
+    thought = thinking_text(prompt, label) if prompt.thinks else ""
+    thought_tokens = count_tokens(thought) if thought else 0
     tool = pick_tool(prompt)
     if tool is not None:
         call = ToolCall(tool.name, synthesize(tool.parameters))
-        tokens = count_tokens(call.arguments_json)
-        return Answer("", call, "tool_call", None, prompt_tokens, tokens, digest)
+        tokens = count_tokens(call.arguments_json) + thought_tokens
+        return Answer("", call, "tool_call", None, prompt_tokens, tokens, digest, thought)
     text = reply_text(prompt, label, digest, count_tokens)
     finish: Finish = "stop"
     stop_sequence = None
@@ -145,7 +150,42 @@ def answer(prompt: Prompt, label: str, count_tokens: CountTokens, choice: int = 
         text, finish = text[:cut], "stop_sequence"
     if prompt.max_tokens is not None and count_tokens(text) > prompt.max_tokens:
         text, finish, stop_sequence = truncate(text, prompt.max_tokens, count_tokens), "length", None
-    return Answer(text, None, finish, stop_sequence, prompt_tokens, count_tokens(text), digest)
+    tokens = count_tokens(text) + thought_tokens
+    return Answer(text, None, finish, stop_sequence, prompt_tokens, tokens, digest, thought)
+
+
+def thinking_text(prompt: Prompt, label: str) -> str:
+    """The simulated model's thought: short, and the same for the same conversation."""
+    if prompt.tool_result is not None:
+        return f"[simulated {label}] The tool answered; I can reply now."
+    tool = pick_tool(prompt)
+    if tool is not None:
+        return f"[simulated {label}] The user needs {tool.name}; I will call it."
+    said = " ".join(prompt.last_user_text.split()[:SAID_WORDS]).rstrip(".!?") or "(no text)"
+    return f"[simulated {label}] The user said: {said}. I will answer briefly."
+
+
+def thought_signature(thought: str) -> str:
+    """A signature over `thought` that carries it (base64 of a MAC and the text), so the simulator can
+    check a thought passed back, as the real APIs do, even when the client was shown no text."""
+    raw = thought.encode()
+    mac = hashlib.sha256(b"faregate-simulator-thought\x00" + raw).digest()[:12]
+    return base64.b64encode(mac + raw).decode()
+
+
+def signed_thought(signature: str) -> str | None:
+    """The thought a signature from `thought_signature` was made for; None when it is not one."""
+    try:
+        raw = base64.b64decode(signature.encode(), validate=True)
+    except ValueError:
+        return None
+    mac, text = raw[:12], raw[12:]
+    if hashlib.sha256(b"faregate-simulator-thought\x00" + text).digest()[:12] != mac:
+        return None
+    try:
+        return text.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def count_prompt(prompt: Prompt, count_tokens: CountTokens) -> int:

@@ -163,6 +163,7 @@ def parse_chat(body: JSONObject, provider: SimProvider) -> Prompt:
         json_schema=schema if isinstance(schema, dict) else None,
         max_tokens=_max_tokens(body),
         stop=_stops(body.get("stop")),
+        thinks=body.get("reasoning_effort") not in (None, "none"),
     )
 
 
@@ -368,6 +369,10 @@ def token_logprobs_of(answer: Answer, top: int | None, count_tokens: CountTokens
 
 def render_choice(index: int, answer: Answer, logprobs: JSONObject | None) -> JSONObject:
     message: JSONObject = {"role": "assistant", "content": answer.text, "refusal": None, "annotations": []}
+    if answer.thinking:
+        message["reasoning_content"] = (
+            answer.thinking
+        )  # as DeepSeek and vLLM return a reasoning model's thought
     if answer.tool_call is not None:
         call = answer.tool_call
         message["content"] = None
@@ -413,6 +418,7 @@ def _choice_chunks(
 
     call = answer.tool_call
     events = [chunk({"role": "assistant", "content": None if call else "", "refusal": None})]
+    events += [chunk({"reasoning_content": d}) for d in behaviour.word_deltas(answer.thinking)]
     if top is not None and count_tokens is not None:
         pieces = behaviour.token_pieces(answer.text, count_tokens)
         entries = token_logprobs(pieces, answer.digest, top)
