@@ -312,6 +312,11 @@ class ChatResponse:
     )
     more_choices: tuple[Choice, ...] = ()  # choices 1..n-1 when the request asked for `n` > 1
     thoughts: tuple[Thought, ...] = ()  # the first choice's reasoning, in the order the model produced it
+    # Output items with no canonical meaning, as a Responses upstream sent them (its built-in tools' calls:
+    # `web_search_call`, `file_search_call`, ...), and the annotations of the answer text (`url_citation`):
+    # a Responses client gets them unchanged, every other format ignores them.
+    provider_items: tuple[Mapping[str, Any], ...] = ()
+    annotations: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def reasoning_text(self) -> str:
@@ -391,7 +396,20 @@ class Finish:
     more: tuple[tuple[int, FinishReason], ...] = ()  # (choice, finish reason) of the choices after 0
 
 
-StreamEvent: TypeAlias = Start | TextDelta | ReasoningDelta | ToolCallStart | ToolArgsDelta | Finish
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """A stream event with no canonical meaning (a Responses upstream's built-in tool items and their
+    progress, `response.web_search_call.searching`, the annotations of its text), relayed as is to a client
+    of format `origin`; every other encoder ignores it. `data`: the event less `type` and `sequence_number`."""
+
+    type: str
+    data: Mapping[str, Any]
+    origin: WireApi
+
+
+StreamEvent: TypeAlias = (
+    Start | TextDelta | ReasoningDelta | ToolCallStart | ToolArgsDelta | Finish | ProviderEvent
+)
 
 
 @dataclass(slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given, settings
@@ -17,10 +18,12 @@ from faregate.canonical import (
     Finish,
     ImagePart,
     Message,
+    ReasoningDelta,
     Start,
     StreamEvent,
     TextDelta,
     TextPart,
+    Thought,
     ToolArgsDelta,
     ToolCall,
     ToolCallStart,
@@ -28,6 +31,7 @@ from faregate.canonical import (
 )
 from faregate.providers.openai_responses.inbound import parse_responses
 from faregate.providers.openai_responses.items import parse_items, render_items
+from faregate.providers.openai_responses.reasoning import parse_reasoning_item
 from faregate.providers.openai_responses.render import ResponseMeta, ResponsesStreamEncoder, render_response
 from faregate.providers.sse import SseDecoder
 
@@ -45,6 +49,17 @@ files = st.one_of(
     st.builds(FilePart, names, file_id=ident.map(lambda s: "file-" + s)),
     st.builds(FilePart, names, data_b64=st.just("JVBERi0="), media_type=st.sampled_from([PDF, "image/webp"])),
 )
+# Thoughts as they reach a Responses item: a Responses upstream's (its encrypted content as the signature),
+# another format's signed or redacted ones (faregate's own encrypted content), unsigned text.
+thoughts = st.lists(
+    st.one_of(
+        st.builds(Thought, text, ident.map(lambda s: "gAAAA" + s), st.just("openai-responses")),
+        st.builds(Thought, st.one_of(st.just(""), text), ident, st.sampled_from(["anthropic", "gemini"])),
+        st.builds(Thought, st.just(""), ident, st.just("anthropic"), st.just(True)),
+        st.builds(Thought, text),
+    ),
+    max_size=2,
+).map(tuple)
 calls = st.lists(
     st.builds(ToolCall, ident.map(lambda s: "call_" + s), ident, st.just('{"a":1}')), max_size=3
 ).map(lambda cs: tuple({c.id: c for c in cs}.values()))
@@ -53,7 +68,7 @@ calls = st.lists(
 @st.composite
 def conversations(draw: Any) -> tuple[Message, ...]:
     """Turns as a Responses client sends them: user/system with text, images and files, assistant with text
-    and/or tool calls, each call answered by a tool result; never two assistant turns in a row."""
+    and/or tool calls and the reasoning before them, each call answered by a tool result; never two assistant turns in a row."""
     out: list[Message] = []
     for _ in range(draw(st.integers(1, 6))):
         role = draw(st.sampled_from(["system", "user", "assistant"]))
@@ -62,7 +77,7 @@ def conversations(draw: Any) -> tuple[Message, ...]:
         if role == "assistant":
             content = tuple(TextPart(t) for t in draw(st.lists(text, max_size=2)))
             tool_calls = draw(calls)
-            out.append(Message("assistant", content, tool_calls))
+            out.append(Message("assistant", content, tool_calls, thoughts=draw(thoughts)))
             for c in tool_calls:
                 parts = tuple(draw(st.lists(st.one_of(text.map(TextPart), image), min_size=1, max_size=2)))
                 out.append(Message("tool", parts, tool_call_id=c.id))
@@ -176,3 +191,59 @@ def test_the_stream_ends_in_the_object_a_plain_call_gives(
     assert final["usage"] == plain["usage"] and final["status"] == plain["status"]
     deltas = "".join(d["delta"] for d in data if d["type"] == "response.output_text.delta")
     assert deltas == body
+
+
+def _reasoning_events(thought: Thought, pieces: int) -> list[StreamEvent]:
+    size = max(1, len(thought.text) // pieces)
+    deltas = [thought.text[i : i + size] for i in range(0, len(thought.text), size)] or [""]
+    events: list[StreamEvent] = [ReasoningDelta(d, origin=thought.origin) for d in deltas[:-1]]
+    events.append(
+        ReasoningDelta(deltas[-1], thought.signature, origin=thought.origin, redacted=thought.redacted)
+    )
+    return events
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    thoughts.filter(lambda ts: all(t.signature for t in ts)), st.text(max_size=30), calls, st.integers(1, 4)
+)
+def test_streamed_reasoning_ends_in_the_object_a_plain_call_gives(
+    signed: tuple[Thought, ...], body: str, tool_calls: tuple[ToolCall, ...], pieces: int
+) -> None:
+    """Reasoning items (summary events with their indexes) streamed, and the same items unstreamed; each
+    item's encrypted content reads back as its thought, and a client that asked for neither summaries nor
+    encrypted content sees the items bare while the store keeps them whole."""
+    usage = Usage(10, 5)
+    resp = ChatResponse(
+        "up", "m", body, tool_calls, "tool_calls" if tool_calls else "stop", usage, thoughts=signed
+    )
+    for shown in (True, False):
+        meta = replace(_meta(), summaries=shown, encrypted=shown)
+        plain = render_response(meta, resp, "m", usage, {})
+        finals: list[dict[str, Any]] = []
+        enc = ResponsesStreamEncoder(replace(_meta(), summaries=shown, encrypted=shown), "m", finals.append)
+        events: list[StreamEvent] = [Start("up", "m")]
+        for t in signed:
+            events += _reasoning_events(t, pieces)
+        events += _events(resp, pieces)[1:-1]
+        wire = b"".join(enc.encode(ev) for ev in events) + enc.finish(
+            Finish(resp.finish_reason, usage), usage, {}
+        )
+        data = [json.loads(f.data) for f in SseDecoder().feed(wire)]
+        assert [d["sequence_number"] for d in data] == list(range(len(data)))
+        stored = finals[0]
+        assert _strip_ids(stored["output"]) == _strip_ids(plain["output"])
+        assert [parse_reasoning_item(i, "output") for i in stored["output"] if i["type"] == "reasoning"] == [
+            replace(t, origin=t.origin) for t in signed
+        ]
+        assert data[-1]["response"] == meta.shown(stored)
+        for n, t in enumerate(signed):
+            item = data[-1]["response"]["output"][n]
+            assert item["type"] == "reasoning" and ("encrypted_content" in item) is shown
+            assert item["summary"] == ([{"type": "summary_text", "text": t.text}] if shown and t.text else [])
+            mine = [d for d in data if d.get("output_index") == n]
+            kinds = [d["type"] for d in mine]
+            assert kinds[0] == "response.output_item.added" and kinds[-1] == "response.output_item.done"
+            summary = [d for d in mine if d["type"] == "response.reasoning_summary_text.delta"]
+            assert "".join(d["delta"] for d in summary) == (t.text if shown else "")
+            assert all(d["summary_index"] == 0 and d["item_id"] == item["id"] for d in summary)

@@ -136,6 +136,17 @@ ThoughtView = Literal["text", "signed", "none"]
 # Formats whose clients get the reasoning text unasked (OpenRouter returns it by default); an Anthropic
 # client sees thinking blocks only when it enabled thinking, a Gemini client only with `includeThoughts`.
 THOUGHTS_UNASKED: Final[frozenset[WireApi]] = frozenset({"openai"})
+# Formats whose `include_thoughts` is the client's own ask (Gemini's `includeThoughts`, a Responses
+# `reasoning.summary`, Anthropic's thinking displayed), not a default: an upstream that returns thought text
+# only when asked (Gemini) is asked for it.
+# Formats whose clients get the signatures unasked (a Gemini model signs its reasoning whether or not the
+# client asked for thoughts, and Gemini 3 wants the signature of a function call turn back).
+SIGNED_UNASKED: Final[frozenset[WireApi]] = frozenset({"gemini"})
+THOUGHTS_ASKED: Final[frozenset[WireApi]] = frozenset({"anthropic", "gemini", "openai-responses"})
+# Formats whose inbound takes every thought whole and shows its client what it asked itself: the Responses
+# API stores each response whole (for `previous_response_id`) and trims summaries and encrypted content
+# per request (`openai_responses/reasoning.py::view`).
+THOUGHTS_WHOLE: Final[frozenset[WireApi]] = frozenset({"openai-responses"})
 
 
 def thought_view(req: ChatRequest) -> ThoughtView:
@@ -143,8 +154,12 @@ def thought_view(req: ChatRequest) -> ThoughtView:
     blanked (the client excluded the text but must pass the signatures back: Anthropic's
     `display: omitted`, OpenRouter's `exclude`), or none."""
     r = req.reasoning
+    if req.source_api in THOUGHTS_WHOLE:
+        return "text"
     if r is None:
-        return "text" if req.source_api in THOUGHTS_UNASKED else "none"
+        if req.source_api in THOUGHTS_UNASKED:
+            return "text"
+        return "signed" if req.source_api in SIGNED_UNASKED else "none"
     if r.effort == "none":
         return "none"
     return "text" if r.include_thoughts else "signed"

@@ -23,6 +23,7 @@ from faregate.pipeline.settle import Exchange
 from faregate.providers.openai_responses import ResponseMeta, ResponsesInbound, parse_responses
 from faregate.providers.openai_responses.inbound import new_item_id
 from faregate.providers.openai_responses.items import parse_items
+from faregate.providers.openai_responses.reasoning import stored_view
 from faregate.server.appkeys import CALLER_KEY, RUNTIME
 from faregate.server.context import json_bytes_response, read_json
 from faregate.server.endpoint import ChatJob, Wire, wire_handler
@@ -60,7 +61,9 @@ async def parse_create(request: web.Request, rt: Runtime, ex: Exchange) -> ChatJ
         if keep:
             rt.responses.put(response, key_id=ex.key_id, request_id=ex.id, input_items=parsed.input_items)
 
-    meta = ResponseMeta(f"resp_{ex.id}", int(time.time()), parsed.echo, new_item_id)
+    meta = ResponseMeta(
+        f"resp_{ex.id}", int(time.time()), parsed.echo, new_item_id, parsed.summaries, parsed.encrypted
+    )
     return ChatJob(ResponsesInbound(meta, on_final), parsed.with_history(history), parsed.routing)
 
 
@@ -72,7 +75,8 @@ async def handle_get(request: web.Request) -> web.Response:
     stored = await asyncio.to_thread(request.app[RUNTIME].responses.get, rid, _key_id(request))
     if stored is None:
         raise _not_found(rid)
-    return json_bytes_response(stored.response, {})
+    include = [*request.query.getall("include", ()), *request.query.getall("include[]", ())]
+    return json_bytes_response(stored_view(stored.response, include), {})
 
 
 async def handle_delete(request: web.Request) -> web.Response:

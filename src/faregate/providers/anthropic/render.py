@@ -19,6 +19,7 @@ from faregate.canonical import (
     Finish,
     FinishReason,
     JSONObject,
+    ProviderEvent,
     ReasoningDelta,
     Start,
     StreamEvent,
@@ -141,6 +142,8 @@ class AnthropicStreamEncoder:
                 return self.finish(ev, ev.usage or Usage(), {})
             case ReasoningDelta():
                 return self._start() + self._thinking(ev)
+            case ProviderEvent():
+                return b""  # another format's own event
 
     def finish(self, finish: Finish, usage: Usage, extras: JSONObject) -> bytes:
         wire_usage: JSONObject = {**render_usage(usage)}

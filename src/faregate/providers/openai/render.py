@@ -17,6 +17,7 @@ from faregate.canonical import (
     Finish,
     FinishReason,
     JSONObject,
+    ProviderEvent,
     ReasoningDelta,
     Start,
     StreamEvent,
@@ -202,6 +203,8 @@ class OpenAIStreamEncoder:
                 if ev.signature is not None or ev.redacted:
                     self.thought += 1
                 return out
+            case ProviderEvent():
+                return b""  # another format's own event
 
     def _frame(self, choices: list[JSONObject], fields: JSONObject) -> bytes:
         chunk: JSONObject = {

@@ -83,8 +83,8 @@ class ResponsesInbound:
     def render_chat(self, resp: ChatResponse, model: str, usage: Usage, extras: JSONObject) -> JSONObject:
         out = render_response(self.meta, resp, model, usage, extras)
         if self.on_final is not None:
-            self.on_final(out)
-        return out
+            self.on_final(out)  # whole, for the store
+        return self.meta.shown(out)
 
     def stream_encoder(self, model: str, include_usage: bool, request_id: str = "") -> ResponsesStreamEncoder:
         # A response keeps its own stored id (`resp_...`), which `GET /v1/responses/{id}` finds.

@@ -39,6 +39,7 @@ from faregate.providers.openai.validate import (
     required,
 )
 from faregate.providers.openai_responses.items import parse_items
+from faregate.providers.openai_responses.reasoning import wants_encrypted
 from faregate.routing.transforms import MIDDLE_OUT
 
 SOURCE_API: Final = "openai-responses"
@@ -50,6 +51,7 @@ REASONING_MAP: Final[Mapping[str, ReasoningEffort]] = MappingProxyType(
     {"none": "none", "minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high"}
 )
 TRUNCATION: Final = ("auto", "disabled")
+SUMMARIES: Final = ("auto", "concise", "detailed")
 MAX_METADATA: Final = 16
 # Fields the gateway reads itself; every other field goes to `extra` as sent.
 CANONICAL_FIELDS: Final = frozenset(
@@ -81,6 +83,8 @@ class ResponsesRequest:
     previous_response_id: str | None
     store: bool
     echo: Mapping[str, Any] = field(default_factory=dict)  # the request fields a response object repeats
+    summaries: bool = False  # `reasoning.summary` asked: reasoning items show their text
+    encrypted: bool = False  # `include: ["reasoning.encrypted_content"]`
 
     def with_history(self, history: tuple[Message, ...]) -> ChatRequest:
         """The upstream request: instructions first, then the earlier conversation, then this input."""
@@ -196,15 +200,20 @@ def parse_text_format(value: object) -> ResponseFormat | None:
     )
 
 
-def parse_reasoning(value: object) -> str | None:
+def parse_reasoning(value: object) -> tuple[str | None, str | None]:
+    """(`reasoning.effort`, `reasoning.summary`; the deprecated `generate_summary` read as `summary`)."""
     if value is None:
-        return None
+        return None, None
     if not isinstance(value, dict):
         raise bad_type("reasoning", "an object", value)
     effort = optional(value, "effort", "reasoning.effort", str)
     if effort is not None and effort not in REASONING_EFFORTS:
         raise bad_value("reasoning.effort", effort, REASONING_EFFORTS)
-    return effort
+    name = "summary" if value.get("summary") is not None else "generate_summary"
+    summary = optional(value, name, f"reasoning.{name}", str)
+    if summary is not None and summary not in SUMMARIES:
+        raise bad_value(f"reasoning.{name}", summary, SUMMARIES)
+    return effort, summary
 
 
 def parse_metadata(value: object) -> dict[str, str]:
@@ -285,7 +294,7 @@ def parse_responses(body: object) -> ResponsesRequest:
         extra["include"] = include
     if optional(body, "stream_options", "stream_options", dict) is not None and not stream:
         raise invalid("stream_options", "only allowed when 'stream' is enabled.")
-    effort = parse_reasoning(body.get("reasoning"))
+    effort, summary = parse_reasoning(body.get("reasoning"))
     metadata = parse_metadata(body.get("metadata"))
     max_output = positive_int(body, "max_output_tokens")
     temperature = number_in(body, "temperature", 0.0, 2.0)
@@ -305,7 +314,7 @@ def parse_responses(body: object) -> ResponsesRequest:
         temperature=temperature,
         top_p=top_p,
         user=user,
-        reasoning=None if effort is None else Reasoning(effort=REASONING_MAP[effort]),
+        reasoning=reasoning_of(effort, summary),
         source_api=SOURCE_API,
         extra=MappingProxyType(extra),
     )
@@ -317,7 +326,7 @@ def parse_responses(body: object) -> ResponsesRequest:
         "metadata": metadata,
         "parallel_tool_calls": parallel is not False,
         "previous_response_id": previous,
-        "reasoning": {"effort": effort, "summary": None},
+        "reasoning": {"effort": effort, "summary": summary},
         "store": store is not False,
         "temperature": 1.0 if temperature is None else temperature,
         "text": text if isinstance(text, dict) and text.get("format") else {"format": {"type": "text"}},
@@ -335,6 +344,18 @@ def parse_responses(body: object) -> ResponsesRequest:
         previous_response_id=previous,
         store=store is not False,
         echo=MappingProxyType(echo),
+        summaries=summary is not None,
+        encrypted=wants_encrypted(include),
+    )
+
+
+def reasoning_of(effort: str | None, summary: str | None) -> Reasoning | None:
+    """The canonical reasoning control: the effort, and whether the client wants the thinking text back
+    (a summary asked for). A summary alone asks the model to reason as it decides."""
+    if effort is None and summary is None:
+        return None
+    return Reasoning(
+        effort=None if effort is None else REASONING_MAP[effort], include_thoughts=summary is not None
     )
 
 

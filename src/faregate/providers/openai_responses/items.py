@@ -2,12 +2,13 @@
 
 Input items are what a client sends in `input` (and what a stored response keeps as its conversation):
 `message` (roles user, system, developer, assistant; `input_text`, `input_image`, `input_file`,
-`output_text`, `refusal` parts), `function_call`, `function_call_output`, and `reasoning` (the model's own,
-accepted and not sent onwards, as Anthropic's thinking blocks are). Consecutive function calls fold into one
+`output_text`, `refusal` parts), `function_call`, `function_call_output`, `reasoning` (the model's own
+thoughts, on the assistant turn that follows them: see `reasoning.py`), and the output items of tools the
+provider ran (`web_search_call`, ...: accepted, not sent onwards). Consecutive function calls fold into one
 assistant turn, so every upstream format sees the turn structure it needs.
 
-Output items are what a response carries in `output`: a `message` with `output_text` parts and one
-`function_call` per tool call.
+Output items are what a response carries in `output`: `reasoning` items, a Responses upstream's own items,
+a `message` with `output_text` parts (and their annotations) and one `function_call` per tool call.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -27,15 +29,29 @@ from faregate.canonical import (
     Part,
     Role,
     TextPart,
+    Thought,
     ToolCall,
 )
 from faregate.providers.openai.validate import bad_type, bad_value, invalid, optional, required
+from faregate.providers.openai_responses.reasoning import (
+    item_id_for,
+    parse_reasoning_item,
+    reasoning_item,
+)
 from faregate.providers.wire import data_url, split_data_url
 
 MESSAGE_ROLES: Final[Mapping[str, Role]] = MappingProxyType(
     {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
 )
 ITEM_TYPES: Final = ("message", "function_call", "function_call_output", "reasoning")
+# Output items of the tools a provider runs itself, which a Responses upstream answers with and a client
+# (or a stored response) passes back: accepted, and not sent onwards (the answer they led to is).
+PROVIDER_ITEM_TYPES: Final = frozenset(
+    {
+        "web_search_call", "file_search_call", "code_interpreter_call", "image_generation_call",
+        "computer_call", "local_shell_call", "shell_call", "mcp_call", "mcp_list_tools",
+    }
+)  # fmt: skip
 INPUT_PARTS: Final = ("input_text", "input_image", "input_file")
 OUTPUT_PARTS: Final = ("output_text", "refusal")
 # An `input_file` is read as text when its data is text (a PDF or other binary stays a file, see parse_file).
@@ -117,7 +133,7 @@ def item_type(item: Mapping[str, Any], at: str) -> str:
     kind = item.get("type")
     if kind is None and "role" in item:
         return "message"  # an easy input message: {"role": ..., "content": ...}
-    if kind not in ITEM_TYPES:
+    if kind not in ITEM_TYPES and kind not in PROVIDER_ITEM_TYPES:
         raise invalid(
             f"{at}.type",
             f"item type {kind!r} is not supported by faregate (supported: {', '.join(ITEM_TYPES)}).",
@@ -125,24 +141,42 @@ def item_type(item: Mapping[str, Any], at: str) -> str:
     return str(kind)
 
 
+def _with_thoughts(m: Message, thoughts: list[Thought]) -> Message:
+    if not thoughts:
+        return m
+    m = replace(m, thoughts=(*m.thoughts, *thoughts))
+    thoughts.clear()
+    return m
+
+
 def parse_items(items: object, where: str = "input") -> tuple[Message, ...]:
-    """Input items → canonical messages (reasoning items skipped, function calls folded into turns)."""
+    """Input items → canonical messages (function calls folded into turns; a reasoning item's thought goes
+    with the assistant output that follows it, and is dropped when none does)."""
     if not isinstance(items, list):
         raise bad_type(where, "one of a string or array of objects", items)
     out: list[Message] = []
+    thoughts: list[Thought] = []
     for i, raw in enumerate(items):
         at = f"{where}[{i}]"
         if not isinstance(raw, dict):
             raise bad_type(at, "an object", raw)
         kind = item_type(raw, at)
+        if kind in PROVIDER_ITEM_TYPES:
+            continue
         if kind == "reasoning":
+            thoughts.append(parse_reasoning_item(raw, at))
             continue
         if kind == "message":
             role_name = required(raw, "role", f"{at}.role", str)
             role = MESSAGE_ROLES.get(role_name)
             if role is None:
                 raise bad_value(f"{at}.role", role_name, tuple(MESSAGE_ROLES))
-            out.append(Message(role=role, content=parse_content(raw, at, role)))
+            message = Message(role=role, content=parse_content(raw, at, role))
+            if role == "assistant":
+                message = _with_thoughts(message, thoughts)
+            else:
+                thoughts.clear()
+            out.append(message)
         elif kind == "function_call":
             call = ToolCall(
                 required(raw, "call_id", f"{at}.call_id", str),
@@ -151,10 +185,11 @@ def parse_items(items: object, where: str = "input") -> tuple[Message, ...]:
             )
             last = out[-1] if out else None
             if last is not None and last.role == "assistant":
-                out[-1] = Message("assistant", last.content, (*last.tool_calls, call))
+                out[-1] = _with_thoughts(replace(last, tool_calls=(*last.tool_calls, call)), thoughts)
             else:
-                out.append(Message("assistant", tool_calls=(call,)))
+                out.append(_with_thoughts(Message("assistant", tool_calls=(call,)), thoughts))
         else:
+            thoughts.clear()
             call_id = required(raw, "call_id", f"{at}.call_id", str)
             out.append(Message("tool", parse_tool_output(raw, at), tool_call_id=call_id))
     return tuple(out)
@@ -198,6 +233,7 @@ def render_items(messages: Sequence[Message]) -> list[JSONObject]:
             )
             items.append({"type": "function_call_output", "call_id": m.tool_call_id or "", "output": output})
             continue
+        items.extend(reasoning_item(item_id_for(t), t) for t in m.thoughts)
         if m.content or not m.tool_calls:
             parts = m.content
             if m.role == "assistant":
@@ -215,17 +251,24 @@ def render_items(messages: Sequence[Message]) -> list[JSONObject]:
 # --- canonical response → output items --------------------------------------------------------------
 
 
-def output_text_part(text: str) -> JSONObject:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def output_text_part(text: str, annotations: Sequence[Mapping[str, Any]] = ()) -> JSONObject:
+    return {
+        "type": "output_text",
+        "text": text,
+        "annotations": [dict(a) for a in annotations],
+        "logprobs": [],
+    }
 
 
-def message_item(item_id: str, text: str, status: str = "completed") -> JSONObject:
+def message_item(
+    item_id: str, text: str, status: str = "completed", annotations: Sequence[Mapping[str, Any]] = ()
+) -> JSONObject:
     return {
         "id": item_id,
         "type": "message",
         "status": status,
         "role": "assistant",
-        "content": [output_text_part(text)] if status != "in_progress" else [],
+        "content": [output_text_part(text, annotations)] if status != "in_progress" else [],
     }
 
 
@@ -241,9 +284,12 @@ def function_call_item(item_id: str, call: ToolCall, status: str = "completed") 
 
 
 def output_items(resp: ChatResponse, new_id: Any, status: str = "completed") -> list[JSONObject]:
-    """The answer as output items; `new_id(prefix)` makes item ids (`msg_…`, `fc_…`)."""
-    items: list[JSONObject] = []
+    """The answer as output items, whole (see `reasoning.view` for what a client is shown): reasoning,
+    then the provider's own items (a Responses upstream's `web_search_call`, ...), the message, the function
+    calls; `new_id(prefix)` makes item ids (`rs_…`, `msg_…`, `fc_…`)."""
+    items: list[JSONObject] = [reasoning_item(new_id("rs_"), t) for t in resp.thoughts]
+    items.extend(dict(item) for item in resp.provider_items)
     if resp.text or not resp.tool_calls:
-        items.append(message_item(new_id("msg_"), resp.text, status))
+        items.append(message_item(new_id("msg_"), resp.text, status, resp.annotations))
     items.extend(function_call_item(new_id("fc_"), c, status) for c in resp.tool_calls)
     return items

@@ -1,8 +1,11 @@
 """Canonical request → a Responses API body, for an `api: openai-responses` upstream (a provider or model
 served only at `{base_url}/responses`).
 
-Leading system messages become `instructions`; the rest of the conversation is sent as input items. The
-gateway keeps conversation state itself, so the upstream is asked to store nothing (`store: false`).
+Leading system messages become `instructions`; the rest of the conversation is sent as input items, with
+the thoughts a Responses upstream signed passed back as reasoning items (others' are dropped). The
+gateway keeps conversation state itself, so the upstream is asked to store nothing (`store: false`) and,
+for a reasoning model when the request sets `reasoning` or passes thoughts back, to return its reasoning as
+`encrypted_content` (the only way it reaches the next turn), and a summary when the client wants the text.
 What the Responses API cannot carry (`stop`, `top_k`, a reasoning budget on a model that does not reason)
 is dropped and noted.
 """
@@ -10,12 +13,14 @@ is dropped and noted.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Final
 
-from faregate.canonical import ChatRequest, JSONObject, Message, ResponseFormat, Tool, ToolChoice
+from faregate.canonical import ChatRequest, JSONObject, Message, ResponseFormat, Tool, ToolChoice, signed_for
 from faregate.providers.openai.request import REASONING_PREFIXES
 from faregate.providers.openai_responses.items import render_items
+from faregate.providers.openai_responses.reasoning import ENCRYPTED_INCLUDE
 from faregate.providers.params import Param, apply_params, merge_extra
 from faregate.providers.reasoning import effort_of, in_family, with_reasoning
 
@@ -81,11 +86,19 @@ def split_instructions(messages: tuple[Message, ...]) -> tuple[str | None, tuple
     return text or None, messages[lead:]
 
 
+def with_encrypted(include: object) -> list[object]:
+    """`include` asking for `reasoning.encrypted_content`: with `store: false` the only way the reasoning
+    of one turn reaches the next."""
+    items = list(include) if isinstance(include, list) else []
+    return items if ENCRYPTED_INCLUDE in items else [*items, ENCRYPTED_INCLUDE]
+
+
 def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tuple[str, ...]]:
     """The Responses body and the request fields it could not carry."""
     dropped: list[str] = []
     instructions, rest = split_instructions(req.messages)
-    body: JSONObject = {"model": upstream_id, "input": render_items(rest), "store": False}
+    own = tuple(replace(m, thoughts=signed_for(m.thoughts, SOURCE_API)) if m.thoughts else m for m in rest)
+    body: JSONObject = {"model": upstream_id, "input": render_items(own), "store": False}
     if instructions is not None:
         body["instructions"] = instructions
     if req.tools or req.hosted_tools:
@@ -101,10 +114,13 @@ def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tupl
         dropped.append("stop")
     if req.top_k is not None:
         dropped.append("top_k")
+    reasons = in_family(upstream_id, REASONING_PREFIXES)
     if req.reasoning is not None:
         effort = effort_of(req.reasoning)
-        if effort is not None and in_family(upstream_id, REASONING_PREFIXES):
-            body["reasoning"] = {"effort": effort}
+        if reasons:
+            body["reasoning"] = {"effort": effort} if effort is not None else {}
+            if req.reasoning.include_thoughts:
+                body["reasoning"]["summary"] = "auto"
         elif effort is not None:
             dropped.append("reasoning")
     if req.extra.get("parallel_tool_calls") is False:
@@ -118,6 +134,8 @@ def render_request(req: ChatRequest, upstream_id: str) -> tuple[JSONObject, tupl
         else:
             dropped.append(key)
     merge_extra(body, extra)
+    if reasons and (req.reasoning is not None or any(m.thoughts for m in own)):
+        body["include"] = with_encrypted(body.get("include"))
     if req.stream:
         body["stream"] = True
     return body, tuple(dropped)

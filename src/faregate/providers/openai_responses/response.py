@@ -1,16 +1,19 @@
 """A Responses API `response` object (an `api: openai-responses` upstream's answer) → canonical `ChatResponse`.
 
-Output `message` items give the text (`output_text` and `refusal` parts), `function_call` items the tool
-calls, `reasoning` items are the model's own and are not passed on. `status: incomplete` is a `length`
-(or `content_filter`) finish; a `failed` response is unreadable as an answer.
+Output `message` items give the text (`output_text` and `refusal` parts) and its annotations, `function_call`
+items the tool calls, `reasoning` items the thoughts (summary text; `encrypted_content` as the signature,
+origin `openai-responses`), and any other item (a built-in tool's `web_search_call`, ...) is kept as sent
+for a Responses client. `status: incomplete` is a `length` (or `content_filter`) finish; a `failed`
+response is unreadable as an answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
-from faregate.canonical import ChatResponse, FinishReason, ToolCall, Usage
+from faregate.canonical import ChatResponse, FinishReason, Thought, ToolCall, Usage
+from faregate.providers.openai_responses.reasoning import ORIGIN, summary_texts
 from faregate.providers.wire import load_object, mask_secrets
 
 
@@ -39,13 +42,42 @@ def finish_reason(status: object, incomplete: object, has_calls: bool) -> Finish
 
 
 def message_text(item: Mapping[str, Any]) -> str:
+    return "".join(text for text, _ in message_parts(item))
+
+
+def message_parts(item: Mapping[str, Any]) -> list[tuple[str, list[Mapping[str, Any]]]]:
+    """(text, annotations) of each `output_text` or `refusal` part."""
     parts = item.get("content")
     if not isinstance(parts, list):
-        return ""
-    return "".join(
-        str(p.get("text") if p.get("type") == "output_text" else p.get("refusal") or "")
-        for p in parts
-        if isinstance(p, dict) and p.get("type") in ("output_text", "refusal")
+        return []
+    out: list[tuple[str, list[Mapping[str, Any]]]] = []
+    for p in parts:
+        if not isinstance(p, dict) or p.get("type") not in ("output_text", "refusal"):
+            continue
+        text = str(p.get("text") if p.get("type") == "output_text" else p.get("refusal") or "")
+        annotations = p.get("annotations")
+        out.append(
+            (text, [a for a in annotations if isinstance(a, dict)] if isinstance(annotations, list) else [])
+        )
+    return out
+
+
+POSITIONS: Final = ("start_index", "end_index", "index")  # an annotation's places in its part's text
+
+
+def shifted(annotation: Mapping[str, Any], offset: int) -> Mapping[str, Any]:
+    """An annotation of a part that starts `offset` characters into the answer text."""
+    if not offset:
+        return annotation
+    return {k: v + offset if k in POSITIONS and isinstance(v, int) else v for k, v in annotation.items()}
+
+
+def thought_of(item: Mapping[str, Any]) -> Thought:
+    encrypted = item.get("encrypted_content")
+    return Thought(
+        summary_texts(item),
+        encrypted if isinstance(encrypted, str) and encrypted else None,
+        ORIGIN,
     )
 
 
@@ -76,13 +108,25 @@ def parse_response_object(data: Mapping[str, Any]) -> ChatResponse:
         raise ValueError("response: no output")
     texts: list[str] = []
     calls: list[ToolCall] = []
+    thoughts: list[Thought] = []
+    provider_items: list[Mapping[str, Any]] = []
+    annotations: list[Mapping[str, Any]] = []
+    length = 0
     for item in output:
         if not isinstance(item, dict):
             continue
-        if item.get("type") == "message":
-            texts.append(message_text(item))
-        elif item.get("type") == "function_call":
+        kind = item.get("type")
+        if kind == "message":
+            for text, notes in message_parts(item):
+                annotations.extend(shifted(a, length) for a in notes)
+                texts.append(text)
+                length += len(text)
+        elif kind == "function_call":
             calls.append(tool_call(item))
+        elif kind == "reasoning":
+            thoughts.append(thought_of(item))
+        elif isinstance(kind, str):
+            provider_items.append(item)
     return ChatResponse(
         id=str(data.get("id") or ""),
         model=str(data.get("model") or ""),
@@ -91,6 +135,9 @@ def parse_response_object(data: Mapping[str, Any]) -> ChatResponse:
         finish_reason=finish_reason(status, data.get("incomplete_details"), bool(calls)),
         usage=parse_usage(data.get("usage")),
         created=_int(data.get("created_at")),
+        thoughts=tuple(thoughts),
+        provider_items=tuple(provider_items),
+        annotations=tuple(annotations),
     )
 
 

@@ -2,7 +2,10 @@
 
 Events are told apart by their `type` (the `event:` line says the same). Text deltas and function-call
 argument deltas map one to one; a function call whose arguments arrive only in its `output_item.done`
-still gets them. The stream ends with `response.completed` or `response.incomplete`; `response.failed`,
+still gets them. A reasoning item's summary (or raw reasoning text) deltas are `ReasoningDelta`s, and its
+`encrypted_content`, read from its `output_item.done`, signs the thought. A built-in tool's items and
+events (`web_search_call`, `response.web_search_call.searching`, ...) and the annotations of the text are
+`ProviderEvent`s, for a Responses client to receive unchanged. The stream ends with `response.completed` or `response.incomplete`; `response.failed`,
 an `error` event, or EOF before the end are protocol errors (the channel's fault).
 """
 
@@ -12,14 +15,39 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from faregate import jsonio
-from faregate.canonical import Finish, Start, StreamEvent, TextDelta, ToolArgsDelta, ToolCallStart
+from faregate.canonical import (
+    Finish,
+    ProviderEvent,
+    ReasoningDelta,
+    Start,
+    StreamEvent,
+    TextDelta,
+    ToolArgsDelta,
+    ToolCallStart,
+)
 from faregate.providers.errors import protocol_error
+from faregate.providers.openai_responses.reasoning import ORIGIN, SEPARATOR, summary_texts
 from faregate.providers.openai_responses.response import failure_message, finish_reason, parse_usage
 from faregate.providers.sse import SseEvent
 from faregate.providers.wire import mask_secrets
 
 TEXT_DELTAS = frozenset({"response.output_text.delta", "response.refusal.delta"})
+REASONING_DELTAS = frozenset({"response.reasoning_summary_text.delta", "response.reasoning_text.delta"})
 ENDS = frozenset({"response.completed", "response.incomplete"})
+CANONICAL_ITEMS = frozenset({"message", "function_call", "reasoning"})
+ANNOTATION = "response.output_text.annotation.added"
+
+
+def provider_event(kind: str) -> bool:
+    """An event of a built-in tool's item (`response.web_search_call.searching`,
+    `response.code_interpreter_call_code.delta`, `response.mcp_call_arguments.done`, ...)."""
+    parts = kind.split(".")
+    return (
+        len(parts) == 3
+        and parts[0] == "response"
+        and "_call" in parts[1]
+        and parts[1] != "function_call_arguments"
+    )
 
 
 @dataclass(slots=True)
@@ -28,6 +56,9 @@ class ResponsesStreamDecoder:
     finished: bool = False
     slots: dict[int, int] = field(default_factory=dict)  # output_index of a function call → canonical index
     args_seen: set[int] = field(default_factory=set)
+    reasoning: dict[int, int] = field(
+        default_factory=dict
+    )  # a reasoning item's output_index → last part with text
 
     def feed(self, ev: SseEvent) -> list[StreamEvent]:
         if self.finished or not ev.data.strip():
@@ -51,6 +82,24 @@ class ResponsesStreamDecoder:
         if kind in TEXT_DELTAS:
             delta = data.get("delta")
             return [TextDelta(delta)] if isinstance(delta, str) and delta else []
+        index = _index(data)
+        if kind in REASONING_DELTAS:
+            delta = data.get("delta")
+            if not isinstance(delta, str) or not delta:
+                return []
+            part = _int(data.get("summary_index"))
+            before = self.reasoning.get(index)
+            self.reasoning[index] = part
+            lead = SEPARATOR if before is not None and before != part else ""  # the item's next summary part
+            return [ReasoningDelta(lead + delta, origin=ORIGIN)]
+        if kind == ANNOTATION or (isinstance(kind, str) and provider_event(kind)):
+            return [ProviderEvent(kind, _payload(data), ORIGIN)]
+        if kind in ("response.output_item.added", "response.output_item.done"):
+            item = data.get("item")
+            if isinstance(item, dict) and item.get("type") not in CANONICAL_ITEMS:
+                return [ProviderEvent(kind, _payload(data), ORIGIN)]
+            if isinstance(item, dict) and item.get("type") == "reasoning":
+                return self._reasoning_item(kind, index, item)
         if kind == "response.output_item.added":
             item = data.get("item")
             if isinstance(item, dict) and item.get("type") == "function_call":
@@ -96,11 +145,37 @@ class ResponsesStreamDecoder:
             )
         return []
 
+    def _reasoning_item(self, kind: str, index: int, item: dict[str, Any]) -> list[StreamEvent]:
+        """A reasoning item's `output_item.done`: its text when no delta carried it, then its signature."""
+        if kind != "response.output_item.done":
+            return []
+        out: list[StreamEvent] = []
+        text = summary_texts(item)
+        if index not in self.reasoning and text:
+            out.append(ReasoningDelta(text, origin=ORIGIN))
+        encrypted = item.get("encrypted_content")
+        if isinstance(encrypted, str) and encrypted:
+            out.append(ReasoningDelta("", signature=encrypted, origin=ORIGIN))
+        return out
+
     def close(self) -> list[StreamEvent]:
         """EOF before `response.completed`: the answer may be cut anywhere, a protocol error."""
         if not self.finished:
             raise protocol_error("stream ended before response.completed")
         return []
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _index(data: dict[str, Any]) -> int:
+    return _int(data.get("output_index"))
+
+
+def _payload(data: dict[str, Any]) -> dict[str, Any]:
+    """The event less what the client's stream numbers itself (`type`, `sequence_number`)."""
+    return {k: v for k, v in data.items() if k not in ("type", "sequence_number")}
 
 
 def _response(data: dict[str, Any]) -> dict[str, Any]:
