@@ -18,7 +18,7 @@ from faregate.providers.openai_responses import ResponsesAdapter
 _ADAPTERS: Final[tuple[Adapter, ...]] = (
     OpenAIAdapter(),
     AnthropicAdapter(),
-    GeminiAdapter(),
+    GeminiAdapter(thoughts=True),
     ResponsesAdapter(),
 )
 _INBOUND: Final[tuple[tuple[str, Inbound], ...]] = (

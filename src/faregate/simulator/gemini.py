@@ -4,10 +4,12 @@ array), `:countTokens`, `:embedContent`, `:batchEmbedContents`; key in `x-goog-a
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -165,6 +167,13 @@ def _read_contents(contents: list[JSON]) -> tuple[tuple[str, ...], int, str, str
                     f"* GenerateContentRequest.contents[{i}].parts[{j}].data: required oneof field 'data' "
                     "must have one initialized field\n"
                 )
+            signature = get(part, "thoughtSignature")
+            if signature is not None and not str(signature).startswith(SIGNATURE_PREFIX):
+                raise invalid(
+                    f"* GenerateContentRequest.contents[{i}].parts[{j}]: Corrupted thought signature.\n"
+                )
+            if get(part, "thought") is True:
+                continue  # the model's own thought summary, given back: not part of the conversation
             if isinstance(get(part, "text"), str):
                 text_parts.append(part["text"])
             images += 1 if get(part, "inlineData") or get(part, "fileData") else 0
@@ -211,58 +220,116 @@ def _model(call: Call, model_id: str, method: str, kind: str) -> SimModel:
     return model
 
 
-def usage(answer: Answer) -> JSONObject:
-    return {
+THINKING_MODELS: Final = ("gemini-2.5", "gemini-3")  # upstream id prefixes that think
+# This simulator's thought signatures (base64, as Gemini's are): any other in a request is refused.
+SIGNATURE_PREFIX: Final = "c2ltc2ln"  # base64 of "simsig"
+
+
+@dataclass(frozen=True, slots=True)
+class Thinking:
+    """A thinking model's thought summary (shown under `includeThoughts`) and its signature."""
+
+    text: str = ""
+    signature: str | None = None
+    tokens: int = 0
+
+
+NO_THINKING: Final = Thinking()
+
+
+def thinking(body: JSONObject, model: SimModel, prompt: Prompt, answer: Answer, count: Any) -> Thinking:
+    """A model that thinks, asked `includeThoughts` (and not `thinkingBudget: 0`), shows a thought summary
+    first and signs its answer (the simulated model thinks, as far as usage says, only then)."""
+    config = get(get(body, "generationConfig") or {}, "thinkingConfig") or {}
+    if not model.upstream_id.startswith(THINKING_MODELS) or get(config, "thinkingBudget") == 0:
+        return NO_THINKING
+    if get(config, "includeThoughts") is not True:
+        return NO_THINKING
+    text = f"**Echoing the user** The user wrote {prompt.last_user_text[:80]!r}; I will repeat it back."
+    signature = base64.b64encode(b"simsig" + bytes.fromhex(answer.digest[:24])).decode()
+    return Thinking(text, signature, count(text))
+
+
+def usage(answer: Answer, thought: Thinking = NO_THINKING) -> JSONObject:
+    out: JSONObject = {
         "promptTokenCount": answer.prompt_tokens,
         "candidatesTokenCount": answer.completion_tokens,
-        "totalTokenCount": answer.total_tokens,
+        "totalTokenCount": answer.total_tokens + thought.tokens,
     }
+    if thought.tokens:
+        out["thoughtsTokenCount"] = thought.tokens
+    return out
 
 
-def _parts(answer: Answer) -> list[JSONObject]:
+def _parts(answer: Answer, thought: Thinking = NO_THINKING) -> list[JSONObject]:
+    lead: list[JSONObject] = [{"text": thought.text, "thought": True}] if thought.text else []
     if answer.tool_call is not None:
-        return [{"functionCall": {"name": answer.tool_call.name, "args": answer.tool_call.arguments}}]
-    return [{"text": answer.text}]
+        call: JSONObject = {
+            "functionCall": {"name": answer.tool_call.name, "args": answer.tool_call.arguments}
+        }
+        if thought.signature:
+            call["thoughtSignature"] = thought.signature
+        return [*lead, call]
+    text: JSONObject = {"text": answer.text}
+    if thought.signature:
+        text["thoughtSignature"] = thought.signature
+    return [*lead, text]
 
 
 def render_response(
-    answer: Answer, model: SimModel, parts: list[JSONObject] | None = None, last: bool = True
+    answer: Answer,
+    model: SimModel,
+    parts: list[JSONObject] | None = None,
+    last: bool = True,
+    thought: Thinking = NO_THINKING,
 ) -> JSONObject:
-    candidate: JSONObject = {"content": {"role": "model", "parts": parts or _parts(answer)}}
+    candidate: JSONObject = {"content": {"role": "model", "parts": parts or _parts(answer, thought)}}
     if last:
         candidate["finishReason"] = FINISH[answer.finish]
     candidate["index"] = 0
     out: JSONObject = {"candidates": [candidate]}
     if last:
-        out["usageMetadata"] = usage(answer)
+        out["usageMetadata"] = usage(answer, thought)
     return {**out, "modelVersion": model.upstream_id, "responseId": answer.digest[:22]}
 
 
-def render_chunks(answer: Answer, model: SimModel) -> list[JSONObject]:
-    """One GenerateContentResponse per word (a function call whole); the last carries finish and usage."""
+def render_chunks(answer: Answer, model: SimModel, thought: Thinking = NO_THINKING) -> list[JSONObject]:
+    """The thought summary first (with `includeThoughts`), then one GenerateContentResponse per word (a
+    function call whole); the last carries the signature, the finish and usage."""
+    lead = [render_response(answer, model, [{"text": thought.text, "thought": True}], last=False)]
+    lead = lead if thought.text else []
     deltas = behaviour.word_deltas(answer.text) if answer.tool_call is None else []
     if not deltas:
-        return [render_response(answer, model)]
+        return [
+            *lead,
+            render_response(answer, model, _parts(answer, replace(thought, text="")), thought=thought),
+        ]
     *rest, tail = deltas
-    return [render_response(answer, model, [{"text": d}], last=False) for d in rest] + [
-        render_response(answer, model, [{"text": tail}])
+    last: JSONObject = {"text": tail}
+    if thought.signature:
+        last["thoughtSignature"] = thought.signature
+    return [
+        *lead,
+        *(render_response(answer, model, [{"text": d}], last=False) for d in rest),
+        render_response(answer, model, [last], thought=thought),
     ]
 
 
-def _answer(call: Call, body: JSONObject, model_id: str, method: str) -> tuple[Answer, SimModel]:
+def _answer(call: Call, body: JSONObject, model_id: str, method: str) -> tuple[Answer, SimModel, Thinking]:
     prompt = parse_request(body)
     model = _model(call, model_id, method, "chat")
-    return behaviour.answer(prompt, f"{call.provider.name}/{model.upstream_id}", call.count_tokens), model
+    answer = behaviour.answer(prompt, f"{call.provider.name}/{model.upstream_id}", call.count_tokens)
+    return answer, model, thinking(body, model, prompt, answer, call.count_tokens)
 
 
 async def generate(call: Call, model_id: str) -> web.StreamResponse:
-    answer, model = _answer(call, call.json_object(BAD_JSON), model_id, "generateContent")
-    return json_response(render_response(answer, model))
+    answer, model, thought = _answer(call, call.json_object(BAD_JSON), model_id, "generateContent")
+    return json_response(render_response(answer, model, thought=thought))
 
 
 async def stream(call: Call, model_id: str) -> web.StreamResponse:
-    answer, model = _answer(call, call.json_object(BAD_JSON), model_id, "streamGenerateContent")
-    chunks = render_chunks(answer, model)
+    answer, model, thought = _answer(call, call.json_object(BAD_JSON), model_id, "streamGenerateContent")
+    chunks = render_chunks(answer, model, thought)
     if call.request.query.get("alt") == "sse":
         return await send_events(call, [Event(c) for c in chunks])
     return json_response(chunks)  # without alt=sse, Gemini streams one JSON array

@@ -27,10 +27,15 @@ from faregate.providers.gemini.stream import GeminiStreamDecoder
 
 
 class GeminiAdapter:
-    """Pure: builds calls and parses bodies; the server owns the session. Stateless, so one is shared."""
+    """Pure: builds calls and parses bodies; the server owns the session. Stateless, so one is shared.
+    `thoughts`: also read the model's thought parts and signatures (the gateway's adapter does; without,
+    the answer alone, as the format's golden payloads pin it)."""
 
-    __slots__ = ()
+    __slots__ = ("thoughts",)
     api: WireApi = "gemini"
+
+    def __init__(self, thoughts: bool = False) -> None:
+        self.thoughts = thoughts
 
     def chat_request(self, req: ChatRequest, target: Target) -> UpstreamCall:
         return request.chat_call(req, target)
@@ -39,10 +44,10 @@ class GeminiAdapter:
         return request.parameters(upstream_id)
 
     def parse_chat_response(self, body: bytes) -> ChatResponse:
-        return response.parse_chat_response(body)
+        return response.parse_chat_response(body, self.thoughts)
 
     def stream_decoder(self) -> StreamDecoder:
-        return GeminiStreamDecoder()
+        return GeminiStreamDecoder(thoughts=self.thoughts)
 
     def embeddings_request(self, req: EmbeddingRequest, target: Target) -> UpstreamCall:
         return request.embeddings_call(req, target)

@@ -31,6 +31,7 @@ from faregate.canonical import (
 )
 from faregate.errors import InvalidRequest
 from faregate.providers.fields import ROUTING_FIELDS, check_routing
+from faregate.providers.gemini.thoughts import history_thoughts
 from faregate.providers.reasoning import parse_gemini_thinking
 
 SOURCE_API: Final = "gemini"
@@ -241,7 +242,8 @@ Item = Part | ToolCall | Message
 
 
 def parse_part(raw: Any, where: str, ids: CallIds) -> Item | None:
-    """One part; None for what is not sent onwards (the model's own thoughts, an empty text)."""
+    """One part; None for what is not content (an empty text; the model's thoughts and signatures, which
+    `parse_content` reads from the parts into the turn's thoughts)."""
     part = as_object(raw, where)
     if "text" in part:
         text = part["text"]
@@ -281,7 +283,8 @@ def parse_content(raw: Any, where: str, ids: CallIds) -> list[Message]:
         if any(isinstance(x, Message) for x in items):
             raise fail(f"{where}: a model turn cannot carry a functionResponse", where)
         calls = tuple(x for x in items if isinstance(x, ToolCall))
-        return [Message("assistant", plain, tool_calls=calls)] if plain or calls else []
+        thoughts = history_thoughts(as_object(p, where) for p in parts)
+        return [Message("assistant", plain, tool_calls=calls, thoughts=thoughts)] if plain or calls else []
     if any(isinstance(x, ToolCall) for x in items):
         raise fail(f"{where}: a user turn cannot carry a functionCall", where)
     results = [x for x in items if isinstance(x, Message)]

@@ -15,9 +15,11 @@ from faregate.canonical import (
     Finish,
     FinishReason,
     JSONObject,
+    ReasoningDelta,
     Start,
     StreamEvent,
     TextDelta,
+    Thought,
     ToolArgsDelta,
     ToolCall,
     ToolCallStart,
@@ -25,6 +27,8 @@ from faregate.canonical import (
 )
 from faregate.errors import FaregateError, google_envelope
 from faregate.providers.gemini.request import parse_arguments
+from faregate.providers.gemini.thoughts import ORIGIN, client_parts, sign, thought_part
+from faregate.providers.sealed import carried
 from faregate.providers.sse import encode_event
 from faregate.providers.wire import dumps
 
@@ -77,6 +81,7 @@ def chunk(model: str, rid: str, parts: list[JSONObject], finish: str | None = No
 def render_response(resp: ChatResponse, model: str, usage: Usage, extras: Mapping[str, Any]) -> JSONObject:
     parts: list[JSONObject] = [{"text": resp.text}] if resp.text or not resp.tool_calls else []
     parts += [render_call(c) for c in resp.tool_calls]
+    parts = client_parts(resp.thoughts, parts)
     out = chunk(model, response_id(extras, resp.id), parts, FINISH_REASONS[resp.finish_reason])
     out["usageMetadata"] = render_usage(usage, extras)
     if EXTRAS_KEY in extras:
@@ -101,6 +106,7 @@ class GeminiStreamEncoder:
     request_id: str = ""
     upstream_id: str = ""
     calls: dict[int, list[str]] = field(default_factory=dict)  # index -> [id, name, arguments so far]
+    signed: list[Thought] = field(default_factory=list)  # signed thoughts, for the next answer part
 
     @property
     def rid(self) -> str:
@@ -113,8 +119,10 @@ class GeminiStreamEncoder:
                 return b""
             case TextDelta() if ev.text:
                 held = self._held()
-                parts = [*held, {"text": ev.text}]
+                parts = self._signed([*held, {"text": ev.text}])
                 return sse(chunk(self.model, self.rid, parts))
+            case ReasoningDelta() if not ev.choice:
+                return self._thought(ev)
             case ToolCallStart():
                 self.calls[ev.index] = [ev.id, ev.name, ""]
                 return b""
@@ -126,8 +134,21 @@ class GeminiStreamEncoder:
             case _:
                 return b""
 
+    def _thought(self, ev: ReasoningDelta) -> bytes:
+        """Thought text as a thought part; a signature waits for the answer part it goes on."""
+        if ev.signature is not None:
+            self.signed.append(Thought("", ev.signature, ev.origin, ev.redacted))
+        return sse(chunk(self.model, self.rid, [thought_part(ev.text)])) if ev.text else b""
+
+    def _signed(self, parts: list[JSONObject]) -> list[JSONObject]:
+        carry = carried(self.signed, ORIGIN)
+        if carry is not None:
+            sign(parts, carry)
+            self.signed.clear()
+        return parts
+
     def finish(self, finish: Finish, usage: Usage, extras: JSONObject) -> bytes:
-        parts = self._held() or [{"text": ""}]
+        parts = self._signed(self._held() or [{"text": ""}])
         out = chunk(self.model, self.rid, parts, FINISH_REASONS[finish.finish_reason])
         out["usageMetadata"] = render_usage(usage, extras)
         if EXTRAS_KEY in extras:

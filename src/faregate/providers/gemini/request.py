@@ -30,8 +30,9 @@ from faregate.canonical import (
 from faregate.providers.base import Target, UpstreamCall
 from faregate.providers.fields import translate_extra
 from faregate.providers.gemini.schema import strip_schema
+from faregate.providers.gemini.thoughts import sign_for_upstream
 from faregate.providers.params import Param, apply_params, merge_extra
-from faregate.providers.reasoning import budget_of, in_family, with_reasoning
+from faregate.providers.reasoning import THOUGHTS_ASKED, budget_of, in_family, with_reasoning
 from faregate.providers.wire import dumps, join_url
 
 # ChatRequest sampling fields -> Gemini `generationConfig`. Fields not listed here and not rendered by a
@@ -178,6 +179,8 @@ def render_turn(msg: Message, names: dict[str, str]) -> list[JSONObject]:
     for call in msg.tool_calls:
         names[call.id] = call.name
         parts.append({"functionCall": {"name": call.name, "args": parse_arguments(call.arguments)}})
+    if msg.thoughts:
+        sign_for_upstream(parts, msg.thoughts)
     return parts
 
 
@@ -281,7 +284,7 @@ def render_thinking(config: JSONObject, req: ChatRequest, upstream_id: str, drop
         return
     budget = budget_of(req.reasoning)
     thinking: JSONObject = {"thinkingBudget": -1 if budget is None else budget}
-    if req.reasoning.include_thoughts and req.source_api == "gemini":
+    if req.reasoning.include_thoughts and req.source_api in THOUGHTS_ASKED:
         thinking["includeThoughts"] = True
     config["thinkingConfig"] = thinking
 

@@ -19,6 +19,7 @@ from faregate.canonical import (
     ToolCall,
     Usage,
 )
+from faregate.providers.gemini.thoughts import read_thoughts
 from faregate.providers.wire import load_object
 
 # Candidate.finishReason -> canonical. Unlisted (OTHER, LANGUAGE, MALFORMED_FUNCTION_CALL, ...) -> stop.
@@ -37,10 +38,11 @@ FINISH_REASONS: Final[Mapping[str, FinishReason]] = MappingProxyType(
 )
 
 
-def parse_chat_response(body: bytes | str) -> ChatResponse:
-    """A non-streaming response. Raises ValueError when it is not a GenerateContentResponse."""
+def parse_chat_response(body: bytes | str, thoughts: bool = False) -> ChatResponse:
+    """A non-streaming response (with `thoughts`, its thought parts and signatures too). Raises ValueError
+    when it is not a GenerateContentResponse."""
     data = load_object(body, "Gemini response")
-    usage = parse_usage(data.get("usageMetadata"))
+    usage = parse_usage(data.get("usageMetadata"), thoughts)
     rid, model = response_id(data), model_version(data)
     if not data.get("candidates"):
         if is_blocked(data):  # the prompt itself was blocked: no candidate at all
@@ -55,7 +57,15 @@ def parse_chat_response(body: bytes | str) -> ChatResponse:
         if call is not None:
             calls.append(call)
     reason = finish_reason(raw_reason, has_calls=bool(calls))
-    return ChatResponse(rid, model, "".join(texts), tuple(calls), reason, usage)
+    return ChatResponse(
+        rid,
+        model,
+        "".join(texts),
+        tuple(calls),
+        reason,
+        usage,
+        thoughts=read_thoughts(parts) if thoughts else (),
+    )
 
 
 def parse_embeddings_response(body: bytes | str) -> EmbeddingResponse:
@@ -118,14 +128,17 @@ def finish_reason(raw: str | None, *, has_calls: bool) -> FinishReason:
     return "tool_calls" if raw == "STOP" and has_calls else reason
 
 
-def parse_usage(meta: Any) -> Usage | None:
-    """usageMetadata: thinking tokens are billed as output, so they count as completion tokens."""
+def parse_usage(meta: Any, thoughts: bool = False) -> Usage | None:
+    """usageMetadata: thinking tokens are billed as output, so they count as completion tokens (and, read
+    with `thoughts`, as the reasoning part of them)."""
     if not isinstance(meta, dict):
         return None
+    thinking = _count(meta, "thoughtsTokenCount")
     return Usage(
         prompt_tokens=_count(meta, "promptTokenCount"),
-        completion_tokens=_count(meta, "candidatesTokenCount") + _count(meta, "thoughtsTokenCount"),
+        completion_tokens=_count(meta, "candidatesTokenCount") + thinking,
         cache_read_tokens=_count(meta, "cachedContentTokenCount"),
+        reasoning_tokens=thinking if thoughts else 0,
     )
 
 

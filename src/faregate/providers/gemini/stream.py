@@ -1,7 +1,8 @@
 """Gemini's `streamGenerateContent?alt=sse` → canonical stream events.
 
 Every `data:` is a whole GenerateContentResponse chunk; there is no terminator event, so `close()`
-emits the `Finish` from the last finishReason and usageMetadata seen.
+emits the `Finish` from the last finishReason and usageMetadata seen. Thought parts are `ReasoningDelta`s;
+a `thoughtSignature` on an answer part is a `ReasoningDelta` with no text ahead of that part's event.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from faregate.canonical import (
     Finish,
     JSONObject,
+    ReasoningDelta,
     Start,
     StreamEvent,
     TextDelta,
@@ -29,6 +31,7 @@ from faregate.providers.gemini.response import (
     part_tool_call,
     response_id,
 )
+from faregate.providers.gemini.thoughts import ORIGIN, signature_of
 from faregate.providers.sse import SseEvent
 from faregate.providers.wire import load_object
 
@@ -42,6 +45,7 @@ class GeminiStreamDecoder:
     raw_reason: str | None = None  # the latest candidate finishReason
     blocked: bool = False  # promptFeedback.blockReason: the prompt was refused
     usage: Usage | None = None  # the latest usageMetadata (each chunk carries the running totals)
+    thoughts: bool = False  # also decode thought parts and signatures (see GeminiAdapter)
 
     def feed(self, ev: SseEvent) -> list[StreamEvent]:
         """Events for one chunk. Raises `StreamError` (a ValueError) for an `error` chunk (Google's
@@ -71,7 +75,7 @@ class GeminiStreamDecoder:
         if not self.started:
             self.started = True
             out.append(Start(response_id(chunk), model_version(chunk)))
-        self.usage = parse_usage(chunk.get("usageMetadata")) or self.usage
+        self.usage = parse_usage(chunk.get("usageMetadata"), self.thoughts) or self.usage
         self.blocked = self.blocked or is_blocked(chunk)
         parts, reason = first_candidate(chunk)
         self.raw_reason = reason or self.raw_reason
@@ -80,12 +84,21 @@ class GeminiStreamDecoder:
         return out
 
     def _part(self, part: JSONObject) -> list[StreamEvent]:
+        signature = signature_of(part) if self.thoughts else None
+        if part.get("thought") is True and self.thoughts:
+            text = part.get("text")
+            text = text if isinstance(text, str) else ""
+            if not (text or signature):
+                return []
+            return [ReasoningDelta(text, signature, origin=ORIGIN if signature else None)]
+        # A signature on an answer part signs the reasoning before it: it goes first.
+        out: list[StreamEvent] = [] if signature is None else [ReasoningDelta("", signature, origin=ORIGIN)]
         text = part_text(part)
         if text:
-            return [TextDelta(text)]
+            return [*out, TextDelta(text)]
         call = part_tool_call(part, self.calls)
         if call is None:
-            return []  # thoughts, empty text carrying a thoughtSignature, executable code, ...
+            return out  # empty text carrying a thoughtSignature, executable code, ...
         index, self.calls = self.calls, self.calls + 1
         # A functionCall arrives whole: its start and all of its arguments at once.
-        return [ToolCallStart(index, call.id, call.name), ToolArgsDelta(index, call.arguments)]
+        return [*out, ToolCallStart(index, call.id, call.name), ToolArgsDelta(index, call.arguments)]

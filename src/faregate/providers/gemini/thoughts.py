@@ -1,0 +1,95 @@
+"""Gemini's thought parts and thought signatures ⇄ canonical `Thought`s, both ways.
+
+A part with `thought: true` is a thought summary (its text; Gemini sends them only under
+`thinkingConfig.includeThoughts`). `thoughtSignature`, on any part, is the model's proof of its reasoning,
+which Gemini wants back on the part it came with (Gemini 3 refuses a function call turn without it).
+
+From an upstream's answer: a thought part is a thought with its text (and its signature, if it has one); a
+signature on another part is a thought with no text, or signs the unsigned thought just before it. Sent back
+to Gemini: the turn's last own signature on its first `functionCall` part, else on its last text part
+(Gemini does not need the thought texts). To a Gemini client: thought parts with their text, and the
+turn's signatures on one answer part, placed the same way: Gemini's own as is, any other format's signed
+thinking sealed (`providers/sealed.py`). From a client's history, then, the signatures on answer parts are
+what is read (thought texts and bare signature parts are the model's own, not sent onwards).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import Final
+
+from faregate.canonical import JSONObject, Thought, WireApi, signed_for
+from faregate.providers.sealed import carried, uncarried
+
+ORIGIN: Final[WireApi] = "gemini"
+SIGNATURE: Final = "thoughtSignature"
+
+
+def signature_of(part: JSONObject) -> str | None:
+    raw = part.get(SIGNATURE)
+    return raw if isinstance(raw, str) and raw else None
+
+
+def read_thoughts(parts: Iterable[JSONObject]) -> tuple[Thought, ...]:
+    """An upstream's answer: thought parts, and the signatures on any part."""
+    out: list[Thought] = []
+    for part in parts:
+        signature = signature_of(part)
+        if part.get("thought") is True:
+            text = part.get("text")
+            out.append(
+                Thought(text if isinstance(text, str) else "", signature, ORIGIN if signature else None)
+            )
+            continue
+        if signature is None:
+            continue
+        last = out[-1] if out else None
+        if last is not None and last.signature is None and last.text:
+            out[-1] = replace(last, signature=signature, origin=ORIGIN)  # as a stream's deltas fold
+        else:
+            out.append(Thought("", signature, ORIGIN))
+    return tuple(out)
+
+
+def history_thoughts(parts: Iterable[JSONObject]) -> tuple[Thought, ...]:
+    """A client's model turn: the signatures on its answer parts (text, functionCall), unsealed."""
+    out: list[Thought] = []
+    for part in parts:
+        signature = signature_of(part)
+        answers = "functionCall" in part or (isinstance(part.get("text"), str) and part["text"])
+        if signature is not None and answers and part.get("thought") is not True:
+            out.extend(uncarried(signature, "", ORIGIN))
+    return tuple(out)
+
+
+def sign(parts: list[JSONObject], signature: str) -> None:
+    """Put `signature` where Gemini looks for it: the first functionCall part, else the last text part
+    (an empty text part is added when there is neither)."""
+    target = next((p for p in parts if "functionCall" in p), None)
+    if target is None:
+        target = next((p for p in reversed(parts) if "text" in p and p.get("thought") is not True), None)
+    if target is None:
+        target = {"text": ""}
+        parts.append(target)
+    target[SIGNATURE] = signature
+
+
+def sign_for_upstream(parts: list[JSONObject], thoughts: Sequence[Thought]) -> None:
+    """A model turn sent to Gemini: its own last signature (another format's are never sent)."""
+    own = signed_for(tuple(thoughts), ORIGIN)
+    if own and own[-1].signature:
+        sign(parts, own[-1].signature)
+
+
+def thought_part(text: str) -> JSONObject:
+    return {"text": text, "thought": True}
+
+
+def client_parts(thoughts: Sequence[Thought], parts: list[JSONObject]) -> list[JSONObject]:
+    """A Gemini client's parts: a thought part per thought with text, then `parts`, signed."""
+    out = [*(thought_part(t.text) for t in thoughts if t.text), *parts]
+    carry = carried(thoughts, ORIGIN)
+    if carry is not None:
+        sign(out, carry)
+    return out

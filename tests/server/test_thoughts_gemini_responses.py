@@ -1,0 +1,147 @@
+"""The model's reasoning for google-genai and Responses clients, with the official SDKs against gateway +
+simulator: Gemini thought parts (`include_thoughts`) and thought signatures, streaming and not, from a
+Gemini channel and passed back to it (the simulated Gemini refuses a signature it did not make); reasoning
+items for a Responses client from a Gemini channel; a Gemini client's `thoughtSignature` carrying another
+format's signed thinking back to it."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from faregate.accounting.tokens import TokenCounter
+from faregate.canonical import Thought
+from faregate.providers.sealed import seal, unseal
+from tests.conftest import Demo, start_demo
+from tests.server.helpers import client
+
+GEMINI = "google/gemini-2.5-flash-lite"
+THINK = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(include_thoughts=True))
+
+
+@pytest.fixture
+async def demo(routes_copy: Path, counter: TokenCounter) -> AsyncIterator[Demo]:
+    d, stop = await start_demo(routes_copy, counter)
+    try:
+        yield d
+    finally:
+        await stop()
+
+
+def gem(demo: Demo) -> genai.client.AsyncClient:
+    options = types.HttpOptions(base_url=demo.url, timeout=20_000)
+    return genai.Client(api_key="x", http_options=options).aio
+
+
+def gemini_bodies(demo: Demo) -> list[dict[str, Any]]:
+    return [r.json() for r in demo.sim.received_for("google") if r.body]
+
+
+async def test_thought_parts_from_a_gemini_channel_and_back(demo: Demo) -> None:
+    resp = await gem(demo).models.generate_content(model=GEMINI, contents="Hello there", config=THINK)
+    assert resp.candidates and resp.candidates[0].content and resp.candidates[0].content.parts
+    parts = resp.candidates[0].content.parts
+    thought, answer = parts
+    assert thought.thought is True and "Echoing the user" in (thought.text or "")
+    assert answer.thought is not True and "You said: Hello there" in (answer.text or "")
+    assert answer.thought_signature and answer.thought_signature.startswith(b"simsig")
+    assert resp.text is not None and "Echoing" not in resp.text  # the SDK's text is the answer's
+    assert resp.usage_metadata is not None and resp.usage_metadata.thoughts_token_count
+    assert gemini_bodies(demo)[0]["generationConfig"]["thinkingConfig"]["includeThoughts"] is True
+    history = [
+        types.Content(role="user", parts=[types.Part(text="Hello there")]),
+        resp.candidates[0].content,
+        types.Content(role="user", parts=[types.Part(text="Again")]),
+    ]
+    again = await gem(demo).models.generate_content(model=GEMINI, contents=history, config=THINK)
+    assert again.text is not None and "You said: Again" in again.text
+    sent = gemini_bodies(demo)[-1]["contents"][1]["parts"]
+    assert [p.get("thoughtSignature") for p in sent] == [base64.b64encode(answer.thought_signature).decode()]
+
+
+async def test_streamed_thought_parts(demo: Demo) -> None:
+    chunks = [
+        c
+        async for c in await gem(demo).models.generate_content_stream(
+            model=GEMINI, contents="Hello there", config=THINK
+        )
+    ]
+    parts = [
+        p
+        for c in chunks
+        if c.candidates and c.candidates[0].content
+        for p in c.candidates[0].content.parts or ()
+    ]
+    thoughts = [p.text for p in parts if p.thought]
+    assert thoughts and "Echoing the user" in "".join(t or "" for t in thoughts)
+    assert parts.index(next(p for p in parts if p.thought)) == 0  # the thinking comes first
+    signed = [p for p in parts if p.thought_signature]
+    assert len(signed) == 1 and not signed[0].thought and signed[0].thought_signature.startswith(b"simsig")  # type: ignore[union-attr]
+    assert "You said: Hello there" in "".join(p.text or "" for p in parts if not p.thought)
+
+
+async def test_without_include_thoughts_no_thought_parts(demo: Demo) -> None:
+    resp = await gem(demo).models.generate_content(model=GEMINI, contents="Hello there")
+    assert resp.candidates and resp.candidates[0].content and resp.candidates[0].content.parts
+    assert not any(p.thought for p in resp.candidates[0].content.parts)
+    assert "thinkingConfig" not in gemini_bodies(demo)[0].get("generationConfig", {})
+
+
+async def test_another_formats_signature_never_reaches_gemini(demo: Demo) -> None:
+    """A Gemini client's turn carrying another format's sealed thinking: Gemini is not sent it (the
+    simulated Gemini, as Gemini does, refuses a signature it did not make)."""
+    sealed = base64.b64decode(seal([Thought("thinking", "sig", "anthropic")]))
+    history = [
+        types.Content(role="user", parts=[types.Part(text="Hello there")]),
+        types.Content(role="model", parts=[types.Part(text="Hi", thought_signature=sealed)]),
+        types.Content(role="user", parts=[types.Part(text="Again")]),
+    ]
+    resp = await gem(demo).models.generate_content(model=GEMINI, contents=history)
+    assert resp.text is not None and "You said: Again" in resp.text
+    assert "thoughtSignature" not in str(gemini_bodies(demo)[-1])
+    bad = [
+        types.Content(role="user", parts=[types.Part(text="Hello there")]),
+        types.Content(role="model", parts=[types.Part(text="Hi", thought_signature=b"not-ours")]),
+        types.Content(role="user", parts=[types.Part(text="Again")]),
+    ]
+    with pytest.raises(errors.ClientError) as caught:  # a Gemini signature that is not one reaches Gemini
+        await gem(demo).models.generate_content(model=GEMINI, contents=bad)
+    assert "Corrupted thought signature" in str(caught.value)
+
+
+async def test_a_responses_client_gets_reasoning_items_from_a_gemini_channel(demo: Demo) -> None:
+    async with client(demo) as c:
+        resp = await c.responses.create(
+            model=GEMINI,
+            input="Hello there",
+            reasoning={"effort": "low", "summary": "auto"},
+            include=["reasoning.encrypted_content"],
+            store=False,
+        )
+        reasoning, message = resp.model_dump(exclude_none=True)["output"]
+        assert reasoning["type"] == "reasoning" and "Echoing the user" in reasoning["summary"][0]["text"]
+        assert message["type"] == "message" and "You said: Hello there" in resp.output_text
+        # Gemini's signature, sealed with its text into faregate's own encrypted_content
+        [carried] = unseal(reasoning["encrypted_content"]) or ()
+        assert carried.origin == "gemini" and carried.text == reasoning["summary"][0]["text"]
+        assert carried.signature and base64.b64decode(carried.signature).startswith(b"simsig")
+        again = await c.responses.create(
+            model=GEMINI,
+            input=[
+                {"role": "user", "content": "Hello there"},
+                reasoning,
+                message,
+                {"role": "user", "content": "Again"},
+            ],
+            reasoning={"effort": "low", "summary": "auto"},
+            store=False,
+        )
+    assert "You said: Again" in again.output_text
+    sent = gemini_bodies(demo)[-1]["contents"][1]["parts"]
+    assert sent[-1]["thoughtSignature"] == carried.signature
