@@ -34,9 +34,9 @@ from faregate.canonical import (
 )
 from faregate.errors import AllChannelsFailed, FaregateError, UpstreamError, UpstreamRequestError
 from faregate.pipeline.bounds import Bounds
-from faregate.providers.base import Adapter, StreamDecoder, Target, UpstreamCall
+from faregate.providers.base import Adapter, Inbound, RelayedAnswer, StreamDecoder, Target, UpstreamCall
 from faregate.providers.errors import MALFORMED, decoder_error
-from faregate.providers.registry import adapter_for
+from faregate.providers.registry import SAME_FORMAT, adapter_for
 from faregate.providers.sse import SseDecoder
 from faregate.providers.wire import retry_after_seconds
 from faregate.routing.health import Health
@@ -320,15 +320,23 @@ async def call_chat(
     bounds: Bounds,
     health: Health,
     fit: Fit | None = None,
-) -> Executed[ChatResponse]:
+    inbound: Inbound | None = None,
+) -> Executed[ChatResponse | RelayedAnswer]:
+    """The plan walk for a chat answer: canonical, or relayed when `inbound` (the client's format) has a
+    same-format path to the channel's `api:` and faregate applies no stop sequences of its own to it."""
     walk = Walk(plan, fit)
+
+    def parse(a: Adapter, body: bytes) -> ChatResponse | RelayedAnswer:
+        relay = SAME_FORMAT.get((inbound, a.api)) if inbound is not None and not walk.local_stops else None
+        return (relay(body) if relay is not None else None) or a.parse_chat_response(body)
+
     return await call_once(
         session,
         walk,
         bounds,
         health,
         lambda a, ch: a.chat_request(walk.request_for(req, ch), target(ch)),
-        lambda a, b: a.parse_chat_response(b),
+        parse,
     )
 
 

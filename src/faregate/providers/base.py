@@ -7,9 +7,9 @@ looked up in `registry.py`; stream decoders and encoders are created per respons
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from faregate.canonical import (
     ChatRequest,
@@ -17,6 +17,7 @@ from faregate.canonical import (
     EmbeddingRequest,
     EmbeddingResponse,
     Finish,
+    FinishReason,
     JSONObject,
     StreamEvent,
     Usage,
@@ -105,6 +106,25 @@ class StreamEncoder(Protocol):
     def error(self, err: FaregateError) -> bytes:
         """An error event ending a stream that has already started."""
         ...
+
+
+class RelayedAnswer(Protocol):
+    """An upstream answer read by a same-format path (the client and the upstream speak one format): the
+    client's body is made from the upstream's own JSON, as the translated path would render it."""
+
+    @property
+    def usage(self) -> Usage: ...
+
+    @property
+    def finish_reason(self) -> FinishReason: ...
+
+    def render(self, model: str, extras: Mapping[str, Any]) -> JSONObject:
+        """The client's body, with `usage` and `extras` (`x-faregate`, `cost`)."""
+        ...
+
+
+# Upstream answer bytes → the relayed answer, or None when only the translated path can read it.
+Relay = Callable[[bytes], RelayedAnswer | None]
 
 
 class Inbound(Protocol):

@@ -10,9 +10,10 @@ from typing import Final
 
 from faregate.canonical import WireApi
 from faregate.providers.anthropic import AnthropicAdapter, AnthropicInbound
-from faregate.providers.base import Adapter, Inbound
+from faregate.providers.base import Adapter, Inbound, Relay
 from faregate.providers.gemini import GeminiAdapter, GeminiInbound
 from faregate.providers.openai import OpenAIAdapter, OpenAIInbound
+from faregate.providers.openai.samewire import relay_answer
 from faregate.providers.openai_responses import ResponsesAdapter
 
 _ADAPTERS: Final[tuple[Adapter, ...]] = (
@@ -29,6 +30,10 @@ _INBOUND: Final[tuple[tuple[str, Inbound], ...]] = (
 
 ADAPTERS: Final[Mapping[WireApi, Adapter]] = MappingProxyType({a.api: a for a in _ADAPTERS})
 INBOUND: Final[Mapping[str, Inbound]] = MappingProxyType(dict(_INBOUND))
+# Same-format paths, keyed by (client format, upstream `api:`): the answer adjusted, not translated.
+SAME_FORMAT: Final[Mapping[tuple[Inbound, WireApi], Relay]] = MappingProxyType(
+    {(INBOUND["openai"], "openai"): relay_answer}
+)
 
 
 def adapter_for(api: WireApi) -> Adapter:

@@ -60,7 +60,7 @@ from faregate.pipeline.settle import (
     response_headers,
     settle,
 )
-from faregate.providers.base import Inbound, StreamEncoder
+from faregate.providers.base import Inbound, RelayedAnswer, StreamEncoder
 from faregate.providers.reasoning import ThoughtView, thought_view, view_event, view_thoughts
 from faregate.providers.stops import StopFilter, apply_stops
 from faregate.routing.features import Features, extract_features
@@ -267,10 +267,12 @@ class ChatJob:
         plan: Plan,
         demand: Demand,
         bound: int | None,
-    ) -> Executed[ChatResponse]:
-        return await call_chat(http, plan, self.bounded(bound), bounds, rt.health, demand.fit)
+    ) -> Executed[ChatResponse | RelayedAnswer]:
+        return await call_chat(http, plan, self.bounded(bound), bounds, rt.health, demand.fit, self.inbound)
 
     def reply(self, rt: Runtime, done: Executed[Any], f: Features) -> Reply:
+        if not isinstance(done.answer, ChatResponse):  # the same-format path: the upstream's answer, adjusted
+            return Reply(done.answer, done.answer.usage, done.answer.finish_reason)
         resp: ChatResponse = apply_stops(done.answer, done.local_stops)
         generated = resp.reasoning_text + resp.text + "".join(c.arguments for c in resp.tool_calls)
         resp = view_thoughts(resp, thought_view(self.req))
@@ -278,6 +280,9 @@ class ChatJob:
         return Reply(resp, usage, resp.finish_reason)
 
     def render(self, reply: Reply, model: str, extras: JSONObject) -> JSONObject:
+        if not isinstance(reply.answer, ChatResponse):
+            relayed: RelayedAnswer = reply.answer
+            return relayed.render(model, extras)
         return self.inbound.render_chat(reply.answer, model, reply.usage, extras)
 
     def baseline(self, table: DecisionTable) -> Baseline | None:
