@@ -29,7 +29,8 @@ from faregate.server.completions import COMPLETIONS
 from faregate.server.cors import add_cors_headers
 from faregate.server.count import count_handler, render_anthropic_count
 from faregate.server.embeddings import EMBEDDINGS
-from faregate.server.endpoint import wire_handler
+from faregate.server.endpoint import wire_route
+from faregate.server.envelope import Route, add_routes, speaks, unserved
 from faregate.server.guard import guard
 from faregate.server.middleware import error_envelope
 from faregate.server.optimize import handle_optimize
@@ -55,45 +56,63 @@ async def prometheus_text(request: web.Request) -> web.Response:
 # The client API: served under `/v1` and under OpenRouter's base path `/api/v1`, each path also with a
 # trailing slash. One table, so every variant is generated rather than repeated.
 API_PREFIXES: Final = ("/v1", "/api/v1")
-API: Final[tuple[tuple[str, str, Handler], ...]] = (
-    ("POST", "/chat/completions", wire_handler(CHAT)),
-    ("POST", "/messages", wire_handler(MESSAGES)),
-    ("POST", "/messages/count_tokens", count_handler("anthropic", render_anthropic_count)),
-    ("POST", "/completions", wire_handler(COMPLETIONS)),  # legacy completions, translated to chat
-    ("POST", "/embeddings", wire_handler(EMBEDDINGS)),
-    *((method, path.removeprefix("/v1"), handler) for method, path, handler in responses.ROUTES),
-    ("GET", "/models", gemini.for_google_clients(gemini.handle_list, models.handle_list)),
-    ("GET", "/models/{model_id:.+}", gemini.for_google_clients(gemini.handle_get, models.handle_get)),
-    ("POST", "/optimize", handle_optimize),
-    ("GET", "/key", usage.handle_key),
-    ("GET", "/auth/key", usage.handle_key),  # OpenRouter's name for it
-    ("GET", "/credits", usage.handle_credits),
-    ("GET", "/generation", usage.handle_generation),
-    ("GET", "/metrics", usage.handle_metrics),
-    ("GET", "/requests/{request_id}", usage.handle_trace),
+# An entry without an envelope answers errors in OpenAI's; a format's entries carry its own.
+ANTHROPIC: Final = speaks(MESSAGES.error_body)
+API: Final[tuple[Route, ...]] = (
+    wire_route("POST", "/chat/completions", CHAT),
+    wire_route("POST", "/messages", MESSAGES),
+    Route("POST", "/messages/count_tokens", count_handler("anthropic", render_anthropic_count), ANTHROPIC),
+    Route("*", "/messages/{tail:.+}", unserved, ANTHROPIC),  # any other path under messages
+    wire_route("POST", "/completions", COMPLETIONS),  # legacy completions, translated to chat
+    wire_route("POST", "/embeddings", EMBEDDINGS),
+    *(r._replace(path=r.path.removeprefix("/v1")) for r in responses.ROUTES),
+    Route(
+        "GET",
+        "/models",
+        gemini.for_google_clients(gemini.handle_list, models.handle_list),
+        gemini.for_google_clients_envelope,
+    ),
+    Route(
+        "GET",
+        "/models/{model_id:.+}",
+        gemini.for_google_clients(gemini.handle_get, models.handle_get),
+        gemini.for_google_clients_envelope,
+    ),
+    Route("POST", "/optimize", handle_optimize),
+    Route("GET", "/key", usage.handle_key),
+    Route("GET", "/auth/key", usage.handle_key),  # OpenRouter's name for it
+    Route("GET", "/credits", usage.handle_credits),
+    Route("GET", "/generation", usage.handle_generation),
+    Route("GET", "/metrics", usage.handle_metrics),
+    Route("GET", "/requests/{request_id}", usage.handle_trace),
 )
 # Outside the API prefixes: a bare `/chat/completions` (clients given the origin as base URL), admin, health.
-OTHER: Final[tuple[tuple[str, str, Handler], ...]] = (
-    ("POST", "/chat/completions", wire_handler(CHAT)),
+OTHER: Final[tuple[Route, ...]] = (
+    wire_route("POST", "/chat/completions", CHAT),
     *gemini.ROUTES,  # Gemini's own paths: /v1beta, and POST /v1/models/{model}:method
-    ("POST", "/admin/reload", admin.handle_reload),
-    ("GET", "/admin/routes", admin.handle_routes),
-    ("POST", "/admin/explain", admin.handle_explain),
-    ("GET", "/healthz", healthz),
-    ("GET", "/metrics", prometheus_text),
-    *ui.ROUTES,  # the dashboard (faregate/ui): its own session login, so past the key check
+    Route("POST", "/admin/reload", admin.handle_reload),
+    Route("GET", "/admin/routes", admin.handle_routes),
+    Route("POST", "/admin/explain", admin.handle_explain),
+    Route("GET", "/healthz", healthz),
+    Route("GET", "/metrics", prometheus_text),
+    *(Route(*r) for r in ui.ROUTES),  # the dashboard (faregate/ui): its own session login, past the key check
 )
+
+
+def routes() -> list[Route]:
+    """Every route the app serves: the API under each prefix, then the others; each path also with a
+    trailing slash (a `{...:.+}` or `{...:.*}` tail already takes one)."""
+    table = [r._replace(path=prefix + r.path) for prefix in API_PREFIXES for r in API] + list(OTHER)
+    return [
+        r._replace(path=variant)
+        for r in table
+        for variant in ((r.path,) if r.path.endswith(("+}", "*}")) else (r.path, r.path + "/"))
+    ]
 
 
 def route_table() -> list[tuple[str, str, Handler]]:
-    """Every (method, path, handler) the app serves: the API under each prefix, then the others; each path
-    also with a trailing slash (a `{...:.+}` tail already takes one)."""
-    routes = [(m, prefix + path, h) for prefix in API_PREFIXES for m, path, h in API] + list(OTHER)
-    return [
-        (m, variant, h)
-        for m, path, h in routes
-        for variant in ((path,) if path.endswith("+}") else (path, path + "/"))
-    ]
+    """Every (method, path, handler) the app serves."""
+    return [(r.method, r.path, r.handler) for r in routes()]
 
 
 def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.Application:
@@ -110,8 +129,7 @@ def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.App
         app.cleanup_ctx.append(watch_files)
     ui.setup(app)
     catalog_admin.setup(app)  # catalog sync: its cleanup context (after the session) and admin routes
-    for method, path, handler in route_table():
-        app.router.add_route(method, path, handler)
+    add_routes(app, routes())
     return app
 
 

@@ -1,8 +1,8 @@
 """The one pipeline every answering endpoint runs: parse → prepare → execute → render → settle.
 
 An endpoint is a `Wire`, a small table of its wire functions: its name in the usage log, `parse` (the
-HTTP request → a `Job`), and its error envelope (`error_body`, which `server/middleware.py` renders every
-error of its routes in). A `Job` is one parsed request of one kind of answer: a chat (`ChatJob`: chat
+HTTP request → a `Job`), and its error envelope (`error_body`: `wire_route` makes the route table's entry,
+whose every error `server/middleware.py` renders in it, `server/envelope.py`). A `Job` is one parsed request of one kind of answer: a chat (`ChatJob`: chat
 completions, messages, responses, Gemini and legacy completions alike, each rendered and streamed by its
 format's `Inbound`) or embeddings (`server/embeddings.py`).
 
@@ -69,9 +69,9 @@ from faregate.routing.table import Baseline, Channel, DecisionTable
 from faregate.routing.transforms import MIDDLE_OUT, MiddleOut, floor_tokens, parse_transforms
 from faregate.server.appkeys import HTTP, RUNTIME
 from faregate.server.context import begin, json_bytes_response
+from faregate.server.envelope import ErrorBody, Route, speaks
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-ErrorBody = Callable[[FaregateError], JSONObject]
 CLIENT_GONE = 499  # nginx's "client closed request": what the usage log says when nobody got the answer
 
 
@@ -135,6 +135,11 @@ def wire_handler(wire: Wire) -> Handler:
         return await serve(request, wire)
 
     return handle
+
+
+def wire_route(method: str, path: str, wire: Wire) -> Route:
+    """The route table's entry for `wire`: its handler, and its errors in its envelope."""
+    return Route(method, path, wire_handler(wire), speaks(wire.error_body))
 
 
 @dataclass(slots=True)

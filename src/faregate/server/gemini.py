@@ -13,7 +13,7 @@ and the same under `/v1` (google-genai's default API version): `POST /v1/models/
 without the `models/` prefix. Generation is a `Wire` over the chat pipeline (`server/endpoint.py`) with a
 `GeminiInbound`; counting through the count handler; embedding is a `Wire` over the same pipeline with an
 `EmbeddingJob` (server/embeddings.py). The key comes as `x-goog-api-key` or `?key=` (see
-`middleware.bearer_or_api_key`), errors in Google's envelope (`middleware.render_error`).
+`middleware.bearer_or_api_key`), errors in Google's envelope (each route's, `server/envelope.py`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from faregate.canonical import ChatRequest, EmbeddingRequest, EmbeddingResponse, JSONObject, Usage
-from faregate.errors import InvalidRequest, ModelNotFound, NotFound, google_envelope
+from faregate.errors import InvalidRequest, ModelNotFound, NotFound, google_envelope, openai_envelope
 from faregate.pipeline.runtime import Runtime
 from faregate.pipeline.settle import Exchange
 from faregate.providers.gemini import GeminiInbound
@@ -36,6 +36,7 @@ from faregate.server.context import json_bytes_response, read_json
 from faregate.server.count import count_handler
 from faregate.server.embeddings import EmbeddingJob
 from faregate.server.endpoint import ChatJob, Parse, Wire, chat_job, serve
+from faregate.server.envelope import ErrorBody, Route, speaks, unserved
 from faregate.server.middleware import speaks_gemini
 from faregate.server.models import list_models
 
@@ -213,9 +214,16 @@ def for_google_clients(gemini_handler: Handler, other: Handler) -> Handler:
     return handle
 
 
-ROUTES: Final[tuple[tuple[str, str, Handler], ...]] = (
-    ("GET", f"{PREFIX}/models", handle_list),
-    ("GET", f"{PREFIX}/models/{{target:.+}}", handle_get),
-    ("POST", f"{PREFIX}/models/{{target:.+}}", handle_post),
-    ("POST", "/v1/models/{target:.+}", handle_post),
+def for_google_clients_envelope(request: web.Request) -> ErrorBody:
+    """The envelope of a route `for_google_clients` serves: Google's for a request in Gemini's format."""
+    return google_envelope if speaks_gemini(request) else openai_envelope
+
+
+GOOGLE: Final = speaks(google_envelope)
+ROUTES: Final[tuple[Route, ...]] = (
+    Route("GET", f"{PREFIX}/models", handle_list, GOOGLE),
+    Route("GET", f"{PREFIX}/models/{{target:.+}}", handle_get, GOOGLE),
+    Route("POST", f"{PREFIX}/models/{{target:.+}}", handle_post, GOOGLE),
+    Route("POST", "/v1/models/{target:.+}", handle_post, GOOGLE),
+    Route("*", f"{PREFIX}/{{tail:.*}}", unserved, GOOGLE),  # any other path under /v1beta: Google's 404
 )

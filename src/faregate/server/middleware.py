@@ -1,7 +1,7 @@
 """The outer middleware and its helpers: request id and error envelope (then `guard.py` checks the request).
 
-Errors are rendered at this one edge: OpenAI's envelope everywhere, Anthropic's on `/v1/messages`, Google's
-on Gemini's `/v1beta` paths.
+Errors are rendered at this one edge, in the envelope the matched route declares (`server/envelope.py`):
+OpenAI's unless the route's format says otherwise.
 """
 
 from __future__ import annotations
@@ -13,14 +13,9 @@ from typing import Final
 
 from aiohttp import web
 
-from faregate.errors import (
-    FaregateError,
-    anthropic_envelope,
-    from_http_status,
-    google_envelope,
-    openai_envelope,
-)
+from faregate.errors import FaregateError, from_http_status
 from faregate.server.context import request_id
+from faregate.server.envelope import error_body_for
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("faregate.server")
@@ -41,13 +36,8 @@ def speaks_gemini(request: web.Request) -> bool:
     return request.method == "POST" or any(h in request.headers for h in GOOGLE_HEADERS)
 
 
-def render_error(request: web.Request, e: FaregateError) -> web.Response:
-    if speaks_gemini(request):
-        body = google_envelope(e)
-    elif request.path.removeprefix("/api").startswith("/v1/messages"):
-        body = anthropic_envelope(e)
-    else:
-        body = openai_envelope(e)
+async def render_error(request: web.Request, e: FaregateError) -> web.Response:
+    body = (await error_body_for(request))(e)
     headers = {**e.headers, "X-Faregate-Request-Id": request_id(request)}
     return web.json_response(body, status=e.status, headers=headers)
 
@@ -57,17 +47,19 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         response = await handler(request)
     except FaregateError as e:
-        return render_error(request, e)
+        return await render_error(request, e)
     except web.HTTPException as e:  # aiohttp's own 404/405/413 get our envelope too
         if e.status < 400:
             raise
         err = from_http_status(e.status, e.reason)
         if "Allow" in e.headers:  # a 405 must say which methods are allowed (RFC 9110)
             err.headers["Allow"] = e.headers["Allow"]
-        return render_error(request, err)
+        return await render_error(request, err)
     except Exception:
         log.exception("request %s failed", request_id(request))
-        return render_error(request, FaregateError("internal error: see the server log for this request id"))
+        return await render_error(
+            request, FaregateError("internal error: see the server log for this request id")
+        )
     if not response.prepared:
         response.headers["X-Faregate-Request-Id"] = request_id(request)
     return response

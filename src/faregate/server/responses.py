@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any, Final
 
 from aiohttp import web
@@ -26,7 +25,8 @@ from faregate.providers.openai_responses.items import parse_items
 from faregate.providers.openai_responses.reasoning import stored_view
 from faregate.server.appkeys import CALLER_KEY, RUNTIME
 from faregate.server.context import json_bytes_response, read_json
-from faregate.server.endpoint import ChatJob, Wire, wire_handler
+from faregate.server.endpoint import ChatJob, Wire, wire_route
+from faregate.server.envelope import Route
 
 ENDPOINT: Final = "responses"
 MAX_LIST: Final = 100
@@ -134,9 +134,9 @@ async def handle_input_items(request: web.Request) -> web.Response:
     )
 
 
-ROUTES: Final[tuple[tuple[str, str, Callable[[web.Request], Any]], ...]] = (
-    ("POST", "/v1/responses", wire_handler(CREATE)),
-    ("GET", "/v1/responses/{response_id}", handle_get),
-    ("DELETE", "/v1/responses/{response_id}", handle_delete),
-    ("GET", "/v1/responses/{response_id}/input_items", handle_input_items),
+ROUTES: Final[tuple[Route, ...]] = (
+    wire_route("POST", "/v1/responses", CREATE),
+    Route("GET", "/v1/responses/{response_id}", handle_get),
+    Route("DELETE", "/v1/responses/{response_id}", handle_delete),
+    Route("GET", "/v1/responses/{response_id}/input_items", handle_input_items),
 )
