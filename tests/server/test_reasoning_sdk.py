@@ -28,6 +28,19 @@ def thinking_of(blocks: list[Any]) -> list[Any]:
     return [b for b in blocks if b.type == "thinking"]
 
 
+def tool_turns(first: Any) -> Any:
+    """The conversation after an answer that thought, then called the weather tool: that answer passed
+    back whole (its thinking block first), then the tool's result."""
+    assert [b.type for b in first.content] == ["thinking", "tool_use"]
+    call = first.content[1]
+    result = {"type": "tool_result", "tool_use_id": call.id, "content": "Sunny"}
+    return [
+        *ASK_WEATHER,
+        {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {"role": "user", "content": [result]},
+    ]
+
+
 # -- Anthropic clients -----------------------------------------------------------------------------------
 
 
@@ -125,17 +138,7 @@ async def test_anthropic_tool_round_trip_passes_claudes_thinking_back(demo: Demo
             first = await c.messages.create(
                 model=CLAUDE.model, max_tokens=4096, messages=ASK_WEATHER, thinking=THINKING, tools=tools
             )
-        assert [b.type for b in first.content] == ["thinking", "tool_use"]
-        call = first.content[1]
-        assert call.type == "tool_use"
-        turns: Any = [
-            *ASK_WEATHER,
-            {"role": "assistant", "content": [b.model_dump() for b in first.content]},
-            {
-                "role": "user",
-                "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "Sunny"}],
-            },
-        ]
+        turns = tool_turns(first)
         final = await c.messages.create(
             model=CLAUDE.model, max_tokens=4096, messages=turns, thinking=THINKING, tools=tools
         )
@@ -155,17 +158,7 @@ async def test_a_thought_from_another_upstream_never_reaches_claude(demo: Demo) 
         first = await c.messages.create(
             model=REASONER, max_tokens=4096, messages=ASK_WEATHER, thinking=THINKING, tools=tools
         )
-        assert [b.type for b in first.content] == ["thinking", "tool_use"]
-        call = first.content[1]
-        assert call.type == "tool_use"
-        turns: Any = [
-            *ASK_WEATHER,
-            {"role": "assistant", "content": [b.model_dump() for b in first.content]},
-            {
-                "role": "user",
-                "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "Sunny"}],
-            },
-        ]
+        turns = tool_turns(first)
         raw = await c.messages.with_raw_response.create(
             model=CLAUDE.model, max_tokens=4096, messages=turns, thinking=THINKING, tools=tools
         )
