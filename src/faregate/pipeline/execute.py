@@ -381,23 +381,26 @@ class OpenStream:
     def local_stops(self) -> tuple[str, ...]:
         return self.walk.local_stops
 
-    async def events(self) -> AsyncGenerator[StreamEvent, None]:
-        """The first events, then the rest as they arrive. Ends after `Finish`. A drop, a stall, an
-        oversized or malformed event, or an end before the answer's end raises `StreamFailed` (the
+    async def batches(self) -> AsyncGenerator[list[StreamEvent], None]:
+        """The first events, then the rest as they arrive, a list per upstream read (the events it
+        completed: the client gets them in one write); the last list ends with `Finish`. A drop, a stall,
+        an oversized or malformed event, or an end before the answer's end raises `StreamFailed` (the
         channel marked failed); the upstream connection is released whichever way it ends."""
         try:
-            for ev in self.first:
-                yield ev
-            if any(_is_finish(ev) for ev in self.first):
+            batch = _through_finish(self.first)
+            if batch:
+                yield batch
+            if batch and isinstance(batch[-1], Finish):
                 return
-            async for ev in self._rest():
-                yield ev
-                if _is_finish(ev):
+            async for events in self._rest():
+                batch = _through_finish(events)
+                yield batch
+                if isinstance(batch[-1], Finish):
                     return
         finally:
             self.response.release()
 
-    async def _rest(self) -> AsyncGenerator[StreamEvent, None]:
+    async def _rest(self) -> AsyncGenerator[list[StreamEvent], None]:
         loop = asyncio.get_running_loop()
         idle = self.bounds.stream_idle_s
         read = self.response.content.readany
@@ -416,11 +419,10 @@ class OpenStream:
                     tail += self.decoder.close()
                     if any(isinstance(e, Finish) and e.finish_reason == "error" for e in tail):
                         raise ValueError("the stream ended before the answer did")
-                    for ev in tail:
-                        yield ev
+                    if tail:
+                        yield tail
                     return
-                for ev in events:
-                    yield ev
+                yield events
         except TimeoutError as e:
             raise self._broke(_transport_error(e, late)) from None
         except aiohttp.ClientError as e:
@@ -436,8 +438,12 @@ class OpenStream:
         return StreamFailed(err, self.walk.trace())
 
 
-def _is_finish(ev: StreamEvent) -> bool:
-    return isinstance(ev, Finish)
+def _through_finish(events: list[StreamEvent]) -> list[StreamEvent]:
+    """`events` up to and with the first `Finish` (nothing after the answer's end is relayed)."""
+    for i, ev in enumerate(events):
+        if isinstance(ev, Finish):
+            return events[: i + 1]
+    return events
 
 
 async def open_stream(

@@ -58,6 +58,8 @@ class SseDecoder:
         if self._pending_cr and chunk[:1] == b"\n":
             chunk = chunk[1:]  # the LF of a CRLF split across two chunks
         self._pending_cr = False
+        if b"\r" not in chunk:
+            return self._feed_lf(chunk)
         buf = self._buf
         buf += chunk
         out: list[SseEvent] = []
@@ -86,6 +88,28 @@ class SseDecoder:
             raise SseEventTooLarge(f"an event is larger than {self.max_event_bytes} bytes")
         return out
 
+    def _feed_lf(self, chunk: bytes) -> list[SseEvent]:
+        """`feed` for a chunk whose lines all end in LF (what LLM APIs send): split in one pass. The
+        buffered unfinished line never holds a line end, so only the new bytes are searched."""
+        buf = self._buf
+        self.scanned += len(chunk)
+        last = chunk.rfind(b"\n")
+        out: list[SseEvent] = []
+        if last >= 0:
+            head = chunk[:last]
+            lines = (bytes(buf) + head if buf else head).split(b"\n")
+            buf.clear()
+            buf += chunk[last + 1 :]
+            line = self._line
+            for raw in lines:
+                line(raw, out)
+        else:
+            buf += chunk
+        self._scan = len(buf)
+        if self._data_bytes + len(buf) > self.max_event_bytes:
+            raise SseEventTooLarge(f"an event is larger than {self.max_event_bytes} bytes")
+        return out
+
     def close(self) -> list[SseEvent]:
         """End of stream: a final line without its newline is processed; an undispatched event is dropped
         (as the spec says), unless it has data, which LLM upstreams sometimes send without a blank line."""
@@ -104,6 +128,12 @@ class SseDecoder:
             if self._data:
                 out.append(SseEvent("\n".join(self._data), self._event))
             self._data, self._event, self._data_bytes = [], None, 0
+            return
+        if raw.startswith(b"data:"):  # most lines: read without decoding the field name
+            self._data_bytes += len(raw)
+            if self._data_bytes > self.max_event_bytes:
+                raise SseEventTooLarge(f"an event is larger than {self.max_event_bytes} bytes")
+            self._data.append(raw[6 if raw[5:6] == b" " else 5 :].decode("utf-8", "replace"))
             return
         if raw[:1] == b":":
             return

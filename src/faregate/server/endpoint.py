@@ -353,7 +353,7 @@ async def _stream(
     )
     encoder = job.inbound.stream_encoder(ch.model_id, req.include_usage, ex.id)
     baseline = loaded.table.baseline
-    events = upstream.events()
+    batches = upstream.batches()
     stops = StopFilter(upstream.local_stops)
     view = thought_view(req)
 
@@ -373,8 +373,10 @@ async def _stream(
 
     try:
         await response.prepare(request)  # from here the status is fixed: failures end the stream instead
-        async for raw in events:
-            if await _relay(response, encoder, stops.feed(raw), s.text, closing, f, view):
+        async for batch in batches:
+            if await _relay(
+                response, encoder, [e for raw in batch for e in stops.feed(raw)], s.text, closing, f, view
+            ):
                 break
         else:
             raise _dropped("the upstream closed the stream early")
@@ -398,7 +400,7 @@ async def _stream(
         s.fail(err, status=502)
         await _write_quietly(response, encoder.error(err))
     finally:
-        await events.aclose()  # releases the upstream connection whichever way the stream ended
+        await batches.aclose()  # releases the upstream connection whichever way the stream ended
     await _write_eof_quietly(response)
     return response
 
@@ -417,11 +419,13 @@ async def _relay(
     f: Features,
     view: ThoughtView,
 ) -> bool:
-    """Write `events` to the client (their reasoning as `view` says); True once the closing events (from
-    `closing`) are written."""
+    """Write `events` to the client in one write (their reasoning as `view` says); True once the closing
+    events (from `closing`) are written."""
+    out: list[bytes] = []
     for ev in events:
         if isinstance(ev, Finish):
-            await response.write(closing(ev))
+            out.append(closing(ev))
+            await response.write(b"".join(out))
             return True
         if isinstance(ev, Start) and ev.usage is None and encoder.start_usage:
             ev = replace(ev, usage=Usage(f.prompt_tokens, 0, estimated=True))  # counted so far
@@ -431,7 +435,9 @@ async def _relay(
         shown = view_event(ev, view)
         chunk = encoder.encode(shown) if shown is not None else b""
         if chunk:
-            await response.write(chunk)
+            out.append(chunk)
+    if out:
+        await response.write(b"".join(out))
     return False
 
 
