@@ -145,3 +145,118 @@ async def test_a_responses_client_gets_reasoning_items_from_a_gemini_channel(dem
     assert "You said: Again" in again.output_text
     sent = gemini_bodies(demo)[-1]["contents"][1]["parts"]
     assert sent[-1]["thoughtSignature"] == carried.signature
+
+
+ANTHROPIC = "anthropic/claude-haiku-4.5"
+WEATHER: Any = {
+    "type": "function",
+    "name": "get_weather",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+THINKING: Any = {"effort": "low", "summary": "auto"}
+
+
+def anthropic_bodies(demo: Demo) -> list[dict[str, Any]]:
+    return [r.json() for r in demo.sim.received_for("anthropic") if r.body]
+
+
+async def test_responses_reasoning_items_from_an_anthropic_channel(demo: Demo) -> None:
+    async with client(demo) as c:
+        resp = await c.responses.create(model=ANTHROPIC, input="Hello there", reasoning=THINKING)
+        stream = await c.responses.create(
+            model=ANTHROPIC, input="Hello there", reasoning=THINKING, stream=True
+        )
+        events = [ev async for ev in stream]
+    reasoning, message = resp.output
+    assert reasoning.type == "reasoning" and reasoning.summary and reasoning.summary[0].text
+    assert reasoning.encrypted_content is None  # not included
+    assert message.type == "message" and "You said: Hello there" in resp.output_text
+    assert anthropic_bodies(demo)[0]["thinking"]["type"] == "enabled"
+    kinds = [ev.type for ev in events]
+    assert [ev.sequence_number for ev in events] == list(range(len(events)))
+    deltas = kinds.count("response.reasoning_summary_text.delta")
+    start = kinds.index("response.output_item.added")
+    assert deltas and kinds[start : start + deltas + 5] == [
+        "response.output_item.added",
+        "response.reasoning_summary_part.added",
+        *["response.reasoning_summary_text.delta"] * deltas,
+        "response.reasoning_summary_text.done",
+        "response.reasoning_summary_part.done",
+        "response.output_item.done",
+    ]
+    final: Any = events[-1].response  # type: ignore[union-attr]
+    assert [i.type for i in final.output] == ["reasoning", "message"]
+    assert final.output[0].summary[0].text == reasoning.summary[0].text
+
+
+@pytest.mark.parametrize("stateless", [False, True], ids=["previous_response_id", "items passed back"])
+async def test_a_tool_round_trip_with_anthropic_thinking(demo: Demo, stateless: bool) -> None:
+    """Anthropic wants the signed thinking of a tool-use turn back first (the simulator checks the signature
+    and the text): from the stored response, or from faregate's encrypted_content given back by the client."""
+    ask: Any = [{"role": "user", "content": "Use get_weather for Rome"}]
+    include: Any = ["reasoning.encrypted_content"] if stateless else []
+    async with client(demo) as c:
+        first = await c.responses.create(
+            model=ANTHROPIC,
+            input=ask,
+            tools=[WEATHER],
+            reasoning=THINKING,
+            include=include,
+            store=not stateless,
+        )
+        reasoning, call = first.output
+        assert reasoning.type == "reasoning" and call.type == "function_call"
+        assert (reasoning.encrypted_content is not None) is stateless
+        result: Any = {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}  # type: ignore[union-attr]
+        if stateless:
+            given = [*ask, *(i.model_dump(exclude_none=True) for i in first.output), result]
+            second = await c.responses.create(
+                model=ANTHROPIC, input=given, tools=[WEATHER], reasoning=THINKING, store=False
+            )
+        else:
+            second = await c.responses.create(
+                model=ANTHROPIC,
+                input=[result],
+                previous_response_id=first.id,
+                tools=[WEATHER],
+                reasoning=THINKING,
+            )
+    assert "Tool result received: sunny" in second.output_text
+    turn = anthropic_bodies(demo)[-1]["messages"][1]
+    assert turn["role"] == "assistant" and turn["content"][0]["type"] == "thinking"
+    assert turn["content"][0]["thinking"] == reasoning.summary[0].text  # type: ignore[union-attr]
+
+
+async def test_gemini_thoughts_from_an_anthropic_channel_and_back(demo: Demo) -> None:
+    decl = types.FunctionDeclaration(
+        name="get_weather",
+        parameters_json_schema={
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    )
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[decl])],
+        thinking_config=types.ThinkingConfig(include_thoughts=True, thinking_budget=2048),
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    ask = types.Content(role="user", parts=[types.Part(text="Use get_weather for Rome")])
+    first = await gem(demo).models.generate_content(model=ANTHROPIC, contents=[ask], config=config)
+    assert first.candidates and first.candidates[0].content and first.candidates[0].content.parts
+    turn = first.candidates[0].content
+    thought, call = turn.parts  # type: ignore[misc]
+    assert thought.thought is True and thought.text
+    assert call.function_call is not None and call.thought_signature  # Anthropic's signature, sealed
+    [sealed] = unseal(base64.b64encode(call.thought_signature).decode()) or ()
+    assert sealed.origin == "anthropic" and sealed.text == thought.text
+    reply = types.Content(
+        role="user",
+        parts=[types.Part.from_function_response(name="get_weather", response={"content": "sunny"})],
+    )
+    second = await gem(demo).models.generate_content(
+        model=ANTHROPIC, contents=[ask, turn, reply], config=config
+    )
+    assert second.text is not None and "Tool result received: sunny" in second.text
+    sent = anthropic_bodies(demo)[-1]["messages"][1]["content"]
+    assert sent[0]["type"] == "thinking" and sent[0]["thinking"] == thought.text

@@ -10,7 +10,7 @@ to Gemini: the turn's last own signature on its first `functionCall` part, else 
 (Gemini does not need the thought texts). To a Gemini client: thought parts with their text, and the
 turn's signatures on one answer part, placed the same way: Gemini's own as is, any other format's signed
 thinking sealed (`providers/sealed.py`). From a client's history, then, the signatures on answer parts are
-what is read (thought texts and bare signature parts are the model's own, not sent onwards).
+what is read (thought parts and parts with nothing but a signature are the model's own, not sent onwards).
 """
 
 from __future__ import annotations
@@ -34,30 +34,31 @@ def signature_of(part: JSONObject) -> str | None:
 def read_thoughts(parts: Iterable[JSONObject]) -> tuple[Thought, ...]:
     """An upstream's answer: thought parts, and the signatures on any part."""
     out: list[Thought] = []
+    after_thought = False  # the part before was a thought part
     for part in parts:
         signature = signature_of(part)
         if part.get("thought") is True:
             text = part.get("text")
-            out.append(
-                Thought(text if isinstance(text, str) else "", signature, ORIGIN if signature else None)
-            )
-            continue
-        if signature is None:
+            text = text if isinstance(text, str) else ""
+            out.append(Thought(text, signature, ORIGIN if signature else None))
+            after_thought = True
             continue
         last = out[-1] if out else None
-        if last is not None and last.signature is None and last.text:
+        if signature is not None and after_thought and last is not None and last.signature is None:
             out[-1] = replace(last, signature=signature, origin=ORIGIN)  # as a stream's deltas fold
-        else:
+        elif signature is not None:
             out.append(Thought("", signature, ORIGIN))
+        after_thought = False
     return tuple(out)
 
 
 def history_thoughts(parts: Iterable[JSONObject]) -> tuple[Thought, ...]:
-    """A client's model turn: the signatures on its answer parts (text, functionCall), unsealed."""
+    """A client's model turn: the signatures on its answer parts (text, even empty, or functionCall),
+    unsealed; a part with nothing but a signature, or a thought part, is not read."""
     out: list[Thought] = []
     for part in parts:
         signature = signature_of(part)
-        answers = "functionCall" in part or (isinstance(part.get("text"), str) and part["text"])
+        answers = "functionCall" in part or isinstance(part.get("text"), str)
         if signature is not None and answers and part.get("thought") is not True:
             out.extend(uncarried(signature, "", ORIGIN))
     return tuple(out)
