@@ -7,18 +7,15 @@ channel, as it does for built-in tools), an inline PDF also reaches the formats 
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
-from faregate.accounting.tokens import TokenCounter
-from tests.conftest import Demo, edit_routes, start_demo
+from tests.conftest import Demo
+from tests.server.conftest import RESPONSES_MODEL
 from tests.server.helpers import client, providers_called, upstream_bodies
 
-RESPONSES_MODEL = "openai/gpt-6-luna"
 ANTHROPIC = "anthropic/claude-haiku-4.5"
 GEMINI = "google/gemini-2.5-flash-lite"
 PDF_B64 = base64.b64encode(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF").decode()
@@ -33,22 +30,6 @@ PDF: Any = {
 
 def with_file(part: Any) -> Any:
     return [{"role": "user", "content": [{"type": "input_text", "text": "Summarize this"}, part]}]
-
-
-@pytest.fixture
-async def responses_demo(routes_copy: Path, counter: TokenCounter) -> AsyncIterator[Demo]:
-    """The demo with one offering (gpt-6-luna) on `api: openai-responses`."""
-
-    def edit(doc: Any) -> None:
-        offerings = doc.setdefault("models", {}).setdefault(RESPONSES_MODEL, {}).setdefault("offerings", {})
-        offerings["openai"] = {"api": "openai-responses"}
-
-    edit_routes(routes_copy, edit)
-    d, stop = await start_demo(routes_copy, counter)
-    try:
-        yield d
-    finally:
-        await stop()
 
 
 @pytest.mark.parametrize("part", [BY_URL, BY_ID, PDF], ids=["file_url", "file_id", "file_data"])

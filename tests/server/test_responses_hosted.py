@@ -7,17 +7,14 @@ streamed events, the `url_citation` annotations of the text, and reasoning items
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from faregate.accounting.tokens import TokenCounter
-from tests.conftest import Demo, edit_routes, start_demo
+from tests.conftest import Demo
+from tests.server.conftest import RESPONSES_MODEL as MODEL
 from tests.server.helpers import client, decimal_json
 
-MODEL = "openai/gpt-6-luna"  # a reasoning model, on `api: openai-responses` here
 ANTHROPIC = "anthropic/claude-haiku-4.5"
 SEARCH: Any = [{"type": "web_search"}]
 SUMMARY: Any = {"effort": "low", "summary": "auto"}
@@ -25,17 +22,8 @@ ENCRYPTED: Any = ["reasoning.encrypted_content"]
 
 
 @pytest.fixture
-async def demo(routes_copy: Path, counter: TokenCounter) -> AsyncIterator[Demo]:
-    def edit(doc: Any) -> None:
-        offerings = doc.setdefault("models", {}).setdefault(MODEL, {}).setdefault("offerings", {})
-        offerings["openai"] = {"api": "openai-responses"}
-
-    edit_routes(routes_copy, edit)
-    d, stop = await start_demo(routes_copy, counter)
-    try:
-        yield d
-    finally:
-        await stop()
+def demo(responses_demo: Demo) -> Demo:
+    return responses_demo
 
 
 def sent_to(demo: Demo, provider: str) -> list[dict[str, Any]]:

@@ -7,31 +7,19 @@ format's signed thinking back to it."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from google import genai
 from google.genai import errors, types
 
-from faregate.accounting.tokens import TokenCounter
 from faregate.canonical import Thought
 from faregate.providers.sealed import seal, unseal
-from tests.conftest import Demo, start_demo
+from tests.conftest import Demo
 from tests.server.helpers import client
 
 GEMINI = "google/gemini-2.5-flash-lite"
 THINK = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(include_thoughts=True))
-
-
-@pytest.fixture
-async def demo(routes_copy: Path, counter: TokenCounter) -> AsyncIterator[Demo]:
-    d, stop = await start_demo(routes_copy, counter)
-    try:
-        yield d
-    finally:
-        await stop()
 
 
 def gem(demo: Demo) -> genai.client.AsyncClient:

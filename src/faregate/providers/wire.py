@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from faregate import jsonio
-from faregate.canonical import JSONObject
+from faregate.canonical import FilePart, JSONObject
 from faregate.secrets import scrub_known
 
 _COMPACT: Final = (",", ":")
@@ -78,6 +78,19 @@ def _http_date(value: str, now: float) -> float | None:
 
 def data_url(media_type: str | None, data_b64: str) -> str:
     return f"data:{media_type or 'application/octet-stream'};base64,{data_b64}"
+
+
+def file_fields(part: FilePart) -> JSONObject:
+    """OpenAI's names for a file (chat's `file` part, the Responses `input_file`): `file_id`, `file_url`,
+    `file_data` (a data URL), `filename`, those the part has."""
+    data = None if part.data_b64 is None else data_url(part.media_type, part.data_b64)
+    fields = (
+        ("file_id", part.file_id),
+        ("file_url", part.url),
+        ("file_data", data),
+        ("filename", part.filename),
+    )
+    return {k: v for k, v in fields if v is not None}
 
 
 def split_data_url(url: str) -> tuple[str, str] | None:

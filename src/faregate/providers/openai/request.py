@@ -26,7 +26,7 @@ from faregate.canonical import (
 from faregate.providers.fields import DECLARABLE, forwardable, translate_extra
 from faregate.providers.params import Param, apply_params, merge_extra
 from faregate.providers.reasoning import effort_of, in_family, with_reasoning
-from faregate.providers.wire import data_url
+from faregate.providers.wire import data_url, file_fields
 
 # OpenAI models that reason and take `reasoning_effort` (any other answers 400 to it).
 REASONING_PREFIXES: Final = ("o1", "o3", "o4", "gpt-5", "gpt-6", "gpt-oss")
@@ -62,15 +62,9 @@ PARAMS: Final[Mapping[str, Param]] = MappingProxyType(
 
 
 def render_file(part: FilePart) -> JSONObject:
-    """Chat completions' `file` part (inline data or the provider's file id; a file URL it cannot carry)."""
-    file: JSONObject = {}
-    if part.file_id is not None:
-        file["file_id"] = part.file_id
-    if part.data_b64 is not None:
-        file["file_data"] = data_url(part.media_type, part.data_b64)
-    if part.filename is not None:
-        file["filename"] = part.filename
-    return {"type": "file", "file": file}
+    """Chat completions' `file` part (inline data or the provider's file id; a file URL it cannot carry,
+    which `render_content` drops)."""
+    return {"type": "file", "file": file_fields(part)}
 
 
 def render_part(part: Part) -> JSONObject:

@@ -38,7 +38,7 @@ from faregate.providers.openai_responses.reasoning import (
     parse_reasoning_item,
     reasoning_item,
 )
-from faregate.providers.wire import data_url, split_data_url
+from faregate.providers.wire import data_url, file_fields, split_data_url
 
 MESSAGE_ROLES: Final[Mapping[str, Role]] = MappingProxyType(
     {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
@@ -200,16 +200,7 @@ def parse_items(items: object, where: str = "input") -> tuple[Message, ...]:
 
 def render_file(part: FilePart) -> JSONObject:
     """A `FilePart` as the `input_file` the client sent (`parse_file` reads it back to the same part)."""
-    out: JSONObject = {"type": "input_file"}
-    if part.file_id is not None:
-        out["file_id"] = part.file_id
-    if part.url is not None:
-        out["file_url"] = part.url
-    if part.data_b64 is not None:
-        out["file_data"] = data_url(part.media_type, part.data_b64)
-    if part.filename is not None:
-        out["filename"] = part.filename
-    return out
+    return {"type": "input_file", **file_fields(part)}
 
 
 def render_part(part: Part, role: Role) -> JSONObject:
