@@ -248,3 +248,16 @@ async def test_gemini_thoughts_from_an_anthropic_channel_and_back(demo: Demo) ->
     assert second.text is not None and "Tool result received: sunny" in second.text
     sent = anthropic_bodies(demo)[-1]["messages"][1]["content"]
     assert sent[0]["type"] == "thinking" and sent[0]["thinking"] == thought.text
+
+
+async def test_responses_stream_helper_accumulates_the_reasoning(demo: Demo) -> None:
+    """The SDK's `responses.stream` builds the final response from the events: reasoning item included."""
+    async with (
+        client(demo) as c,
+        c.responses.stream(model=ANTHROPIC, input="Hello there", reasoning=THINKING) as s,
+    ):
+        summary = "".join([ev.delta async for ev in s if ev.type == "response.reasoning_summary_text.delta"])
+        final: Any = await s.get_final_response()
+    reasoning, message = final.output
+    assert reasoning.type == "reasoning" and reasoning.summary[0].text == summary and summary
+    assert message.type == "message" and "You said: Hello there" in final.output_text
