@@ -176,3 +176,14 @@ async def test_streamed_reasoning_summary_events(demo: Demo) -> None:
     assert message.output_index == 1  # type: ignore[union-attr]
     final = events[-1].response  # type: ignore[union-attr]
     assert [i.type for i in final.output] == ["reasoning", "message"]
+
+
+async def test_a_stored_response_shows_encrypted_content_when_retrieved_with_include(demo: Demo) -> None:
+    async with client(demo) as c:
+        first = await c.responses.create(model=MODEL, input="Hello there", reasoning=SUMMARY)
+        plain = await c.responses.retrieve(first.id)
+        full = await c.responses.retrieve(first.id, include=ENCRYPTED)
+    assert first.output[0].type == "reasoning" and first.output[0].encrypted_content is None
+    assert plain.output[0].encrypted_content is None  # type: ignore[union-attr]
+    assert plain.output[0].summary == first.output[0].summary  # type: ignore[union-attr]  # as asked: shown
+    assert (full.output[0].encrypted_content or "").startswith("gAAAAAsim")  # type: ignore[union-attr]
