@@ -3,43 +3,38 @@
 to Anthropic upstreams (only the ones Anthropic signed: any other signature is a 400 there).
 
 A client of `/v1/messages` may be answered by another format's upstream (Gemini's `thoughtSignature`, say).
-Such a signature travels in the block as `faregate:<format>:<signature>`, so a client that passes the turn
-back (as Anthropic's tool use with thinking requires) returns it to the format that made it, and it is never
-mistaken for Anthropic's own (those are base64, never with a colon).
+Such a thought travels in its block's signature sealed (`providers/sealed.py`), so a client that passes the
+turn back (as Anthropic's tool use with thinking requires) returns it to the format that made it, and it is
+never mistaken for Anthropic's own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, get_args
+from typing import Any, Final
 
 from faregate.canonical import JSONObject, Thought, WireApi, signed_for
+from faregate.providers.sealed import seal, unseal
 
 ORIGIN: Final[WireApi] = "anthropic"
-FOREIGN: Final = "faregate:"
-APIS: Final[frozenset[str]] = frozenset(get_args(WireApi))
 BLOCKS: Final = frozenset({"thinking", "redacted_thinking"})
 
 
 def wire_signature(t: Thought) -> str:
-    """The signature as an Anthropic block carries it: Anthropic's own as it is, another format's marked."""
-    if not t.signature:
+    """The signature as an Anthropic block carries it: Anthropic's own as it is, another format's sealed."""
+    if not t.signature or t.origin is None:
         return ""
-    if t.origin == ORIGIN:
-        return t.signature
-    return f"{FOREIGN}{t.origin}:{t.signature}" if t.origin is not None else ""
+    return t.signature if t.origin == ORIGIN else seal([t])
 
 
 def read_signature(value: object) -> tuple[str | None, WireApi | None]:
     """(signature, origin) of a block's signature as `wire_signature` wrote it (or Anthropic did)."""
     if not isinstance(value, str) or not value:
         return None, None
-    if value.startswith(FOREIGN):
-        api, _, signature = value[len(FOREIGN) :].partition(":")
-        if api in APIS and signature:
-            return signature, api  # type: ignore[return-value]  # narrowed by the membership test
-        return None, None
-    return value, ORIGIN
+    sealed = unseal(value)
+    if sealed is None:
+        return value, ORIGIN
+    return (sealed[0].signature, sealed[0].origin) if len(sealed) == 1 else (None, None)
 
 
 def parse_block(block: Mapping[str, Any]) -> Thought:
