@@ -8,9 +8,11 @@ import secrets
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils  # the store is opened by faregate/db, which imports it (without numpy)
+
 
 PREFIX = "fg_"
 

@@ -17,12 +17,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any, Final
 
 from faregate import jsonio
 from faregate.canonical import JSONObject
+
+if TYPE_CHECKING:
+    import sqlite_utils  # the store is opened by faregate/db, which imports it (without numpy)
 
 TABLE: Final = "responses"
 DEFAULT_RETENTION_S: Final = 30 * 86400.0  # OpenAI keeps stored responses 30 days

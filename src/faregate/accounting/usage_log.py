@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from faregate import jsonio
 from faregate.accounting.journal import HOLD, PROVISIONAL, ROW, Journal, entry, orphans
 from faregate.accounting.record import Attempt, RequestRecord
 from faregate.canonical import Usage
+
+if TYPE_CHECKING:
+    import sqlite_utils  # the store is opened by faregate/db, which imports it (without numpy)
 
 log = logging.getLogger("faregate.usage")
 PICO = Decimal("1e12")

@@ -9,13 +9,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from faregate.catalog.model import Catalog, Offering, Price
 from faregate.catalog.reconcile import OfferingRow, on_caps
 from faregate.catalog.store import CatalogStore
 from faregate.db import open_db, store_exists
+
+if TYPE_CHECKING:
+    import sqlite_utils  # the store is opened by faregate/db, which imports it (without numpy)
 
 DEFAULT_CONTEXT = 8192  # an added offering whose listing states no context (and no other provider does)
 

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from faregate.catalog.model import Price
 from faregate.catalog.reconcile import Change, OfferingRow, SyncDiff, plain
+
+if TYPE_CHECKING:
+    import sqlite_utils  # the store is opened by faregate/db, which imports it (without numpy)
 
 RunStatus = str  # "ok" | "failed" | "partial"
 

@@ -123,6 +123,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         auth=settings.auth or spec.auth,
         admin_key=settings.admin_key.get_secret_value() if settings.admin_key else None,
         max_body_bytes=spec.server.max_body_bytes,
+        state=spec.state,
     )
     from faregate.db import store_path
 

@@ -63,9 +63,11 @@ class LoadedHolder:
     after start-up, so the swap happens here, not in `app[...]`."""
 
     __slots__ = ("current",)
+    current: Loaded  # unset while a starting server loads its first table (`Runtime.ready` tells)
 
-    def __init__(self, loaded: Loaded) -> None:
-        self.current = loaded
+    def __init__(self, loaded: Loaded | None) -> None:
+        if loaded is not None:
+            self.current = loaded
 
 
 def load(

@@ -28,10 +28,13 @@ log = logging.getLogger("faregate.reload")
 
 
 class Runtime:
+    """`loaded` None: a server that opened its port first and loads its table now (`install` finishes the
+    start; `ready` is set then, and a request that came earlier waits for it)."""
+
     def __init__(
         self,
         sources: Sources,
-        loaded: Loaded,
+        loaded: Loaded | None,
         *,
         counter: TokenCounter | None = None,
         recorder: Recorder | None = None,
@@ -40,9 +43,9 @@ class Runtime:
     ) -> None:
         self.sources = sources
         self.holder = LoadedHolder(loaded)  # read `holder.current` once per request
-        self.health = Health(
-            cooldown_s=loaded.spec.server.cooldown_s, max_retry_after_s=loaded.spec.server.max_retry_after_s
-        )
+        self.ready = asyncio.Event()
+        self.start_error: str | None = None  # why the first table could not be built (set with `ready`)
+        self.health = Health()
         self.counter = counter or TokenCounter()
         self.accounts = accounts
         self.prom = PromMetrics(self.health)
@@ -54,7 +57,6 @@ class Runtime:
         self.simulated = simulated
         # Stored responses live in the usage store; with no store (tests, a bare demo), in memory.
         self.responses = accounts.responses if accounts else ResponseStore(open_db(":memory:"))
-        self.responses.retention_s = loaded.spec.responses_retention_s
         self.reload_lock = asyncio.Lock()
         self.rng = (
             random.Random()
@@ -62,6 +64,27 @@ class Runtime:
         self.last_issues: list[ConfigIssue] = []
         self.catalog_sync: SyncService | None = None  # set by server/catalog_admin.py while serving
         self.shared: SharedState | None = None  # shared state (Redis), set by server/shared_state.py
+        if loaded is not None:
+            self.install(loaded)
+
+    def install(self, loaded: Loaded, sources: Sources | None = None) -> None:
+        """The first loaded state (and the sources it came from, when they changed since construction,
+        as the demo's simulator URLs do): settings of the objects that outlive a reload, then ready."""
+        self.sources = sources or self.sources
+        self._configure(loaded)
+        self.holder.current = loaded
+        self.scrubber = self._scrubber()
+        self.ready.set()
+
+    def failed_to_start(self, why: str) -> None:
+        """The first table cannot be built: the requests waiting for it are answered 503 at once."""
+        self.start_error = why
+        self.ready.set()
+
+    def _configure(self, loaded: Loaded) -> None:
+        self.health.cooldown_s = loaded.spec.server.cooldown_s
+        self.health.max_retry_after_s = loaded.spec.server.max_retry_after_s
+        self.responses.retention_s = loaded.spec.responses_retention_s
 
     def log_warnings(self) -> None:
         """What the catalog says about routes.yaml (retirements, price drift): at start-up and after
@@ -71,7 +94,8 @@ class Runtime:
 
     def _scrubber(self) -> Scrubber:
         """Every configured provider key (of active providers), and the extra secrets."""
-        keys = {ch.api_key for ch in self.holder.current.table.channels.values() if ch.api_key}
+        channels = self.holder.current.table.channels.values() if self.ready.is_set() else ()
+        keys = {ch.api_key for ch in channels if ch.api_key}
         return Scrubber([*keys, *self.extra_secrets])
 
     def add_secrets(self, *secrets: str | None) -> None:
@@ -87,6 +111,7 @@ class Runtime:
 
     async def reload(self) -> list[ConfigIssue]:
         """Compile off to the side, swap with one assignment. A bad file keeps the old table serving."""
+        await self.ready.wait()  # a reload asked for while the first table loads: after it
         async with self.reload_lock:
             generation = self.holder.current.generation + 1
             loaded, issues, _ = await asyncio.to_thread(load, self.sources, generation=generation)
@@ -95,9 +120,7 @@ class Runtime:
                 log.warning("reload rejected, old table keeps serving: %s", "; ".join(map(str, issues)))
                 return issues
             # Settings of the objects that outlive a reload, then the loaded state in one assignment.
-            self.health.cooldown_s = loaded.spec.server.cooldown_s
-            self.health.max_retry_after_s = loaded.spec.server.max_retry_after_s
-            self.responses.retention_s = loaded.spec.responses_retention_s
+            self._configure(loaded)
             self.holder.current = loaded
             self.scrubber = self._scrubber()
             log.info("reloaded routes: generation %d", generation)

@@ -36,16 +36,10 @@ from faregate.server.middleware import error_envelope
 from faregate.server.optimize import handle_optimize
 from faregate.server.options import ServeOptions
 from faregate.server.shared_state import shared_state
+from faregate.server.startup import healthz, readyz, wait_for_table
 
 log = logging.getLogger("faregate.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-async def healthz(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    return web.json_response(
-        {"status": "ok", "generation": rt.holder.current.generation, "simulated": rt.simulated}
-    )
 
 
 async def prometheus_text(request: web.Request) -> web.Response:
@@ -94,6 +88,7 @@ OTHER: Final[tuple[Route, ...]] = (
     Route("GET", "/admin/routes", admin.handle_routes),
     Route("POST", "/admin/explain", admin.handle_explain),
     Route("GET", "/healthz", healthz),
+    Route("GET", "/readyz", readyz),
     Route("GET", "/metrics", prometheus_text),
     *(Route(*r) for r in ui.ROUTES),  # the dashboard (faregate/ui): its own session login, past the key check
 )
@@ -117,7 +112,9 @@ def route_table() -> list[tuple[str, str, Handler]]:
 
 def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.Application:
     opts = options or ServeOptions()
-    app = web.Application(middlewares=[error_envelope, guard], client_max_size=opts.max_body_bytes)
+    app = web.Application(
+        middlewares=[wait_for_table, error_envelope, guard], client_max_size=opts.max_body_bytes
+    )
     app[RUNTIME] = runtime
     runtime.add_secrets(opts.admin_key)  # scrubbed from whatever is logged, stored or sent
     app[OPTIONS] = opts

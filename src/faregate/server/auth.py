@@ -13,7 +13,7 @@ from faregate.errors import AuthenticationError, PermissionDenied
 from faregate.server.appkeys import CALLER_KEY, IS_ADMIN, OPTIONS, RUNTIME
 from faregate.server.middleware import bearer_or_api_key, is_loopback
 
-PUBLIC = ("/healthz",)
+PUBLIC = ("/healthz", "/readyz")
 UI = "/ui"  # the dashboard logs in with its own form and session cookie (faregate/ui)
 
 

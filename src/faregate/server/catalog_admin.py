@@ -6,6 +6,8 @@ the last run per provider and what is scheduled. Both are behind the admin guard
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -55,12 +57,27 @@ async def catalog_sync(app: web.Application) -> AsyncIterator[None]:
         rt.sources.store, app[HTTP], snapshot_of(rt), on_change=rt.reload, fleet_lock=fleet_sync.lock_for(rt)
     )
     rt.catalog_sync = service
-    service.start()
+    starting = None
+    if rt.ready.is_set():
+        service.start()
+    else:
+        starting = asyncio.create_task(_start_when_ready(rt, service), name="faregate-catalog-sync-start")
     try:
         yield
     finally:
+        if starting is not None:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
         await service.stop()
         rt.catalog_sync = None
+
+
+async def _start_when_ready(rt: Runtime, service: SyncService) -> None:
+    """The schedule reads the table's sync settings: it starts once a starting server's table is in."""
+    await rt.ready.wait()
+    if rt.start_error is None:
+        service.start()
 
 
 def setup(app: web.Application) -> None:

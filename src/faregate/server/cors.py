@@ -72,6 +72,8 @@ async def add_cors_headers(request: web.Request, response: web.StreamResponse) -
     origin = request.headers.get("Origin")
     if origin is None or "Access-Control-Allow-Origin" in response.headers:
         return
+    if not request.app[RUNTIME].ready.is_set():
+        return  # a starting server's health answer: no CORS policy is loaded yet
     if _cors(request).allows(origin):
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS

@@ -19,11 +19,9 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from faregate.catalog.store import latest_change
 from faregate.catalog.sync import FleetLock
@@ -31,6 +29,11 @@ from faregate.db import is_postgres, location, open_db, store_errors
 from faregate.pipeline.runtime import Runtime
 from faregate.server.appkeys import RUNTIME
 
+if TYPE_CHECKING:
+    import psycopg
+
+# psycopg and redis are imported by the lock that uses them: a gateway on SQLite and in-process state
+# starts without loading either.
 log = logging.getLogger("faregate.catalog.sync")
 PICKUP_S = 2.0
 LOCK_TTL_S = 900  # longer than any sync takes; a holder that died frees the Redis lock after it
@@ -43,6 +46,8 @@ class PgSyncLock:
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[bool]:
+        import psycopg
+
         try:
             conn = await asyncio.to_thread(_connect, self.url)
         except psycopg.Error as e:
@@ -57,6 +62,8 @@ class PgSyncLock:
 
 
 def _connect(url: str) -> psycopg.Connection[Any]:
+    import psycopg
+
     return psycopg.connect(url, autocommit=True)
 
 
@@ -70,6 +77,8 @@ class RedisSyncLock:
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[bool]:
+        from redis.exceptions import RedisError
+
         lock = self.client.lock(self.name, timeout=LOCK_TTL_S, blocking=False)
         try:
             got = bool(await lock.acquire(blocking=False))
@@ -149,6 +158,8 @@ async def _poll(rt: Runtime, store: Path) -> None:
             except store_errors() as e:
                 log.debug("catalog pick-up: store not readable yet (%s)", e)
                 latest = None
+                # Nothing read yet (no sync has made the tables): the first run that shows up is news.
+                seen = 0 if seen is None else seen
             if latest is not None:
                 if seen is not None and latest != seen:
                     log.info("catalog changed in the store (run %d): reloading", latest)

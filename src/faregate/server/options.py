@@ -16,6 +16,7 @@ class ServeOptions:
     max_body_bytes: int = 4 * 1024 * 1024  # fixed at start-up: a reload does not change it
     watch_interval_s: float = 1.0  # 0 turns the file watch off
     simulated: bool = False
+    state: str | None = None  # routes.yaml's `state:` (env FAREGATE_STATE wins): known before the table is
     worker: WorkerIdentity = field(
         default_factory=WorkerIdentity
     )  # which worker of `serve --workers N` this process is

@@ -1,7 +1,10 @@
-"""Run the gateway: load, bind, serve until SIGTERM/SIGINT, reload on SIGHUP, shut down gracefully.
+"""Run the gateway: bind, load, serve until SIGTERM/SIGINT, reload on SIGHUP, shut down gracefully.
 
-`--demo` first starts the built-in provider simulator on a loopback port and points every provider's
-base_url at it, with a stand-in key per provider, so the shipped routes.yaml works with no real keys.
+The port opens first, then the decision table is built (off the event loop): `/healthz` answers at once
+(`status: loading` until the table is in), `/readyz` says 503 until then, and any other request that
+comes early waits for the table (`server/startup.py`), never a 5xx. `--demo` first starts the built-in
+provider simulator on a loopback port and points every provider's base_url at it, with a stand-in key
+per provider, so the shipped routes.yaml works with no real keys.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,13 +27,14 @@ from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.files import load_catalog_dir
 from faregate.config.load import ConfigIssue
 from faregate.pipeline.accounts import Accounts
-from faregate.pipeline.load import load
+from faregate.pipeline.load import Loaded, load
 from faregate.pipeline.runtime import Runtime, Sources
 from faregate.server.app import create_app
 from faregate.server.middleware import is_loopback
 from faregate.server.options import ServeOptions
 from faregate.server.protocol_log import ProtocolLogger
 from faregate.simulator import SimModel, SimProvider, Simulator, run_simulator
+from faregate.state.open import state_url
 
 log = logging.getLogger("faregate")
 SHUTDOWN_TIMEOUT_S = 30.0
@@ -97,21 +101,10 @@ async def serve(
         )
     counter = TokenCounter()  # each encoding loads on the first count that needs it, not at start-up
     sources = Sources(config, catalog_dir, dict(env), store=store)
-    sim_runner = None
-    if demo:
-        sim, names = demo_simulator(sources, counter)
-        sim_runner, origin = await run_simulator(sim, "127.0.0.1", 0)
-        keys, base_urls = demo_env(sources, sim, names, origin)
-        sources = replace(sources, env={**sources.env, **keys}, base_urls=base_urls)
-        log.info("demo: provider simulator on %s (every answer is simulated)", origin)
     accounts = Accounts(store) if store is not None else None
-    runtime, issues = Runtime.from_sources(sources, counter=counter, simulated=demo, accounts=accounts)
-    if runtime is None:
-        raise StartError(tuple(issues))
-    shared_state.attach_configured(runtime, env)
-    for provider, why in runtime.holder.current.table.inactive.items():
-        log.warning("provider %s inactive: %s", provider, why)
-    runtime.log_warnings()
+    # The table is built once the port is open (`_load_table`); until then the runtime is pending.
+    runtime = Runtime(sources, None, counter=counter, simulated=demo, accounts=accounts)
+    shared_state.attach(runtime, state_url(options.state, env))
     app = create_app(runtime, replace(options, simulated=demo))
     # handler_cancellation: a client that hangs up cancels its handler, and with it the upstream call.
     runner = web.AppRunner(
@@ -128,12 +121,17 @@ async def serve(
     site = web.TCPSite(runner, options.host, options.port, reuse_address=True, reuse_port=reuse_port)
     await site.start()
     bound = runner.addresses[0] if runner.addresses else (options.host, options.port)
-    log.info("faregate serving on http://%s:%s (%s)", bound[0], bound[1], "demo" if demo else config)
-    print(
-        f"faregate: {f'worker {options.worker.id} ' if options.worker.supervised else ''}serving on"
-        f" http://{bound[0]}:{bound[1]}" + (" (demo: simulated providers)" if demo else ""),
-        flush=True,
-    )
+    log.info("listening on http://%s:%s: building the decision table", bound[0], bound[1])
+
+    def announce() -> None:
+        """Once the table serves: what scripts and people wait for."""
+        log.info("faregate serving on http://%s:%s (%s)", bound[0], bound[1], "demo" if demo else config)
+        print(
+            f"faregate: {f'worker {options.worker.id} ' if options.worker.supervised else ''}serving on"
+            f" http://{bound[0]}:{bound[1]}" + (" (demo: simulated providers)" if demo else ""),
+            flush=True,
+        )
+
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -145,15 +143,63 @@ async def serve(
     orphan_watch = (
         asyncio.create_task(_stop_when_orphaned(os.getppid(), stop)) if options.worker.supervised else None
     )
+    sim_runners: list[web.AppRunner] = []
+    failed: list[StartError] = []
+    loading = asyncio.create_task(_load_table(runtime, sources, demo, sim_runners, failed, stop, announce))
     try:
         await stop.wait()
     finally:
         if orphan_watch is not None:
             orphan_watch.cancel()
+        loading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loading
         log.info("shutting down: finishing requests in flight")
         await runner.cleanup()  # stops accepting, waits for handlers, then runs cleanup contexts
-        if sim_runner is not None:
+        for sim_runner in sim_runners:
             await sim_runner.cleanup()
+    if failed:
+        raise failed[0]
+
+
+async def _load_table(
+    runtime: Runtime,
+    sources: Sources,
+    demo: bool,
+    sim_runners: list[web.AppRunner],
+    failed: list[StartError],
+    stop: asyncio.Event,
+    announce: Callable[[], None],
+) -> None:
+    """Build the first decision table (and, for the demo, the simulator it points at) off the event loop,
+    then install it: the requests that came meanwhile go on. A table that cannot be built stops the server
+    (`serve` raises the error once it has shut down)."""
+    loaded: Loaded | None = None
+    try:
+        if demo:
+            sim, names = await asyncio.to_thread(demo_simulator, sources, runtime.counter)
+            sim_runner, origin = await run_simulator(sim, "127.0.0.1", 0)
+            sim_runners.append(sim_runner)
+            keys, base_urls = await asyncio.to_thread(demo_env, sources, sim, names, origin)
+            sources = replace(sources, env={**sources.env, **keys}, base_urls=base_urls)
+            log.info("demo: provider simulator on %s (every answer is simulated)", origin)
+        loaded, issues, _ = await asyncio.to_thread(load, sources)
+        if loaded is None:
+            raise StartError(tuple(issues))
+    except StartError as e:
+        failed.append(e)
+    except Exception as e:  # the demo's simulator could not bind, a catalog folder vanished, ...
+        log.exception("cannot build the decision table")
+        failed.append(StartError(message=str(e)))
+    if failed or loaded is None:
+        runtime.failed_to_start(str(failed[0]) if failed else "no table")
+        stop.set()
+        return
+    runtime.install(loaded, sources)
+    for provider, why in loaded.table.inactive.items():
+        log.warning("provider %s inactive: %s", provider, why)
+    runtime.log_warnings()
+    announce()
 
 
 async def _stop_when_orphaned(parent: int, stop: asyncio.Event) -> None:

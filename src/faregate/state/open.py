@@ -1,21 +1,24 @@
-"""Choose the shared state from its URL: none or `memory` → this process; `redis://…` → Redis."""
+"""Choose the shared state from its URL: none or `memory` → this process; `redis://…` → Redis.
+
+The Redis client and the modules built on it are imported only when a `redis://` URL is opened: a
+gateway on in-process state never pays their import time or memory at start-up."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import redis.asyncio as aioredis
+from typing import TYPE_CHECKING, Any
 
 from faregate.accounting.limits import Limits
 from faregate.routing.health import Health
 from faregate.state.base import LimitState, LocalState
-from faregate.state.connect import connect, parse_target
-from faregate.state.redis_health import RedisHealthSync
-from faregate.state.redis_limits import RedisLimits
 from faregate.state.status import Reachability, ReachabilityCollector
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from faregate.state.redis_health import RedisHealthSync
 
 ENV = "FAREGATE_STATE"
 
@@ -66,6 +69,10 @@ class SharedState:
 def open_state(url: str | None, local: Limits, health: Health) -> SharedState:
     if url is None:
         return SharedState(LocalState(local))
+    from faregate.state.connect import connect, parse_target
+    from faregate.state.redis_health import RedisHealthSync
+    from faregate.state.redis_limits import RedisLimits
+
     target = parse_target(url)
     client = connect(target)
     reach = Reachability(target.shown)

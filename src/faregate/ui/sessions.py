@@ -10,8 +10,11 @@ import hashlib
 import secrets
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils  # the store is opened by faregate/db, which imports it (without numpy)
+
 
 SESSION_TTL_S = 8 * 3600.0
 
