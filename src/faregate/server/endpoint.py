@@ -420,12 +420,14 @@ async def _relay(
     view: ThoughtView,
 ) -> bool:
     """Write `events` to the client in one write (their reasoning as `view` says); True once the closing
-    events (from `closing`) are written."""
+    events (from `closing`) are written. The answer's bytes go out before the closing events are made
+    (priced and journaled): the first event is never held back by the end of the answer."""
     out: list[bytes] = []
     for ev in events:
         if isinstance(ev, Finish):
-            out.append(closing(ev))
-            await response.write(b"".join(out))
+            if out:
+                await response.write(b"".join(out))
+            await response.write(closing(ev))
             return True
         if isinstance(ev, Start) and ev.usage is None and encoder.start_usage:
             ev = replace(ev, usage=Usage(f.prompt_tokens, 0, estimated=True))  # counted so far
