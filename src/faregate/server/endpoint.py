@@ -1,10 +1,11 @@
 """The one pipeline every answering endpoint runs: parse → prepare → execute → render → settle.
 
 An endpoint is a `Wire`, a small table of its wire functions: its name in the usage log, `parse` (the
-HTTP request → a `Job`), and its error envelope (`error_body`: `wire_route` makes the route table's entry,
-whose every error `server/middleware.py` renders in it, `server/envelope.py`). A `Job` is one parsed request of one kind of answer: a chat (`ChatJob`: chat
-completions, messages, responses, Gemini and legacy completions alike, each rendered and streamed by its
-format's `Inbound`) or embeddings (`server/embeddings.py`).
+HTTP request → a `Job`), and its error envelope (`error_body`; `wire_route` makes the route table's
+entry, whose every error `server/middleware.py` renders in it, see `server/envelope.py`). A `Job` is one
+parsed request of one kind of answer: a chat (`ChatJob`: chat completions, messages, responses, Gemini and
+legacy completions alike, each rendered and streamed by its format's `Inbound`) or embeddings
+(`EmbeddingJob` in `server/embeddings.py`, for OpenAI's and Gemini's embedding endpoints).
 
 `serve` calls the stages in order, each taking what it needs and returning a value (`Demand`, `Plan`,
 `Ticket`, `Executed` or `WalkFailed` with the walk's `Trace`, `Charge`), keeps them in this request's
