@@ -6,7 +6,9 @@ temp folder (tests may edit it to test reloads), the simulator serving every pro
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +31,9 @@ from faregate.server.app import create_app
 from faregate.server.options import ServeOptions
 from faregate.server.serve import demo_env, demo_simulator
 from faregate.simulator import Simulator, run_simulator
+
+# The parsed-catalog cache of this test run: a folder of its own, never the user's ~/.cache.
+os.environ.setdefault("FAREGATE_CACHE_DIR", tempfile.mkdtemp(prefix="faregate-test-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import copy
 import datetime as dt
 import json
 import re
+import shutil
 from collections import Counter
 from collections.abc import Iterator
 from functools import cache
@@ -450,3 +451,53 @@ def test_every_replacement_names_a_live_catalog_model():
     assert named, "the shipped catalog names replacements"
     for model_id, successor in named:
         assert successor in live, f"{model_id}: replacement {successor!r} is not a live catalog model"
+
+
+# -- the parsed-catalog cache (catalog/files.py) ----------------------------------------------------------
+
+
+def test_a_load_is_the_same_from_the_yaml_from_memory_and_from_the_cache_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faregate.catalog.files as files
+
+    folder = tmp_path / "catalog"
+    shutil.copytree(CATALOG_DIR, folder)
+    monkeypatch.setenv("FAREGATE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(files, "_memory", {})
+    parsed = files.load_catalog_dir(folder)
+    assert parsed[1] == [] and len(list((tmp_path / "cache").glob("*.json"))) == len(PROVIDERS)
+
+    def no_yaml(*args: Any, **kw: Any) -> Any:
+        raise AssertionError("parsed the YAML again")
+
+    monkeypatch.setattr(files, "parse_yaml", no_yaml)
+    assert files.load_catalog_dir(folder) == parsed  # from memory
+    monkeypatch.setattr(files, "_memory", {})
+    assert files.load_catalog_dir(folder) == parsed  # from the cache folder: another process
+
+
+def test_a_changed_or_broken_file_is_read_again_and_a_torn_cache_entry_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faregate.catalog.files as files
+
+    folder = tmp_path / "catalog"
+    shutil.copytree(CATALOG_DIR, folder)
+    monkeypatch.setenv("FAREGATE_CACHE_DIR", str(tmp_path / "cache"))
+    catalog, _ = files.load_catalog_dir(folder)
+    price = next(o for o in catalog.offerings if o.provider == "together").price
+    assert price is not None
+    text = (folder / "together.yaml").read_text()
+    (folder / "together.yaml").write_text(text.replace("input: 0.18", "input: 0.19", 1))
+    changed, issues = files.load_catalog_dir(folder)
+    after = next(o for o in changed.offerings if o.provider == "together").price
+    assert issues == [] and after is not None and str(after.input) == "0.19"
+    (folder / "together.yaml").write_text(text.replace("api: openai", "api: nope", 1))
+    broken, issues = files.load_catalog_dir(folder)
+    assert "together" not in broken.providers and issues and issues[0].file.endswith("together.yaml")
+    (folder / "together.yaml").write_text(text)
+    for entry in (tmp_path / "cache").glob("*.json"):
+        entry.write_text('{"provider": ')  # torn
+    monkeypatch.setattr(files, "_memory", {})
+    assert files.load_catalog_dir(folder)[0] == catalog
