@@ -143,3 +143,16 @@ def test_savings_json_shape() -> None:
         }
     )
     assert D(json.dumps(s["amount_saved"])) == D("0.00705")
+
+
+@hypothesis.given(prices, counts, counts)
+def test_an_answer_without_cache_tokens_costs_what_the_whole_formula_says(
+    price: Price, prompt: int, completion: int
+) -> None:
+    """`cost_usd` takes a two-term shortcut when nothing was cached: the same Decimal, digit for digit."""
+    whole = (
+        prompt * price.input + 0 * (price.cached_input or price.input) + completion * price.output
+    ) / MILLION
+    expected = whole.quantize(QUANTUM).normalize() + D(0)
+    got = cost_usd(price, Usage(prompt, completion))
+    assert got == expected and str(got) == str(expected)

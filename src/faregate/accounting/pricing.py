@@ -13,12 +13,18 @@ from faregate.canonical import Usage
 from faregate.catalog.model import MILLION, Price
 
 ZERO = Decimal(0)
-QUANTUM = Decimal("1e-12")  # a picodollar: finer than any provider bills, coarse enough to print exactly
+QUANTUM = Decimal("1e-12")
+CENT = Decimal(
+    "0.01"
+)  # a savings percentage's precision  # a picodollar: finer than any provider bills, coarse enough to print exactly
 
 
 def cost_usd(price: Price, usage: Usage) -> Decimal:
     """What `usage` costs at `price`: prompt tokens not cached at the input price, cache reads and writes at
     theirs, completion tokens at the output price."""
+    if not usage.cache_read_tokens and not usage.cache_write_tokens:  # most answers: two terms
+        total = usage.prompt_tokens * price.input + usage.completion_tokens * price.output
+        return (total / MILLION).quantize(QUANTUM, rounding=ROUND_HALF_EVEN).normalize() + ZERO
     cached = min(usage.cache_read_tokens, usage.prompt_tokens)
     written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
     plain = usage.prompt_tokens - cached - written
@@ -53,7 +59,7 @@ def savings(actual: Decimal, baseline: Price | None, usage: Usage) -> Savings:
     """Savings against the baseline model at the same token counts (no baseline: nothing saved)."""
     alternative = actual if baseline is None else cost_usd(baseline, usage)
     saved = alternative - actual
-    pct = ZERO if alternative == 0 else (saved * 100 / alternative).quantize(Decimal("0.01"))
+    pct = ZERO if alternative == 0 else (saved * 100 / alternative).quantize(CENT)
     return Savings(actual, alternative, saved, pct)
 
 
