@@ -1,6 +1,7 @@
 """`faregate serve --workers 2`: limits hold across workers on shared state, a killed worker is replaced,
-SIGHUP reloads every worker, SIGTERM under load loses no usage row, and N > 1 with in-process state and
-keys with limits is refused."""
+SIGHUP reloads every worker, SIGTERM under load loses no usage row, workers do not outlive a supervisor
+killed outright (serving or still starting), and N > 1 with in-process state and keys with limits is
+refused."""
 
 from __future__ import annotations
 
@@ -42,6 +43,34 @@ async def all_ready(fleet: Fleet, n: int = WORKERS, timeout_s: float = 60) -> st
         if gw.proc.poll() is not None:
             raise AssertionError(f"exited with {gw.proc.returncode}:\n{gw.output}")
         assert time.monotonic() < deadline, gw.output
+        await asyncio.sleep(0.1)
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie that nobody has reaped yet counts: it serves nothing)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+async def wait_gone(pids: list[int], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not all(gone(p) for p in pids):
+        assert time.monotonic() < deadline, f"still running: {[p for p in pids if not gone(p)]}"
         await asyncio.sleep(0.1)
 
 
@@ -157,6 +186,43 @@ async def test_sigterm_under_load_loses_no_usage_row(
         logged = {r[0] for r in db.execute("select id from usage")}
     assert len(answered) >= 40
     assert set(answered) <= logged
+
+
+async def test_workers_stop_when_the_supervisor_is_killed(
+    supervised: tuple[Fleet, str], http: aiohttp.ClientSession
+) -> None:
+    fleet, url = supervised
+    secret, _ = KeyStore(open_db(fleet.store)).create("orphans")
+    answered = []
+    for i in range(12):
+        status, headers, _ = await post(http, url, secret, chat_body(f"request {i}", max_tokens=8))
+        assert status == 200
+        answered.append(headers["X-Faregate-Request-Id"])
+    pids = [w["pid"] for w in (await roster(http, url))["workers"]]
+    sup = fleet.members[0].proc
+    sup.kill()  # SIGKILL: nothing is forwarded to the workers
+    sup.wait(10)
+    await wait_gone(pids)
+    with sqlite3.connect(fleet.store) as db:
+        logged = {r[0] for r in db.execute("select id from usage")}
+    assert set(answered) <= logged  # each stopped gracefully: its usage log written
+
+
+async def test_workers_still_starting_when_the_supervisor_dies_stop_too(
+    tmp_path: Path, redis_url: str
+) -> None:
+    # A worker that read its parent only once it served would take init for its supervisor, and stay.
+    store = tmp_path / "store.db"
+    KeyStore(open_db(store))
+    fleet = Fleet(tmp_path, str(store), redis_url, extra_args=("--workers", str(WORKERS)))
+    sup = fleet.add("sup").proc
+    deadline = time.monotonic() + 60
+    while len(pids := children(sup.pid)) < WORKERS:
+        assert sup.poll() is None and time.monotonic() < deadline, fleet.members[0].output
+        await asyncio.sleep(0.01)
+    sup.kill()
+    sup.wait(10)
+    await wait_gone(pids)
 
 
 def test_more_than_one_worker_with_in_process_state_and_limited_keys_is_refused(tmp_path: Path) -> None:

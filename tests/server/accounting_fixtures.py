@@ -7,9 +7,11 @@ file, so the usage log's batch writer runs in the app's cleanup context as it do
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -17,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 from aiohttp.test_utils import TestServer
@@ -140,7 +142,13 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 class GatewayProcess:
-    """`faregate serve --demo --port 0` as a subprocess, its stdout and stderr going to files in `cwd`."""
+    """`faregate serve --demo --port 0` as a subprocess, its stdout and stderr going to files in `cwd`.
+
+    It leads a process group of its own, which its workers (`--workers N`) join: `stop` kills the group,
+    so no worker outlives a test, even one whose supervisor was killed first; `reap_all` stops every one
+    started (a fixture's teardown, whatever the test did)."""
+
+    started: ClassVar[list[GatewayProcess]] = []
 
     def __init__(
         self, cwd: Path, store: Path, env: dict[str, str], *, extra_args: tuple[str, ...] = ()
@@ -149,7 +157,10 @@ class GatewayProcess:
         argv = [sys.executable, "-m", "faregate.cli", "serve", "--demo", "--port", "0", "--store", str(store)]
         argv += extra_args
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err)
+            self.proc = subprocess.Popen(
+                argv, cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True
+            )
+        GatewayProcess.started.append(self)
         self.url = ""
 
     @property
@@ -174,6 +185,14 @@ class GatewayProcess:
         return found.group(1)
 
     def stop(self) -> None:
+        """SIGKILL to the whole group: the process and whatever workers are left of it."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait(10)
+        self.proc.wait(10)
+
+    @classmethod
+    def reap_all(cls) -> None:
+        while cls.started:
+            cls.started.pop().stop()

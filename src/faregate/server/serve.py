@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -22,6 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 import faregate.server.eventloop as eventloop
+import faregate.server.lifeline as lifeline
 import faregate.server.shared_state as shared_state
 from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.files import load_catalog_dir
@@ -37,7 +37,8 @@ from faregate.simulator import SimModel, SimProvider, Simulator, run_simulator
 from faregate.state.open import state_url
 
 log = logging.getLogger("faregate")
-SHUTDOWN_TIMEOUT_S = 30.0
+SHUTDOWN_TIMEOUT_S = 30.0  # for the handlers in flight
+STOP_DEADLINE_S = SHUTDOWN_TIMEOUT_S + 10.0  # the whole stop, the usage log's last write included
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,15 +135,17 @@ async def serve(
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
+    stopper = lifeline.Stopper(stop, STOP_DEADLINE_S)
+    if lifeline.install(loop, stopper):
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(runtime.reload()))
+    supervisor = options.worker.supervisor
+    orphan_watch = (
+        asyncio.create_task(lifeline.watch_supervisor(supervisor, stopper))
+        if supervisor is not None
+        else None
+    )
     if ready is not None:
         ready.set()
-    orphan_watch = (
-        asyncio.create_task(_stop_when_orphaned(os.getppid(), stop)) if options.worker.supervised else None
-    )
     sim_runners: list[web.AppRunner] = []
     failed: list[StartError] = []
     loading = asyncio.create_task(_load_table(runtime, sources, demo, sim_runners, failed, stop, announce))
@@ -158,6 +161,7 @@ async def serve(
         await runner.cleanup()  # stops accepting, waits for handlers, then runs cleanup contexts
         for sim_runner in sim_runners:
             await sim_runner.cleanup()
+        lifeline.uninstall(loop, signal.SIGHUP)
     if failed:
         raise failed[0]
 
@@ -202,16 +206,6 @@ async def _load_table(
     announce()
 
 
-async def _stop_when_orphaned(parent: int, stop: asyncio.Event) -> None:
-    """A worker whose supervisor died (killed with SIGKILL: nothing forwarded) stops gracefully itself."""
-    while True:
-        await asyncio.sleep(1.0)
-        if os.getppid() != parent:
-            break
-    log.error("the supervisor (pid %d) is gone: stopping", parent)
-    stop.set()
-
-
 def run(
     config: Path,
     catalog_dir: Path,
@@ -221,6 +215,9 @@ def run(
     demo: bool,
     store: Path | None,
 ) -> int:
+    if not lifeline.tie_to_supervisor(options.worker.supervisor):
+        print(f"faregate: worker {options.worker.id}: the supervisor is gone; not starting", file=sys.stderr)
+        return 1
     factory = eventloop.uvloop_factory()
     log.info("event loop: %s", eventloop.loop_name(factory))
     try:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from faregate.server.workers import FILE_ENV, ID_ENV, write_roster
+from faregate.server.workers import FILE_ENV, ID_ENV, SUPERVISOR_ENV, write_roster
 
 log = logging.getLogger("faregate.supervisor")
 POLL_S = 0.1
@@ -71,7 +71,7 @@ class Supervisor:
     _hup: bool = False
 
     def spawn(self, wid: int, restarts: int = 0) -> Worker:
-        env = {**self.env, ID_ENV: str(wid), FILE_ENV: str(self.roster)}
+        env = {**self.env, ID_ENV: str(wid), FILE_ENV: str(self.roster), SUPERVISOR_ENV: str(os.getpid())}
         proc = subprocess.Popen(list(self.argv), env=env)
         w = Worker(wid, proc, time.time(), restarts)
         self.workers[wid] = w

@@ -1,7 +1,7 @@
 """Who this process is in a `serve --workers N` fleet, and what `/admin/routes` says about the workers.
 
 The supervisor (server/supervisor.py) starts each worker with `FAREGATE_WORKER_ID` and
-`FAREGATE_WORKERS_FILE` in its environment; the file is the supervisor's current roster (JSON), rewritten
+`FAREGATE_WORKERS_FILE` and `FAREGATE_SUPERVISOR_PID` in its environment; the file is the supervisor's current roster (JSON), rewritten
 whenever a worker starts or is replaced. A process started on its own is worker 0 of 1.
 """
 
@@ -16,12 +16,14 @@ from typing import Any
 
 ID_ENV = "FAREGATE_WORKER_ID"
 FILE_ENV = "FAREGATE_WORKERS_FILE"
+SUPERVISOR_ENV = "FAREGATE_SUPERVISOR_PID"
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerIdentity:
     id: int = 0
     roster: Path | None = None  # None: not supervised
+    supervisor: int | None = None  # the supervisor's pid: this worker stops when it is not its parent
 
     @property
     def supervised(self) -> bool:
@@ -31,8 +33,8 @@ class WorkerIdentity:
     def from_env(cls, env: Mapping[str, str]) -> WorkerIdentity:
         if ID_ENV not in env:
             return cls()
-        file = env.get(FILE_ENV)
-        return cls(int(env[ID_ENV]), Path(file) if file else None)
+        file, supervisor = env.get(FILE_ENV), env.get(SUPERVISOR_ENV)
+        return cls(int(env[ID_ENV]), Path(file) if file else None, int(supervisor) if supervisor else None)
 
 
 def read_roster(path: Path) -> dict[str, Any]:
