@@ -16,12 +16,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import aiohttp
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.date import DateTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from faregate.catalog.listing.fetch import Fetched, ListingError, fetch_listing
 from faregate.catalog.model import Offering, ProviderInfo
@@ -30,6 +27,9 @@ from faregate.catalog.store import CatalogStore, SyncRun, now_iso, rows_by_upstr
 from faregate.config.model import Api, Listing
 from faregate.db import open_db
 from faregate.secrets import Scrubber
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = logging.getLogger("faregate.catalog.sync")
 
@@ -287,7 +287,7 @@ class SyncService:
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.add_job(
                 self._retry,
-                DateTrigger(run_date=datetime.fromtimestamp(b.retry_at, UTC)),
+                _date_trigger(datetime.fromtimestamp(b.retry_at, UTC)),
                 args=[name],
                 id=f"{JOB_ID}:retry:{name}",
                 replace_existing=True,
@@ -301,6 +301,9 @@ class SyncService:
         interval = self.snapshot().interval_s
         if interval <= 0 or self.scheduler is not None:
             return
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler  # only a gateway that syncs loads it
+        from apscheduler.triggers.interval import IntervalTrigger
+
         self.scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
         self.scheduler.add_job(
             self._tick,
@@ -392,3 +395,9 @@ def backoff_delay(failures: int, base_s: float, interval_s: float) -> float:
 
 def _with_id(run: SyncRun, run_id: int) -> SyncRun:
     return replace(run, id=run_id)
+
+
+def _date_trigger(when: datetime) -> Any:
+    from apscheduler.triggers.date import DateTrigger
+
+    return DateTrigger(run_date=when)

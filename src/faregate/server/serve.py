@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -33,8 +34,10 @@ from faregate.server.app import create_app
 from faregate.server.middleware import is_loopback
 from faregate.server.options import ServeOptions
 from faregate.server.protocol_log import ProtocolLogger
-from faregate.simulator import SimModel, SimProvider, Simulator, run_simulator
 from faregate.state.open import state_url
+
+if TYPE_CHECKING:
+    from faregate.simulator import Simulator
 
 log = logging.getLogger("faregate")
 SHUTDOWN_TIMEOUT_S = 30.0  # for the handlers in flight
@@ -52,7 +55,9 @@ class StartError(Exception):
 
 def demo_simulator(sources: Sources, counter: TokenCounter) -> tuple[Simulator, tuple[str, ...]]:
     """A simulator serving every provider of the table, with the table's offerings and prices (the shipped
-    catalog's, as if every provider had a key)."""
+    catalog's, as if every provider had a key). Imported here: a gateway without `--demo` never loads it."""
+    from faregate.simulator import SimModel, SimProvider, Simulator
+
     loaded, issues, _ = load(replace(sources, store=None, base_urls=None, assume_keys=True))
     if loaded is None:
         raise StartError(tuple(issues))
@@ -182,6 +187,8 @@ async def _load_table(
     try:
         if demo:
             sim, names = await asyncio.to_thread(demo_simulator, sources, runtime.counter)
+            from faregate.simulator import run_simulator
+
             sim_runner, origin = await run_simulator(sim, "127.0.0.1", 0)
             sim_runners.append(sim_runner)
             keys, base_urls = await asyncio.to_thread(demo_env, sources, sim, names, origin)

@@ -10,11 +10,11 @@ import hmac
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import jinja2
 from aiohttp import web
 
 import faregate.ui.views as views
@@ -22,6 +22,9 @@ from faregate.accounting.keys import ApiKey
 from faregate.db import open_db
 from faregate.server.appkeys import OPTIONS, RUNTIME
 from faregate.ui.sessions import Session, SessionStore
+
+if TYPE_CHECKING:
+    import jinja2
 
 COOKIE: Final = "faregate_ui"
 BASE: Final = "/ui"
@@ -33,15 +36,22 @@ CSP: Final = (
 
 @dataclass(frozen=True, slots=True)
 class UiState:
-    templates: jinja2.Environment
     sessions: SessionStore
     static_root: Path
+
+    @property
+    def templates(self) -> jinja2.Environment:
+        """Made on the first page asked for: a gateway nobody opens the dashboard of never loads Jinja2."""
+        return templates()
 
 
 UI = web.AppKey("faregate.ui", UiState)
 
 
+@cache
 def templates() -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("faregate.ui", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
@@ -60,7 +70,7 @@ def setup(app: web.Application) -> None:
     accounts = app[RUNTIME].accounts
     db = accounts.db if accounts is not None else open_db(":memory:")
     static = Path(str(resources.files("faregate.ui") / "static"))
-    app[UI] = UiState(templates(), SessionStore(db), static)
+    app[UI] = UiState(SessionStore(db), static)
 
 
 @dataclass(frozen=True, slots=True)
