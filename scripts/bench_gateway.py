@@ -25,7 +25,9 @@ The gateway under test is pinned to core 0; the upstream, the load generator and
     shared machine, since it counts only the gateway's own work;
   * closed loop at 1 connection: latency p50/p99; "added" (delta) = the path's minus the upstream's;
   * 16 concurrent streams (`stream: true`, closed loop): time to the first `data:` event, delta to the
-    upstream's, and CPU per stream;
+    upstream's, and CPU per stream; then one stream at a time, the same delta without queueing (at 16
+    streams on one busy core a first event mostly waits for the other streams' work, so that delta is
+    about 15 x the CPU per stream above the floor's: the table says both);
   * start-up: from spawning the process to the first answered GET /healthz; idle RSS (VmRSS once started
     and warmed up, before any load) and peak RSS (VmHWM at the end).
 Every ratio is faregate's figure over the floor's from the same run, next to the goals of issue 16.
@@ -584,6 +586,7 @@ class PathFigures:
     requests: int = 0
     latencies_ms: list[float] = field(default_factory=list)  # closed loop at 1 connection
     ttfe_ms: list[float] = field(default_factory=list)  # STREAMS concurrent streams
+    ttfe1_ms: list[float] = field(default_factory=list)  # one stream at a time (no queueing)
     stream_cpu_s: float = 0.0
     streams: int = 0
     errors: int = 0
@@ -803,6 +806,12 @@ def measure(mode: str, plan: Plan, setup: Setup) -> dict[str, Any]:
             note(
                 f"[{mode}] round {r + 1} {STREAMS} streams {name:<9} TTFE p50 {percentile(res['ttfe_ms'], 50):.3f} ms"
             )
+        for name in order:
+            res = run(name, 1, stream=True, record=True)
+            figures[name].ttfe1_ms += res["ttfe_ms"]
+            note(
+                f"[{mode}] round {r + 1} 1 stream   {name:<9} TTFE p50 {percentile(res['ttfe_ms'], 50):.3f} ms"
+            )
         rounds_done += 1
     for name in TARGETS:
         figures[name].peak_rss_mib = rss_mib(setup.procs[name].pid, "VmHWM")
@@ -822,7 +831,7 @@ def summarize(figures: dict[str, PathFigures], rounds: int, plan: Plan) -> dict[
 
     base = figures["upstream"]
     b50, b99 = percentile(base.latencies_ms, 50), percentile(base.latencies_ms, 99)
-    bttfe = percentile(base.ttfe_ms, 50)
+    bttfe, bttfe1 = percentile(base.ttfe_ms, 50), percentile(base.ttfe1_ms, 50)
     paths: dict[str, dict[str, Any]] = {}
     for name, f in figures.items():
         p50, p99, ttfe = (
@@ -839,6 +848,8 @@ def summarize(figures: dict[str, PathFigures], rounds: int, plan: Plan) -> dict[
             "added_p99_ms": p99 - b99,
             "ttfe_p50_ms": ttfe,
             "added_ttfe_p50_ms": ttfe - bttfe,
+            "ttfe1_p50_ms": percentile(f.ttfe1_ms, 50),
+            "added_ttfe1_p50_ms": percentile(f.ttfe1_ms, 50) - bttfe1,
             "cpu_us_per_stream": per(f.stream_cpu_s, f.streams),
             "start_s": f.start_s,
             "idle_rss_mib": f.idle_rss_mib,
@@ -884,17 +895,17 @@ def print_table(report: dict[str, Any], out: TextIO = sys.stdout) -> None:
     emit()
     emit(
         f"| target | req/s at {LOAD_CONNS} conns | CPU µs/req | Δp50 / Δp99 ms at 1 conn "
-        f"| ΔTTFE p50 ms, {STREAMS} streams | CPU µs/stream | idle RSS MB | start s | errors |"
+        f"| ΔTTFE p50 ms, {STREAMS} streams / 1 stream | CPU µs/stream | idle RSS MB | start s | errors |"
     )
     emit("|---|---:|---:|---|---:|---:|---:|---:|---:|")
     for name in TARGETS:
         p = paths[name]
         if name == "upstream":
             lat = f"({num(p['p50_ms'], 3)} / {num(p['p99_ms'], 3)})"
-            ttfe = f"({num(p['ttfe_p50_ms'], 3)})"
+            ttfe = f"({num(p['ttfe_p50_ms'], 3)} / {num(p['ttfe1_p50_ms'], 3)})"
         else:
             lat = f"{num(p['added_p50_ms'], 2)} / {num(p['added_p99_ms'], 2)}"
-            ttfe = num(p["added_ttfe_p50_ms"], 2)
+            ttfe = f"{num(p['added_ttfe_p50_ms'], 2)} / {num(p['added_ttfe1_p50_ms'], 2)}"
         label = {"upstream": "the upstream alone", "floor": "bare aiohttp proxy on uvloop (the floor)"}.get(
             name, name
         )
@@ -927,6 +938,14 @@ def print_table(report: dict[str, Any], out: TextIO = sys.stdout) -> None:
     emit(f"{'faregate vs the floor':<28}{'measured':>12}   {'goal':<12}")
     for key, (measured, goal) in shown.items():
         emit(f"{names[key]:<28}{measured:>12}   {goal:<12}{'met' if met[key] else 'MISSED'}")
+    fg, fl = paths["faregate"], paths["floor"]
+    queued = (STREAMS - 1) * (fg["cpu_us_per_stream"] - fl["cpu_us_per_stream"]) / 1000
+    emit(
+        f"ΔTTFE at {STREAMS} streams is mostly queueing on the gateway's one core (each first event waits for"
+        f" the other streams' work): {STREAMS - 1} x the CPU per stream above the floor's = {queued:+.2f} ms;"
+        f" one stream at a time, faregate's first event is"
+        f" {fg['added_ttfe1_p50_ms'] - fl['added_ttfe1_p50_ms']:+.2f} ms after the floor's"
+    )
     other = " ".join(f"{n} {paths[n]['other_cores_mean']:.0%}" for n in TARGETS)
     emit(
         f"CPU outside the measured process and the load generator, in % of one core (the upstream's share "
