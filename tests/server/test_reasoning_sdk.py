@@ -261,3 +261,21 @@ async def test_openai_client_tool_round_trip_through_claude_with_reasoning(
     assert (
         final.choices[0].message.content and "Tool result received: Sunny" in final.choices[0].message.content
     )
+
+
+async def test_a_forced_tool_choice_to_claude_keeps_thinking_off(demo: Demo) -> None:
+    """Anthropic refuses thinking with a forced tool choice: the call is made without it, and says so."""
+    tools: Any = [openai_tool("get_weather", WEATHER)]
+    async with oai(demo) as c:
+        raw = await c.chat.completions.with_raw_response.create(
+            model=CLAUDE.model,
+            messages=ASK_WEATHER,
+            tools=tools,
+            tool_choice="required",
+            max_tokens=4096,
+            reasoning_effort="low",
+        )
+    body = json.loads(raw.http_response.text)
+    assert body["choices"][0]["message"]["tool_calls"]
+    assert "thinking" not in last_body(demo, CLAUDE)
+    assert any("forced tool choice" in d for d in body["x-faregate"]["routing"]["dropped_params"])

@@ -27,9 +27,11 @@ from faregate.canonical import (
     TextDelta,
     TextPart,
     Thought,
+    Tool,
     ToolArgsDelta,
     ToolCall,
     ToolCallStart,
+    ToolChoice,
     Usage,
     WireApi,
     collect_stream,
@@ -384,3 +386,18 @@ def test_thinking_stays_off_for_a_tool_turn_that_anthropic_did_not_sign() -> Non
     body, dropped = sent((Thought("mine", "c2ln", "anthropic"),))
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048} and not dropped
     assert body["messages"][1]["content"][0] == {"type": "thinking", "thinking": "mine", "signature": "c2ln"}
+
+
+def test_thinking_stays_off_with_a_forced_tool_choice() -> None:
+    tool = Tool("f", None, {"type": "object"})
+    for choice, on in (
+        (ToolChoice("auto"), True),
+        (ToolChoice("required"), False),
+        (ToolChoice("tool", "f"), False),
+    ):
+        req = ChatRequest(
+            "m", (user_q(),), tools=(tool,), tool_choice=choice, reasoning=Reasoning(effort="low")
+        )
+        body, dropped = render_anthropic(req, "claude-sonnet-4-5", 4096)
+        assert ("thinking" in body) is on
+        assert bool(dropped) is not on and all(d.startswith("reasoning (Anthropic takes no") for d in dropped)

@@ -129,7 +129,7 @@ MIN_BUDGET: Final = 1024
 
 def _read_thinking(body: JSONObject, messages: list[JSON]) -> bool:
     """Whether the model thinks; with thinking on, the rules Anthropic enforces: a budget below
-    `max_tokens`, and a tool-use turn passed back starting with its thinking block."""
+    `max_tokens`, no forced tool choice, and a tool-use turn passed back starting with its thinking block."""
     thinking = body.get("thinking") or {"type": "disabled"}
     kind = thinking.get("type") if isinstance(thinking, dict) else None
     if kind not in ("enabled", "adaptive", "disabled"):
@@ -145,6 +145,8 @@ def _read_thinking(body: JSONObject, messages: list[JSON]) -> bool:
             raise invalid(
                 f"`max_tokens` must be greater than `thinking.budget_tokens`. Please consult {THINKING_DOCS}"
             )
+    if (body.get("tool_choice") or {}).get("type") in ("any", "tool"):
+        raise invalid("Thinking may not be enabled when tool_choice forces tool use.")
     last = messages[-1]
     blocks = last.get("content") if isinstance(last, dict) else None
     in_loop = isinstance(blocks, list) and any(

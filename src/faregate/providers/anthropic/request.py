@@ -113,8 +113,9 @@ def render_thinking(body: JSONObject, req: ChatRequest, upstream_id: str, droppe
     if in_family(upstream_id, NO_THINKING_PREFIXES):
         dropped.append("reasoning")
         return
-    if unsigned_tool_turn(req.messages):
-        dropped.append("reasoning (the assistant turn with tool calls passed back has no Anthropic thinking)")
+    refused = thinking_refused(body, req)
+    if refused is not None:
+        dropped.append(f"reasoning ({refused})")
         return
     budget = budget_of(req.reasoning)
     if req.source_api == "anthropic":  # the client's own setting, as it sent it
@@ -132,6 +133,23 @@ def render_thinking(body: JSONObject, req: ChatRequest, upstream_id: str, droppe
     for key in ("temperature", "top_k"):  # Anthropic takes neither with thinking on
         if body.pop(key, None) is not None:
             dropped.append(f"{key} (not allowed with thinking)")
+
+
+# Tool choices that force a tool call: Anthropic refuses thinking with them ("Thinking may not be enabled
+# when tool_choice forces tool use").
+FORCED_CHOICES: Final = frozenset({"any", "tool"})
+
+
+def thinking_refused(body: JSONObject, req: ChatRequest) -> str | None:
+    """Why Anthropic would refuse thinking on this request (None: it would not); thinking then stays off.
+    An Anthropic client's own forced tool choice goes as it sent it: Anthropic's answer to it is the
+    client's to read."""
+    forced = body.get("tool_choice", {}).get("type") in FORCED_CHOICES
+    if forced and req.source_api != "anthropic":
+        return "Anthropic takes no thinking with a forced tool choice"
+    if unsigned_tool_turn(req.messages):
+        return "the assistant turn with tool calls passed back has no Anthropic thinking"
+    return None
 
 
 def unsigned_tool_turn(messages: tuple[Message, ...]) -> bool:
