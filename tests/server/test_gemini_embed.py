@@ -135,3 +135,9 @@ async def test_errors_in_googles_envelope(demo: Demo) -> None:
                 if param is not None:
                     assert param in err["message"], err
     assert embed_calls(demo) == []  # a bad request never reaches an upstream
+
+
+async def test_models_get_finds_an_embedding_model_with_its_methods(demo: Demo) -> None:
+    got = await gem(demo).models.get(model="gemini-embedding-001")
+    assert got.name == "models/google/gemini-embedding-001"
+    assert got.supported_actions == ["embedContent", "batchEmbedContents"] and got.input_token_limit

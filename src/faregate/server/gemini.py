@@ -49,6 +49,7 @@ EMBED: Final = "embedContent"
 BATCH_EMBED: Final = "batchEmbedContents"
 METHODS: Final = (GENERATE, STREAM, COUNT, EMBED, BATCH_EMBED)
 CHAT_METHODS: Final = (GENERATE, STREAM, COUNT)  # what a listed model (chat or alias) supports
+EMBED_METHODS: Final = (EMBED, BATCH_EMBED)  # an embedding model's (`models.get` finds it; the list has chat)
 DEFAULT_PAGE: Final = 50
 MAX_PAGE: Final = 1000
 
@@ -143,7 +144,9 @@ def gemini_model(entry: JSONObject) -> JSONObject:
         "version": "faregate",
         "displayName": entry.get("name") or entry["id"],
         "description": entry.get("name") or entry["id"],
-        "supportedGenerationMethods": list(CHAT_METHODS),
+        "supportedGenerationMethods": list(
+            EMBED_METHODS if entry.get("kind") == "embedding" else CHAT_METHODS
+        ),
     }
     if entry.get("alias"):
         out["description"] = f"{out['displayName']}: each request walks the route's rules"
@@ -197,6 +200,10 @@ async def handle_get(request: web.Request) -> web.Response:
     wanted = bare_model(info.get("target", info.get("model_id", "")).rstrip("/")) or ""
     resolved = wanted if wanted in table.known or wanted in table.aliases else table.upstream_ids.get(wanted)
     found = next((m for m in gemini_models(table) if m["baseModelId"] == resolved), None)
+    if found is None and resolved in table.models:  # an embedding model: `:embedContent` takes it
+        entry = next((e for e in list_models(table) if e["id"] == resolved), None)
+        if entry is not None and entry.get("routable") and entry.get("kind") == "embedding":
+            found = gemini_model(entry)
     if found is None:
         raise ModelNotFound(f"models/{wanted} is not found or not routable here", param="model")
     return json_bytes_response(found, {})
