@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,40 +27,20 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench_gateway import (
+    free_port,
+    rss_mib,
+    wait_healthz,
+)  # this folder's: the same probes as its start column
+
 ROOT = Path(__file__).resolve().parent.parent
 GOALS = {"healthz_s": 1.0, "idle_rss_mib": 100.0}
 READY_PATH = "/readyz"
 CHAT = json.dumps({"model": "auto", "messages": [{"role": "user", "content": "hi"}]}).encode()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def first_200(port: int, path: str, spawned: float, proc: subprocess.Popen[bytes], timeout_s: float) -> float:
-    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
-    deadline = spawned + timeout_s
-    while time.perf_counter() < deadline and proc.poll() is None:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-                s.sendall(request)
-                if s.recv(64).startswith(b"HTTP/1.1 200"):
-                    return time.perf_counter() - spawned
-        except OSError:
-            pass
-        time.sleep(0.005)
-    raise RuntimeError(f"no 200 on {path} (exit code {proc.poll()})")
+def first_200(port: int, path: str, spawned: float, proc: subprocess.Popen[bytes], log: Path) -> float:
+    return wait_healthz(f"http://127.0.0.1:{port}{path}", spawned, proc, log, 60)
 
 
 def chat(port: int) -> None:
@@ -86,19 +65,20 @@ def one_run(demo: bool, cache: Path) -> dict[str, float]:
             [*cmd, *(["--demo"] if demo else [])],
             cwd=work,
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=(work / "faregate.log").open("wb"),
+            stderr=subprocess.STDOUT,
         )
         try:
-            out = {"healthz_s": first_200(port, "/healthz", spawned, proc, 60)}
-            out["ready_s"] = first_200(port, READY_PATH, spawned, proc, 60)
+            log = work / "faregate.log"
+            out = {"healthz_s": first_200(port, "/healthz", spawned, proc, log)}
+            out["ready_s"] = first_200(port, READY_PATH, spawned, proc, log)
             time.sleep(2.0)
-            out["idle_rss_mib"] = rss_mib(proc.pid)
+            out["idle_rss_mib"] = rss_mib(proc.pid) or float("nan")
             if demo:
                 started = time.perf_counter()
                 chat(port)
                 out["first_request_s"] = time.perf_counter() - started
-                out["rss_after_request_mib"] = rss_mib(proc.pid)
+                out["rss_after_request_mib"] = rss_mib(proc.pid) or float("nan")
             return out
         finally:
             proc.terminate()

@@ -456,15 +456,24 @@ def test_every_replacement_names_a_live_catalog_model():
 # -- the parsed-catalog cache (catalog/files.py) ----------------------------------------------------------
 
 
-def test_a_load_is_the_same_from_the_yaml_from_memory_and_from_the_cache_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def catalog_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the shipped catalog folder, a cache folder of its own and an empty in-process cache."""
     import faregate.catalog.files as files
 
     folder = tmp_path / "catalog"
     shutil.copytree(CATALOG_DIR, folder)
     monkeypatch.setenv("FAREGATE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(files, "_memory", {})
+    return folder
+
+
+def test_a_load_is_the_same_from_the_yaml_from_memory_and_from_the_cache_folder(
+    catalog_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faregate.catalog.files as files
+
+    folder = catalog_copy
     parsed = files.load_catalog_dir(folder)
     assert parsed[1] == [] and len(list((tmp_path / "cache").glob("*.json"))) == len(PROVIDERS)
 
@@ -478,13 +487,11 @@ def test_a_load_is_the_same_from_the_yaml_from_memory_and_from_the_cache_folder(
 
 
 def test_a_changed_or_broken_file_is_read_again_and_a_torn_cache_entry_ignored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    catalog_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import faregate.catalog.files as files
 
-    folder = tmp_path / "catalog"
-    shutil.copytree(CATALOG_DIR, folder)
-    monkeypatch.setenv("FAREGATE_CACHE_DIR", str(tmp_path / "cache"))
+    folder = catalog_copy
     catalog, _ = files.load_catalog_dir(folder)
     price = next(o for o in catalog.offerings if o.provider == "together").price
     assert price is not None
