@@ -17,9 +17,9 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
@@ -38,6 +38,7 @@ log = logging.getLogger("faregate.catalog.sync")
 PICKUP_S = 2.0
 LOCK_TTL_S = 900  # longer than any sync takes; a holder that died frees the Redis lock after it
 ADVISORY_KEY = 0x73796E63  # "sync"
+T = TypeVar("T")
 
 
 class PgSyncLock:
@@ -153,8 +154,8 @@ async def _poll(rt: Runtime, store: Path) -> None:
         while True:
             try:
                 if db is None:
-                    db = await asyncio.to_thread(open_db, store)
-                latest = await asyncio.to_thread(latest_change, db)
+                    db = await _in_thread(open_db, store)
+                latest = await _in_thread(latest_change, db)
             except store_errors() as e:
                 log.debug("catalog pick-up: store not readable yet (%s)", e)
                 latest = None
@@ -169,3 +170,17 @@ async def _poll(rt: Runtime, store: Path) -> None:
     finally:
         if db is not None:
             await asyncio.to_thread(db.close)
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """`fn` in a thread, and a cancel (the pick-up stopping) raised only once that thread has finished: a
+    thread cannot be stopped, and closing the connection it is querying from another thread is undefined
+    behaviour in SQLite (a crash at shutdown)."""
+    running = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.wait([running])
+        if not running.cancelled():
+            running.exception()  # retrieved: its outcome no longer matters
+        raise
