@@ -45,13 +45,45 @@ async def together_input_price(http: aiohttp.ClientSession, url: str) -> Decimal
     return Decimal(str(offer["pricing"]["prompt"])) * 10**6
 
 
+async def syncs_that_overlap(http: aiohttp.ClientSession, fleet: Fleet, a: str, b: str) -> list[Any]:
+    """Both instances asked to sync at once, the first to take the fleet's lock held in its fetch (its
+    simulated together hangs) until the other has answered: the two runs overlap however slow the machine
+    is, so the other must skip (were the first let finish at once, a late second could take the lock after
+    it and run again)."""
+    sims = [m.sim_origin() for m in fleet.members]
+    for sim in sims:
+        async with http.delete(f"{sim}/_sim/received") as resp:
+            assert resp.status == 200, await resp.text()
+        async with http.post(f"{sim}/_sim/together/hang", json={}) as resp:
+            assert resp.status == 200, await resp.text()
+    runs = [asyncio.ensure_future(sync(http, url)) for url in (a, b)]
+    try:
+        while not (fetching := [sim for sim in sims if (await together_requests(http, sim)) > 0]):
+            assert not all(r.done() for r in runs), [r.result() for r in runs]  # neither holds the lock
+            await asyncio.sleep(0.05)
+        assert len(fetching) == 1, fetching  # the other is skipping, not fetching: the lock is held
+        done, _ = await asyncio.wait(runs, return_when=asyncio.FIRST_COMPLETED)
+        assert len(done) == 1, [r.result() for r in done]
+    finally:
+        for sim in sims:
+            async with http.post(f"{sim}/_sim/clear", json={"provider": "together"}) as resp:
+                assert resp.status == 200, await resp.text()
+    return list(await asyncio.gather(*runs))
+
+
+async def together_requests(http: aiohttp.ClientSession, sim: str) -> int:
+    async with http.get(f"{sim}/_sim/received") as resp:
+        assert resp.status == 200, await resp.text()
+        return int((await resp.json()).get("together", 0))
+
+
 async def test_one_sync_for_the_fleet_and_both_serve_its_catalog(
     tmp_path: Path, redis_url: str, postgres_url: str, http: aiohttp.ClientSession
 ) -> None:
     fleet = Fleet(tmp_path, postgres_url, redis_url)
     try:
         a, b = await fleet.start(2)
-        both = await asyncio.gather(sync(http, a), sync(http, b))
+        both = await syncs_that_overlap(http, fleet, a, b)
         ran = [r for r in both if r["results"]]
         assert len(ran) == 1 and [r for r in both if r["skipped"]], both  # one ran it, the other skipped
         db = open_db(postgres_url)
@@ -67,7 +99,7 @@ async def test_one_sync_for_the_fleet_and_both_serve_its_catalog(
             assert resp.status == 200, await resp.text()
         (run,) = (await sync(http, a))["results"]
         assert run["changed"] >= 1
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a bound against a hang, not a speed: B polls every 2 s
         for url in (a, b):  # A reloaded after its sync; B picks the new catalog up from the store
             while (price := await together_input_price(http, url)) != Decimal("0.12"):
                 assert time.monotonic() < deadline, f"{url} still serves {price} (was {old})"
