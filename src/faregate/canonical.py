@@ -29,12 +29,16 @@ class TextPart:
 
 @dataclass(frozen=True, slots=True)
 class ImagePart:
-    """An image, either by URL (`url`) or inline (`data_b64` with `media_type`)."""
+    """An image, either by URL (`url`), inline (`data_b64` with `media_type`) or by the provider's own
+    `file_id` (a Responses upstream's upload, which only such a channel takes: see `ChatRequest.files`).
+    `source` is where the client put it (`input[0].content[1]`), for errors."""
 
     url: str | None = None
     data_b64: str | None = None
     media_type: str | None = None
     detail: str | None = None
+    file_id: str | None = None
+    source: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,9 @@ class Message:
     name: str | None = None
     is_error: bool = False  # a tool result that reports a failure (Anthropic's `is_error`)
     thoughts: tuple[Thought, ...] = ()  # an assistant turn's reasoning, passed back by the client
+    # An assistant turn's output items of tools a Responses upstream ran (`web_search_call`, ...), passed
+    # back: sent unchanged to a Responses upstream only (every other format has the answer they led to).
+    provider_items: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def text(self) -> str:
@@ -245,6 +252,14 @@ class ChatRequest:
     def files(self) -> list[FilePart]:
         return [p for m in self.messages for p in m.content if isinstance(p, FilePart)]
 
+    def image_files(self) -> list[ImagePart]:
+        """Images by the provider's `file_id`, which only a Responses upstream takes."""
+        return [p for m in self.messages for p in m.content if isinstance(p, ImagePart) and p.file_id]
+
+    def input_files(self) -> list[FilePart | ImagePart]:
+        """What routing places by capability (`has_documents`, `has_provider_files`), named in its errors."""
+        return [*self.files(), *self.image_files()]
+
     @property
     def has_documents(self) -> bool:
         """Inline PDFs, which several formats read (`FilePart.pdf`)."""
@@ -252,8 +267,9 @@ class ChatRequest:
 
     @property
     def has_provider_files(self) -> bool:
-        """Files only a Responses upstream takes: by id, by URL, or inline of a type other than PDF."""
-        return any(not p.pdf for p in self.files())
+        """Files only a Responses upstream takes: by id, by URL, or inline of a type other than PDF; images by
+        file id."""
+        return any(not p.pdf for p in self.files()) or bool(self.image_files())
 
     @property
     def user_text(self) -> str:

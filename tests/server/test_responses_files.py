@@ -21,6 +21,7 @@ GEMINI = "google/gemini-2.5-flash-lite"
 PDF_B64 = base64.b64encode(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF").decode()
 BY_URL: Any = {"type": "input_file", "file_url": "https://example.com/report.pdf"}
 BY_ID: Any = {"type": "input_file", "file_id": "file-abc123", "filename": "report.pdf"}
+IMAGE_BY_ID: Any = {"type": "input_image", "file_id": "file-img123", "detail": "auto"}
 PDF: Any = {
     "type": "input_file",
     "filename": "report.pdf",
@@ -32,7 +33,9 @@ def with_file(part: Any) -> Any:
     return [{"role": "user", "content": [{"type": "input_text", "text": "Summarize this"}, part]}]
 
 
-@pytest.mark.parametrize("part", [BY_URL, BY_ID, PDF], ids=["file_url", "file_id", "file_data"])
+@pytest.mark.parametrize(
+    "part", [BY_URL, BY_ID, PDF, IMAGE_BY_ID], ids=["file_url", "file_id", "file_data", "image_file_id"]
+)
 async def test_files_reach_a_responses_upstream_unchanged(responses_demo: Demo, part: Any) -> None:
     """`auto` routes a file by id or URL to the Responses channel only (an inline PDF, which Gemini reads
     too, is pinned there)."""
@@ -48,12 +51,14 @@ async def test_files_reach_a_responses_upstream_unchanged(responses_demo: Demo, 
 
 async def test_a_file_by_id_or_url_without_a_responses_channel_is_a_400_naming_it(demo: Demo) -> None:
     async with client(demo) as c:
-        for part, field in ((BY_ID, "file_id"), (BY_URL, "file_url")):
+        for part, field in ((BY_ID, "file_id"), (BY_URL, "file_url"), (IMAGE_BY_ID, "file_id")):
             with pytest.raises(openai.BadRequestError) as caught:
                 await c.responses.create(model="auto", input=with_file(part))
             err = caught.value
             assert err.status_code == 400 and err.param == f"input[0].content[1].{field}"
             assert "api: openai-responses" in err.message and "never fetches" in err.message
+            noun = "image" if part is IMAGE_BY_ID else "file"
+            assert f"an input {noun} given by {field} cannot" in err.message
     assert not providers_called(demo)
 
 

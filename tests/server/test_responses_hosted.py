@@ -108,6 +108,36 @@ async def test_a_conversation_with_a_search_continues_on_any_channel(demo: Demo,
     assert "Search for Ada Lovelace" in history and "search.simulator.invalid" in history
 
 
+@pytest.mark.parametrize("by", ["previous_response_id", "input"])
+async def test_built_in_tool_items_go_back_to_a_responses_upstream_only(demo: Demo, by: str) -> None:
+    """A `web_search_call` item of the history (stored, or passed back in `input` as a stateless client
+    does) reaches a Responses upstream unchanged, before the answer it led to; a chat-completions channel
+    gets the answer's text and no such item."""
+    async with client(demo) as c:
+        first = await c.responses.create(model="auto", input="Search for Ada Lovelace", tools=SEARCH)
+        output = first.model_dump(exclude_none=True)["output"]
+        call, message = output
+        assert call["type"] == "web_search_call"
+        for model in (MODEL, "openai/gpt-4o-mini"):
+            if by == "previous_response_id":
+                nxt = await c.responses.create(
+                    model=model, input="Who was she?", previous_response_id=first.id
+                )
+            else:
+                turns: Any = [{"role": "user", "content": "Search for Ada Lovelace"}, *output]
+                nxt = await c.responses.create(
+                    model=model, input=[*turns, {"role": "user", "content": "Who was she?"}], store=False
+                )
+            assert nxt.status == "completed" and "You said: Who was she" in nxt.output_text
+    _, to_responses, to_chat = sent_to(demo, "openai")
+    kinds = [i.get("type", "message") for i in to_responses["input"]]
+    assert kinds == ["message", "web_search_call", "message", "message"]
+    assert to_responses["input"][1] == call
+    assert to_responses["input"][2]["content"][0]["text"] == message["content"][0]["text"]
+    assert "messages" in to_chat and "web_search_call" not in json.dumps(to_chat)
+    assert message["content"][0]["text"] in json.dumps(to_chat["messages"])
+
+
 async def test_reasoning_items_from_a_responses_upstream(demo: Demo) -> None:
     """The upstream's reasoning item reaches the client with its summary and, included, its own
     `encrypted_content`; given back (stateless, as the Agents SDK does), it returns to that upstream."""

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from faregate.accounting.keys import ApiKey
 from faregate.accounting.limits import Ticket
-from faregate.canonical import FilePart
+from faregate.canonical import FilePart, ImagePart
 from faregate.errors import AllChannelsFailed, FaregateError, InvalidRequest, ModelNotFound
 from faregate.pipeline.accounts import DEFAULT_MAX_OUTPUT
 from faregate.pipeline.execute import Fit
@@ -40,7 +40,9 @@ class Demand:
     admit_tokens: int | None = None  # the answer bound admission reserves for (0: no answer tokens)
     fit_tokens: int | None = None  # the tokens a channel must hold when middle-out may shorten the prompt
     fit: Fit | None = None  # the per-channel rewriting execution applies (middle-out)
-    files: Callable[[], Sequence[FilePart]] = tuple  # the input files, asked for only when the plan is empty
+    files: Callable[[], Sequence[FilePart | ImagePart]] = (
+        tuple  # input files, asked for when the plan is empty
+    )
     stream: bool = False
 
 
@@ -93,21 +95,23 @@ def check_plan(plan: Plan, table: DecisionTable, rt: Runtime, demand: Demand) ->
         raise no_channel_error(plan, table, rt, demand.files())
 
 
-def file_field(part: FilePart) -> str:
-    """The field of an `input_file` that says where the file is: `file_id`, `file_url` or `file_data`."""
+def file_field(part: FilePart | ImagePart) -> str:
+    """The field of an `input_file` (or of an `input_image` by id) that says where the file is: `file_id`,
+    `file_url` or `file_data`."""
     return "file_id" if part.file_id is not None else "file_url" if part.url is not None else "file_data"
 
 
-def file_error(plan: Plan, files: Sequence[FilePart]) -> InvalidRequest | None:
+def file_error(plan: Plan, files: Sequence[FilePart | ImagePart]) -> InvalidRequest | None:
     """A 400 naming the input file no channel of the plan can take, when that is why the plan is empty."""
     for why, blocking in ((NO_PROVIDER_FILES, False), (NO_DOCUMENTS, True)):
-        part = next((p for p in files if p.pdf is blocking), None)
+        part = next((p for p in files if (isinstance(p, FilePart) and p.pdf) is blocking), None)
         if part is None or all(w != why for _, w in plan.skipped):
             continue
         where = file_field(part)
         kind = f" of type {part.media_type}" if where == "file_data" and part.media_type else ""
+        noun = "image" if isinstance(part, ImagePart) else "file"
         return InvalidRequest(
-            f"an input file given by {where}{kind} cannot be sent to any channel of this request's plan: {why}"
+            f"an input {noun} given by {where}{kind} cannot be sent to any channel of this request's plan: {why}"
             " (faregate never fetches or uploads files itself).",
             param=f"{part.source}.{where}" if part.source else None,
             code="no_capable_channel",
@@ -116,7 +120,7 @@ def file_error(plan: Plan, files: Sequence[FilePart]) -> InvalidRequest | None:
 
 
 def no_channel_error(
-    plan: Plan, table: DecisionTable, rt: Runtime, files: Sequence[FilePart] = ()
+    plan: Plan, table: DecisionTable, rt: Runtime, files: Sequence[FilePart | ImagePart] = ()
 ) -> FaregateError:
     """An empty plan: 503 when channels are cooling down or providers inactive, 400 when no channel can
     serve this particular request (capabilities, context, the request's own preferences; an input file

@@ -259,7 +259,7 @@ class ChatJob:
             fit_tokens=None if squeeze is None else floor_tokens(req.messages, squeeze.count),
             fit=None if squeeze is None else (lambda r, ch: squeeze.fit(r, ch.id, ch.context)),
             stream=req.stream,
-            files=req.files,
+            files=req.input_files,
         )
 
     def bounded(self, bound: int | None) -> ChatRequest:

@@ -4,7 +4,8 @@ Input items are what a client sends in `input` (and what a stored response keeps
 `message` (roles user, system, developer, assistant; `input_text`, `input_image`, `input_file`,
 `output_text`, `refusal` parts), `function_call`, `function_call_output`, `reasoning` (the model's own
 thoughts, on the assistant turn that follows them: see `reasoning.py`), and the output items of tools the
-provider ran (`web_search_call`, ...: accepted, not sent onwards). Consecutive function calls fold into one
+provider ran (`web_search_call`, ...: kept on the assistant turn that follows them, as
+`Message.provider_items`, and sent back only to a Responses upstream). Consecutive function calls fold into one
 assistant turn, so every upstream format sees the turn structure it needs.
 
 Output items are what a response carries in `output`: `reasoning` items, a Responses upstream's own items,
@@ -45,7 +46,8 @@ MESSAGE_ROLES: Final[Mapping[str, Role]] = MappingProxyType(
 )
 ITEM_TYPES: Final = ("message", "function_call", "function_call_output", "reasoning")
 # Output items of the tools a provider runs itself, which a Responses upstream answers with and a client
-# (or a stored response) passes back: accepted, and not sent onwards (the answer they led to is).
+# (or a stored response) passes back: kept unchanged for a Responses upstream (every other format gets the
+# answer they led to).
 PROVIDER_ITEM_TYPES: Final = frozenset(
     {
         "web_search_call", "file_search_call", "code_interpreter_call", "image_generation_call",
@@ -62,11 +64,14 @@ TEXT_FILE_TYPES: Final = ("text/", "application/json", "application/xml", "appli
 
 
 def parse_image(part: Mapping[str, Any], at: str) -> ImagePart:
-    if part.get("file_id") is not None:
-        raise invalid(f"{at}.file_id", "uploaded files are not supported by faregate: send image_url.")
-    url = required(part, "image_url", f"{at}.image_url", str)
+    """An `input_image` by `image_url` (a URL or a data URL) or by the provider's `file_id` (which routing
+    sends to a Responses upstream only, see `ImagePart`)."""
     detail = optional(part, "detail", f"{at}.detail", str)
     detail = None if detail == "auto" else detail
+    file_id = optional(part, "file_id", f"{at}.file_id", str)
+    if file_id is not None:
+        return ImagePart(detail=detail, file_id=file_id, source=at)
+    url = required(part, "image_url", f"{at}.image_url", str)
     inline = split_data_url(url)
     if inline is None:
         return ImagePart(url=url, detail=detail)
@@ -141,27 +146,33 @@ def item_type(item: Mapping[str, Any], at: str) -> str:
     return str(kind)
 
 
-def _with_thoughts(m: Message, thoughts: list[Thought]) -> Message:
-    if not thoughts:
+def _with_thoughts(m: Message, thoughts: list[Thought], provided: list[JSONObject]) -> Message:
+    """The assistant output `m` with the reasoning and built-in tool items that came before it."""
+    if not thoughts and not provided:
         return m
-    m = replace(m, thoughts=(*m.thoughts, *thoughts))
+    m = replace(
+        m, thoughts=(*m.thoughts, *thoughts), provider_items=(*m.provider_items, *(dict(i) for i in provided))
+    )
     thoughts.clear()
+    provided.clear()
     return m
 
 
 def parse_items(items: object, where: str = "input") -> tuple[Message, ...]:
-    """Input items → canonical messages (function calls folded into turns; a reasoning item's thought goes
-    with the assistant output that follows it, and is dropped when none does)."""
+    """Input items → canonical messages (function calls folded into turns; a reasoning item's thought and a
+    built-in tool's item go with the assistant output that follows them, and are dropped when none does)."""
     if not isinstance(items, list):
         raise bad_type(where, "one of a string or array of objects", items)
     out: list[Message] = []
     thoughts: list[Thought] = []
+    provided: list[JSONObject] = []
     for i, raw in enumerate(items):
         at = f"{where}[{i}]"
         if not isinstance(raw, dict):
             raise bad_type(at, "an object", raw)
         kind = item_type(raw, at)
         if kind in PROVIDER_ITEM_TYPES:
+            provided.append(raw)
             continue
         if kind == "reasoning":
             thoughts.append(parse_reasoning_item(raw, at))
@@ -173,9 +184,10 @@ def parse_items(items: object, where: str = "input") -> tuple[Message, ...]:
                 raise bad_value(f"{at}.role", role_name, tuple(MESSAGE_ROLES))
             message = Message(role=role, content=parse_content(raw, at, role))
             if role == "assistant":
-                message = _with_thoughts(message, thoughts)
+                message = _with_thoughts(message, thoughts, provided)
             else:
                 thoughts.clear()
+                provided.clear()
             out.append(message)
         elif kind == "function_call":
             call = ToolCall(
@@ -185,11 +197,14 @@ def parse_items(items: object, where: str = "input") -> tuple[Message, ...]:
             )
             last = out[-1] if out else None
             if last is not None and last.role == "assistant":
-                out[-1] = _with_thoughts(replace(last, tool_calls=(*last.tool_calls, call)), thoughts)
+                out[-1] = _with_thoughts(
+                    replace(last, tool_calls=(*last.tool_calls, call)), thoughts, provided
+                )
             else:
-                out.append(_with_thoughts(Message("assistant", tool_calls=(call,)), thoughts))
+                out.append(_with_thoughts(Message("assistant", tool_calls=(call,)), thoughts, provided))
         else:
             thoughts.clear()
+            provided.clear()
             call_id = required(raw, "call_id", f"{at}.call_id", str)
             out.append(Message("tool", parse_tool_output(raw, at), tool_call_id=call_id))
     return tuple(out)
@@ -208,6 +223,8 @@ def render_part(part: Part, role: Role) -> JSONObject:
         return {"type": "output_text" if role == "assistant" else "input_text", "text": part.text}
     if isinstance(part, FilePart):
         return render_file(part)
+    if part.file_id is not None:
+        return {"type": "input_image", "file_id": part.file_id, "detail": part.detail or "auto"}
     url = part.url if part.url is not None else data_url(part.media_type, part.data_b64 or "")
     out: JSONObject = {"type": "input_image", "image_url": url, "detail": part.detail or "auto"}
     return out
@@ -225,6 +242,7 @@ def render_items(messages: Sequence[Message]) -> list[JSONObject]:
             items.append({"type": "function_call_output", "call_id": m.tool_call_id or "", "output": output})
             continue
         items.extend(reasoning_item(item_id_for(t), t) for t in m.thoughts)
+        items.extend(dict(i) for i in m.provider_items)
         if m.content or not m.tool_calls:
             parts = m.content
             if m.role == "assistant":
