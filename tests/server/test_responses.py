@@ -210,6 +210,24 @@ async def test_store_false_keeps_nothing(demo: Demo) -> None:
     assert caught.value.code == "previous_response_not_found"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_store_false_leaves_no_row(demo: Demo, stream: bool) -> None:
+    """Nothing of a `store: false` response is written to the store, plain or streamed (a stored one, the
+    control, is)."""
+    rows = demo.runtime.responses.db["responses"]
+    resp: Any
+    async with client(demo) as c:
+        if stream:
+            async with c.responses.stream(model="auto", input="forget me", store=False) as s:
+                resp = await s.get_final_response()
+        else:
+            resp = await c.responses.create(model="auto", input="forget me", store=False)
+        assert rows.count == 0
+        kept = await c.responses.create(model="auto", input="keep me")
+    assert [r["id"] for r in rows.rows] == [kept.id] and resp.id != kept.id
+    assert "forget me" not in json.dumps(list(rows.rows))
+
+
 async def test_retrieve_delete_and_input_items(demo: Demo) -> None:
     async with client(demo) as c:
         resp = await c.responses.create(model="auto", input="hi there")

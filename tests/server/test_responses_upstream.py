@@ -4,6 +4,7 @@ streaming included, tools included; the upstream is asked to store nothing (the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from tests.conftest import Demo, edit_routes, start_demo
 from tests.server.helpers import check_accounting, client, decimal_json
 
 MODEL = "openai/gpt-6-luna"  # served by the `openai` provider only
+STREAM_LIMIT_S = 10.0
 WEATHER: Any = {
     "type": "function",
     "function": {
@@ -136,6 +138,38 @@ async def test_messages_plain_streamed_and_tools(demo: Demo) -> None:
     assert responses_calls(demo)[0]["instructions"] == "Be brief."
 
 
+async def test_messages_tool_round_trip_and_streamed_text(demo: Demo) -> None:
+    """The other half of the messages matrix: a tool call not streamed, its `tool_result` sent back, and a
+    streamed plain answer."""
+    ask: Any = [{"role": "user", "content": "Use get_weather for Rome"}]
+    async with anthropic.AsyncAnthropic(base_url=demo.url, api_key="x", max_retries=0) as a:
+        first = await a.messages.create(model=MODEL, max_tokens=100, messages=ask, tools=[A_WEATHER])
+        assert first.stop_reason == "tool_use"
+        tool = next(b for b in first.content if b.type == "tool_use")
+        assert tool.name == "get_weather" and set(tool.input) == {"city"}  # type: ignore[arg-type]
+        turn: Any = {"role": "assistant", "content": [tool.model_dump()]}
+        result: Any = {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": tool.id, "content": "hail"}],
+        }
+        second = await a.messages.create(
+            model=MODEL,
+            max_tokens=100,
+            tools=[A_WEATHER],
+            messages=[*ask, turn, result],
+        )
+        async with a.messages.stream(
+            model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Hello there"}]
+        ) as s:
+            streamed = await s.get_final_message()
+    assert "Tool result received: hail" in second.content[0].text  # type: ignore[union-attr]
+    assert "You said: Hello there" in streamed.content[0].text  # type: ignore[union-attr]
+    calls = responses_calls(demo)
+    assert len(calls) == 3 and calls[2]["stream"] is True and "stream" not in calls[0]
+    assert [i["type"] for i in calls[1]["input"]] == ["message", "function_call", "function_call_output"]
+    assert calls[1]["input"][2] == {"type": "function_call_output", "call_id": tool.id, "output": "hail"}
+
+
 async def test_responses_client_to_a_responses_upstream(demo: Demo) -> None:
     async with client(demo) as c:
         first = await c.responses.create(model=MODEL, input="My name is Ada", service_tier="flex")
@@ -159,6 +193,26 @@ async def test_upstream_drop_and_failure(demo: Demo) -> None:
         with pytest.raises(Exception) as caught:
             _ = [ch async for ch in stream]
     assert "openai" in str(caught.value)
+
+
+async def test_a_responses_upstream_dropped_mid_stream_ends_in_response_failed(demo: Demo) -> None:
+    """A Responses client streaming from a Responses upstream that drops after its first events gets
+    `response.failed` (no fallback once bytes reached it), within a bounded time."""
+    demo.sim.drop_stream("openai", after_events=4)
+    events: list[Any] = []
+
+    async def consume() -> None:
+        async with client(demo) as c:
+            stream = await c.responses.create(model=MODEL, input="Hello there", stream=True)
+            events.extend([ev async for ev in stream])
+
+    await asyncio.wait_for(consume(), STREAM_LIMIT_S)
+    kinds = [ev.type for ev in events]
+    assert kinds[0] == "response.created" and kinds[-1] == "response.failed"
+    assert "response.completed" not in kinds
+    assert events[-1].response.status == "failed" and "openai" in events[-1].response.error.message
+    assert [ev.sequence_number for ev in events] == list(range(len(events)))
+    assert len(responses_calls(demo)) == 1
 
 
 async def test_built_in_tools_go_to_the_responses_channel_as_sent(demo: Demo) -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from faregate.canonical import (
     PDF,
+    ChatRequest,
     ChatResponse,
     FilePart,
     Finish,
@@ -28,11 +29,16 @@ from faregate.canonical import (
     ToolCall,
     ToolCallStart,
     Usage,
+    collect_stream,
+    signed_for,
 )
 from faregate.providers.openai_responses.inbound import parse_responses
 from faregate.providers.openai_responses.items import parse_items, render_items
 from faregate.providers.openai_responses.reasoning import parse_reasoning_item
 from faregate.providers.openai_responses.render import ResponseMeta, ResponsesStreamEncoder, render_response
+from faregate.providers.openai_responses.request import render_request
+from faregate.providers.openai_responses.response import parse_chat_response as parse_upstream_response
+from faregate.providers.openai_responses.stream import ResponsesStreamDecoder
 from faregate.providers.sse import SseDecoder
 
 text = st.text(min_size=1, max_size=20)
@@ -42,6 +48,7 @@ image = st.one_of(
         ImagePart, url=st.just("https://example.com/a.png"), detail=st.sampled_from([None, "low", "high"])
     ),
     st.builds(ImagePart, data_b64=st.just("aGVsbG8="), media_type=st.just("image/png")),
+    st.builds(ImagePart, file_id=ident.map(lambda s: "file-" + s), detail=st.sampled_from([None, "low"])),
 )
 names = st.sampled_from([None, "report.pdf"])
 files = st.one_of(
@@ -57,6 +64,20 @@ thoughts = st.lists(
         st.builds(Thought, st.one_of(st.just(""), text), ident, st.sampled_from(["anthropic", "gemini"])),
         st.builds(Thought, st.just(""), ident, st.just("anthropic"), st.just(True)),
         st.builds(Thought, text),
+    ),
+    max_size=2,
+).map(tuple)
+# A built-in tool's output items, as a Responses upstream gives them and a client passes them back.
+provider_items = st.lists(
+    st.builds(
+        lambda i, q: {
+            "type": "web_search_call",
+            "id": "ws_" + i,
+            "status": "completed",
+            "action": {"query": q},
+        },
+        ident,
+        text,
     ),
     max_size=2,
 ).map(tuple)
@@ -77,7 +98,15 @@ def conversations(draw: Any) -> tuple[Message, ...]:
         if role == "assistant":
             content = tuple(TextPart(t) for t in draw(st.lists(text, max_size=2)))
             tool_calls = draw(calls)
-            out.append(Message("assistant", content, tool_calls, thoughts=draw(thoughts)))
+            out.append(
+                Message(
+                    "assistant",
+                    content,
+                    tool_calls,
+                    thoughts=draw(thoughts),
+                    provider_items=draw(provider_items),
+                )
+            )
             for c in tool_calls:
                 parts = tuple(draw(st.lists(st.one_of(text.map(TextPart), image), min_size=1, max_size=2)))
                 out.append(Message("tool", parts, tool_call_id=c.id))
@@ -247,3 +276,92 @@ def test_streamed_reasoning_ends_in_the_object_a_plain_call_gives(
             summary = [d for d in mine if d["type"] == "response.reasoning_summary_text.delta"]
             assert "".join(d["delta"] for d in summary) == (t.text if shown else "")
             assert all(d["summary_index"] == 0 and d["item_id"] == item["id"] for d in summary)
+
+
+# --- the `api: openai-responses` upstream format: canonical ⇄ its request, answer and stream -----------
+
+
+def _as_upstream_sees(messages: tuple[Message, ...]) -> tuple[Message, ...]:
+    """What a Responses upstream's request carries of a conversation: the leading system text as one
+    `instructions`, thoughts only of its own signing."""
+    lead = next((i for i, m in enumerate(messages) if m.role != "system"), len(messages))
+    text = "\n\n".join(m.text for m in messages[:lead] if m.text)
+    head = (Message("system", (TextPart(text),)),) if text else ()
+    rest = tuple(replace(m, thoughts=signed_for(m.thoughts, "openai-responses")) for m in messages[lead:])
+    return (*head, *rest)
+
+
+@settings(max_examples=80, deadline=None)
+@given(conversations().filter(lambda ms: any(m.role != "system" for m in ms)), st.booleans())
+def test_a_responses_upstream_request_reads_back_as_the_conversation(
+    messages: tuple[Message, ...], reasons: bool
+) -> None:
+    """canonical → the upstream body (`render_request`) → what a Responses client sending that body means
+    (`parse_responses`): the same turns, files, images by id and built-in tool items included."""
+    req = ChatRequest("m", messages, max_tokens=100)
+    body, _ = render_request(req, "gpt-6-luna" if reasons else "gpt-4o")
+    assert body["store"] is False and body["model"] in ("gpt-6-luna", "gpt-4o")
+    parsed = parse_responses(json.loads(json.dumps(body)))
+    assert parsed.with_history(()).messages == _as_upstream_sees(messages)
+    assert parsed.chat.max_tokens == 100
+
+
+own_thoughts = st.lists(
+    st.builds(Thought, text, ident.map(lambda s: "gAAAA" + s), st.just("openai-responses")), max_size=2
+).map(tuple)
+
+
+@st.composite
+def upstream_answers(draw: Any) -> ChatResponse:
+    tool_calls = draw(calls)
+    finish: Any = "tool_calls" if tool_calls else draw(st.sampled_from(["stop", "length"]))
+    usage = Usage(
+        draw(st.integers(1, 500)), draw(st.integers(1, 500)), draw(st.integers(0, 1)), reasoning_tokens=3
+    )
+    return ChatResponse(
+        "up",
+        "gpt-6-luna",
+        draw(st.text(max_size=40)),
+        tool_calls,
+        finish,
+        usage,
+        thoughts=draw(own_thoughts),
+        provider_items=draw(provider_items),
+    )
+
+
+def _same_answer(got: ChatResponse, sent: ChatResponse) -> None:
+    assert (got.text, got.tool_calls, got.finish_reason) == (sent.text, sent.tool_calls, sent.finish_reason)
+    assert got.usage == sent.usage
+
+
+@settings(max_examples=80, deadline=None)
+@given(upstream_answers())
+def test_a_responses_upstream_answer_reads_back_as_the_answer(resp: ChatResponse) -> None:
+    """canonical → a `response` object (what a Responses server answers) → the upstream parser: the text,
+    calls, finish, usage, its reasoning (signature = encrypted content) and built-in tool items."""
+    meta = replace(_meta(), summaries=True, encrypted=True)
+    body = render_response(meta, resp, "gpt-6-luna", resp.usage or Usage(0, 0), {})
+    got = parse_upstream_response(json.dumps(body).encode())
+    _same_answer(got, resp)
+    assert got.thoughts == resp.thoughts
+    assert got.provider_items == resp.provider_items
+
+
+@settings(max_examples=80, deadline=None)
+@given(upstream_answers().map(lambda r: replace(r, thoughts=(), provider_items=())), st.integers(1, 5))
+def test_a_responses_upstream_stream_reads_back_as_the_answer(resp: ChatResponse, pieces: int) -> None:
+    """canonical events → the semantic event stream a Responses server sends → the upstream's decoder →
+    `collect_stream`: the answer a plain call gives."""
+    usage = resp.usage or Usage(0, 0)
+    enc = ResponsesStreamEncoder(_meta(), "gpt-6-luna", lambda _: None)
+    events = _events(resp, pieces)
+    wire = b"".join(enc.encode(ev) for ev in events[:-1]) + enc.finish(
+        Finish(resp.finish_reason, usage), usage, {}
+    )
+    decoder = ResponsesStreamDecoder()
+    out: list[StreamEvent] = []
+    for frame in SseDecoder().feed(wire):
+        out += decoder.feed(frame)
+    out += decoder.close()
+    _same_answer(collect_stream(out), resp)
