@@ -15,7 +15,14 @@ import pydantic
 import pytest
 
 from tests.conftest import Demo
-from tests.server.helpers import client, decimal_json, exact_cost, providers_called, upstream_bodies
+from tests.server.helpers import (
+    assert_no_routing_fields,
+    client,
+    decimal_json,
+    exact_cost,
+    providers_called,
+    upstream_bodies,
+)
 
 ANTHROPIC = "anthropic/claude-haiku-4.5"
 GEMINI = "google/gemini-2.5-flash-lite"
@@ -374,3 +381,56 @@ async def test_truncation_auto_drops_middle_items_to_fit(small_context: Demo) ->
     assert sent[-1]["content"] == "And the last question?"  # the newest turn kept
     assert len(sent) == len(items) + 1 - note["removed_messages"]
     assert body["usage"]["input_tokens"] + 100 <= 3000
+
+
+# --- routed like chat ----------------------------------------------------------------------------------
+
+
+async def test_headers_and_preferences_route_a_responses_request(demo: Demo) -> None:
+    """`Faregate-Model` wins over the body, `provider.only` narrows, `models` falls back when the first model's
+    channels fail; faregate's routing fields never reach the upstream."""
+    async with client(demo) as c:
+        pinned = await c.responses.with_raw_response.create(
+            model="auto", input="hi", extra_headers={"Faregate-Model": ANTHROPIC}
+        )
+        only = await c.responses.with_raw_response.create(
+            model="auto", input="hi", extra_body={"provider": {"only": ["google"]}}
+        )
+        demo.sim.fail("anthropic", 500)
+        demo.sim.fail("openrouter", 500)  # which serves claude-haiku-4.5 too
+        fallback = await c.responses.with_raw_response.create(
+            model=ANTHROPIC, input="hi", extra_body={"models": [GEMINI]}
+        )
+    assert pinned.headers["X-Faregate-Model"] == ANTHROPIC
+    assert only.headers["X-Faregate-Provider"] == "google"
+    assert fallback.headers["X-Faregate-Model"] == GEMINI
+    attempts = decimal_json(fallback.text)["x-faregate"]["routing"]["attempts"]
+    assert [a["status"] for a in attempts[:-1]] == [500] * (len(attempts) - 1) and attempts[-1][
+        "status"
+    ] == 200
+    assert {a["provider"] for a in attempts[:-1]} == {"anthropic", "openrouter"}
+    assert_no_routing_fields(demo)
+
+
+@pytest.mark.parametrize(
+    ("model", "control"),
+    [
+        (OPENAI, lambda body: body["reasoning_effort"]),
+        (ANTHROPIC, lambda body: body["thinking"]["budget_tokens"]),
+        (GEMINI, lambda body: body["generationConfig"]["thinkingConfig"]["thinkingBudget"]),
+    ],
+    ids=["openai", "anthropic", "gemini"],
+)
+async def test_reasoning_effort_reaches_each_upstreams_control(demo: Demo, model: str, control: Any) -> None:
+    async with client(demo) as c:
+        for effort in ("low", "high"):
+            resp = await c.responses.create(
+                model=model, input="Hello there", reasoning={"effort": effort}, max_output_tokens=30000
+            )
+            assert resp.status == "completed"
+    low, high = (control(body) for body in upstream_bodies(demo))
+    assert low != high
+    if isinstance(low, int):
+        assert 0 < low < high
+    else:
+        assert (low, high) == ("low", "high")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +91,25 @@ def test_retention_and_purge(tmp_path: Path) -> None:
     assert store.conversation("resp_1", "k", now=111.0) is None
     assert store.purge(now=111.0) == 1
     assert store.get("resp_1", "k", now=105.0) is None
+
+
+async def test_a_keys_budget_rate_limit_and_trace_hold_for_responses(keyed: KeyedDemo) -> None:
+    """Routed like chat: a key's requests-per-minute limit is a 429 with Retry-After, a spent budget a 402
+    (both before any upstream call), and each answered request has its trace under its request id."""
+    limited, _ = keyed.create_key("rpm", rpm=1)
+    broke, _ = keyed.create_key("broke", budget_usd=Decimal("0.000000001"))
+    async with sdk(keyed, limited) as c, sdk(keyed, broke) as b:
+        raw = await c.responses.with_raw_response.create(model="auto", input="first")
+        called = len(keyed.demo.sim.received)
+        with pytest.raises(openai.RateLimitError) as limit:
+            await c.responses.create(model="auto", input="second")
+        with pytest.raises(openai.APIStatusError) as spent:
+            await b.responses.create(model="auto", input="anything", max_output_tokens=16)
+        rid = raw.headers["X-Faregate-Request-Id"]
+        trace: Any = await c.get(f"/requests/{rid}", cast_to=object)
+    assert limit.value.status_code == 429 and int(limit.value.response.headers["Retry-After"]) >= 1
+    assert spent.value.status_code == 402 and spent.value.code == "insufficient_credits"
+    assert len(keyed.demo.sim.received) == called  # neither reached an upstream
+    assert trace["endpoint"] == "responses" and trace["attempts"][0]["status"] == 200
+    assert trace["provider"] == raw.headers["X-Faregate-Provider"] and trace["plan"]
+    assert trace["cost_usd"] is not None and trace["key_id"] is not None
