@@ -434,3 +434,20 @@ async def test_reasoning_effort_reaches_each_upstreams_control(demo: Demo, model
         assert 0 < low < high
     else:
         assert (low, high) == ("low", "high")
+
+
+async def test_a_streamed_response_reports_cost_and_savings_as_a_plain_one(demo: Demo) -> None:
+    """The final `response.completed` carries `usage.cost` and the `x-faregate` block, priced as on chat."""
+    import aiohttp
+
+    body = {"model": "auto", "input": "Hello there", "stream": True}
+    async with aiohttp.ClientSession() as s, s.post(demo.base_url + "/responses", json=body) as r:
+        text = await r.text()
+        headers = r.headers
+    last = [f for f in text.split("\n\n") if f.strip()][-1]
+    assert last.startswith("event: response.completed\n")
+    final = decimal_json(last.split("\n", 1)[1].removeprefix("data: "))["response"]
+    routing = check_response_accounting(demo, final)
+    assert routing["provider"] == headers["X-Faregate-Provider"]
+    savings = final["x-faregate"]["savings"]
+    assert savings["amount_saved"] == savings["alternative_cost"] - savings["actual_cost"]

@@ -82,6 +82,31 @@ async def test_stored_responses_survive_a_restart_and_are_audited(
     assert any("2 answered requests recomputed" in n for n in billing["notes"])
 
 
+async def test_the_audit_flags_a_responses_cost_that_does_not_match_its_price(
+    keyed: KeyedDemo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The audit recomputes a Responses request's cost from its tokens and price: a recorded cost altered
+    after the fact is reported, naming the request."""
+    secret, _ = keyed.create_key("owner")
+    async with sdk(keyed, secret) as c:
+        raw = await c.responses.with_raw_response.create(model="auto", input="what does it cost?")
+    rid = raw.headers["X-Faregate-Request-Id"]
+    await keyed.accounts.usage.aflush()
+    db = open_db(keyed.store)
+    [row] = list(db.query("SELECT endpoint, cost_usd FROM usage WHERE id = ?", [rid]))
+    assert row["endpoint"] == "responses" and row["cost_usd"] == raw.headers["X-Faregate-Cost"]
+    db.conn.execute("UPDATE usage SET cost_usd = '0.5' WHERE id = ?", [rid])
+    db.conn.commit()
+    args = ["audit", "--config", str(keyed.demo.routes_path), "--catalog", str(catalog_dir())]
+    code = main([*args, "--store", str(keyed.store), "--json", "--section", "billing"])
+    billing = json.loads(capsys.readouterr().out)["sections"]["billing"]
+    [flagged] = billing["rows"]
+    assert code != 0 and flagged["request_id"] == rid and "differs" in flagged["issue"]
+    assert flagged["recorded"] == "0.5" and Decimal(flagged["expected"]) == Decimal(
+        raw.headers["X-Faregate-Cost"]
+    )
+
+
 def test_retention_and_purge(tmp_path: Path) -> None:
     store = ResponseStore(open_db(tmp_path / "s.db"), retention_s=10)
     body = {"id": "resp_1", "object": "response", "status": "completed", "model": "m", "output": []}
