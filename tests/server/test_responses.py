@@ -451,3 +451,32 @@ async def test_a_streamed_response_reports_cost_and_savings_as_a_plain_one(demo:
     assert routing["provider"] == headers["X-Faregate-Provider"]
     savings = final["x-faregate"]["savings"]
     assert savings["amount_saved"] == savings["alternative_cost"] - savings["actual_cost"]
+
+
+async def test_request_fields_reach_a_chat_completions_upstream(demo: Demo) -> None:
+    """`tool_choice`, `parallel_tool_calls`, `text.format` json_object, sampling and `user` in chat's names;
+    `metadata` echoed in the response object, as on OpenAI."""
+    async with client(demo) as c:
+        resp = await c.responses.create(
+            model="openai/gpt-4o-mini",
+            input="Use get_weather for Paris, answer in JSON",
+            tools=[WEATHER],
+            tool_choice={"type": "function", "name": "get_weather"},
+            parallel_tool_calls=False,
+            temperature=0.5,
+            top_p=0.9,
+            user="u-1",
+            metadata={"team": "a"},
+        )
+        plain = await c.responses.create(
+            model="openai/gpt-4o-mini", input="JSON please", text={"format": {"type": "json_object"}}
+        )
+    [call] = [o for o in resp.output if o.type == "function_call"]
+    assert call.name == "get_weather"
+    assert resp.metadata == {"team": "a"} and resp.temperature == 0.5 and resp.parallel_tool_calls is False
+    first, second = upstream_bodies(demo)
+    assert first["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert first["parallel_tool_calls"] is False
+    assert (first["temperature"], first["top_p"], first["user"]) == (0.5, 0.9, "u-1")
+    assert second["response_format"] == {"type": "json_object"}
+    json.loads(plain.output_text)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -1105,3 +1106,19 @@ def test_encoder_output_decodes_to_the_same_events(events: list[StreamEvent], in
     usage = finish.usage if include_usage else None
     expected = [*events[:-1], Finish(finish.finish_reason, usage, more=finish.more)]
     assert decode(raw) == expected
+
+
+@pytest.mark.parametrize("source", ["openai-responses", "anthropic"])
+def test_another_formats_serial_tool_calls_reach_chat_completions(source: Any) -> None:
+    """`parallel_tool_calls: false` of a Responses client (or an Anthropic client's
+    `disable_parallel_tool_use`) is sent on, only with tools (OpenAI refuses it on a request without)."""
+    from faregate.providers.openai.request import render_request
+
+    serial = MappingProxyType({"parallel_tool_calls": False})
+    req = ChatRequest(
+        "m", (Message("user", (TextPart("hi"),)),), tools=(Tool("f"),), source_api=source, extra=serial
+    )
+    body, dropped = render_request(req, "gpt-4o-mini")
+    assert body["parallel_tool_calls"] is False and "parallel_tool_calls" not in dropped
+    body, dropped = render_request(replace(req, tools=()), "gpt-4o-mini")
+    assert "parallel_tool_calls" not in body and not dropped

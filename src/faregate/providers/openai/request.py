@@ -40,6 +40,11 @@ PARAMETERS: Final = frozenset(
 )  # fmt: skip
 
 
+# Another format's extra fields with a meaning here: `parallel_tool_calls: false` (a Responses client's, or an
+# Anthropic client's `disable_parallel_tool_use`).
+HANDLED_EXTRA: Final = frozenset({"parallel_tool_calls"})
+
+
 def parameters(upstream_id: str, declared: frozenset[str] = frozenset()) -> frozenset[str]:
     """What reaches `upstream_id`: OpenAI's own fields, and the OpenRouter ones its provider declares."""
     own = with_reasoning(PARAMETERS, in_family(upstream_id, REASONING_PREFIXES))
@@ -158,9 +163,12 @@ def render_request(
             merge_extra(body, extra)
             dropped.extend(unsent)
         else:
-            mapped, unsent = translate_extra(req.extra, req.source_api, "openai", accepted)  # Gemini's seed
+            other = {k: v for k, v in req.extra.items() if k not in HANDLED_EXTRA}
+            mapped, unsent = translate_extra(other, req.source_api, "openai", accepted)  # Gemini's seed
             merge_extra(body, mapped)
             dropped.extend(unsent)
+            if req.extra.get("parallel_tool_calls") is False and req.tools:
+                body["parallel_tool_calls"] = False  # OpenAI refuses it on a request without tools
     return body, tuple(dropped)
 
 
