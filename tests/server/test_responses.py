@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import openai
 import pydantic
 import pytest
 
-from tests.conftest import Demo
+from tests.conftest import Demo, DemoFactory, edit_routes
 from tests.server.helpers import (
     assert_no_routing_fields,
     client,
@@ -480,3 +481,19 @@ async def test_request_fields_reach_a_chat_completions_upstream(demo: Demo) -> N
     assert (first["temperature"], first["top_p"], first["user"]) == (0.5, 0.9, "u-1")
     assert second["response_format"] == {"type": "json_object"}
     json.loads(plain.output_text)
+
+
+async def test_retention_days_in_routes_yaml_bounds_the_store(
+    routes_copy: Path, make_demo: DemoFactory
+) -> None:
+    """30 days unless routes.yaml says otherwise; `responses.retention_days: 0` keeps nothing, even with
+    `store: true`."""
+    default = await make_demo()
+    assert default.runtime.responses.retention_s == 30 * 86400
+    edit_routes(routes_copy, lambda doc: doc.__setitem__("responses", {"retention_days": 0}))
+    demo = await make_demo()
+    async with client(demo) as c:
+        resp = await c.responses.create(model="auto", input="hi", store=True)
+        with pytest.raises(openai.NotFoundError):
+            await c.responses.retrieve(resp.id)
+    assert demo.runtime.responses.db["responses"].count == 0
