@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 COOKIE: Final = "faregate_ui"
 BASE: Final = "/ui"
+# A POST's fields, read once after the CSRF check.
+FORM: web.RequestKey[dict[str, str]] = web.RequestKey("ui_form", dict)
 CSP: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:;"
     " connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -172,7 +174,7 @@ def page(*, admin: bool = False) -> Callable[[PageHandler], Handler]:
                 form = {k: str(v) for k, v in (await request.post()).items()}
                 if not same_origin(request) or not csrf_ok(request, viewer, form):
                     return render(request, "denied.html", status=403, viewer=viewer, csrf_failed=True)
-                request["faregate.ui.form"] = form
+                request[FORM] = form
             return await handler(request, viewer)
 
         run.__name__ = getattr(handler, "__name__", "page")
@@ -183,8 +185,7 @@ def page(*, admin: bool = False) -> Callable[[PageHandler], Handler]:
 
 
 def form_of(request: web.Request) -> dict[str, str]:
-    found = request.get("faregate.ui.form")
-    return found if isinstance(found, dict) else {}
+    return request[FORM] if FORM in request else {}
 
 
 def admin_key(request: web.Request) -> str | None:
