@@ -185,7 +185,8 @@ def page(*, admin: bool = False) -> Callable[[PageHandler], Handler]:
 
 
 def form_of(request: web.Request) -> dict[str, str]:
-    return request[FORM] if FORM in request else {}
+    form: dict[str, str] = request.get(FORM, {})
+    return form
 
 
 def admin_key(request: web.Request) -> str | None:
