@@ -47,6 +47,13 @@ class KeyStore:
 
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
+        from faregate.db import write_transaction  # loaded already: the store was opened there
+
+        with write_transaction(db):
+            self._ensure_table()
+
+    def _ensure_table(self) -> None:
+        db = self.db
         if "keys" not in db.table_names():
             db.table("keys").create(
                 {

@@ -79,6 +79,13 @@ class StoredResponse:
 
 
 def ensure_table(db: sqlite_utils.Database) -> None:
+    from faregate.db import write_transaction  # loaded already: the store was opened there
+
+    with write_transaction(db):  # the processes sharing the file may do this at once
+        _ensure_table(db)
+
+
+def _ensure_table(db: sqlite_utils.Database) -> None:
     if TABLE not in db.table_names():
         db.table(TABLE).create(dict(COLUMNS), pk="id")
         db.table(TABLE).create_index(["key_id", "created"])

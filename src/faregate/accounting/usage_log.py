@@ -83,7 +83,15 @@ def from_pusd(pusd: int | None) -> Decimal:
 
 def ensure_table(db: sqlite_utils.Database) -> None:
     """Create the table, or bring an older store's up to date: columns added since are added (empty for
-    the rows already there), so a store written by an earlier version keeps working."""
+    the rows already there), so a store written by an earlier version keeps working. In one write
+    transaction: the processes sharing the file may do this at once."""
+    from faregate.db import write_transaction  # loaded already: the store was opened there
+
+    with write_transaction(db):
+        _ensure_table(db)
+
+
+def _ensure_table(db: sqlite_utils.Database) -> None:
     table = db.table("usage")
     if "usage" not in db.table_names():
         table.create(dict(COLUMNS), pk="id")

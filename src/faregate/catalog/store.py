@@ -282,10 +282,14 @@ def latest_change(db: sqlite_utils.Database) -> int:
 
 
 def ensure_tables(db: sqlite_utils.Database) -> None:
-    for name, (columns, pk) in TABLES.items():
-        db.table(name).create(columns, pk=pk, if_not_exists=True)
-    for table, cols in INDEXES:
-        db.table(table).create_index(cols, if_not_exists=True)
+    """Made in one write transaction: instances and workers sharing the file may do this at once."""
+    from faregate.db import write_transaction  # loaded already: the store was opened there
+
+    with write_transaction(db):
+        for name, (columns, pk) in TABLES.items():
+            db.table(name).create(columns, pk=pk, if_not_exists=True)
+        for table, cols in INDEXES:
+            db.table(table).create_index(cols, if_not_exists=True)
 
 
 def _opt(d: Decimal | None) -> str | None:

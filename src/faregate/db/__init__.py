@@ -107,6 +107,26 @@ def schema_lock(path: Path | str) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+@contextlib.contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[None]:
+    """One SQLite transaction that takes the write lock first (`BEGIN IMMEDIATE`), for steps that read and
+    then write, such as making a concern's tables (sqlite-utils' `create()` reads the schema before its
+    `CREATE TABLE`). A deferred transaction that has read gets `database is locked` at once when another
+    connection writes (WAL skips the busy handler there: its snapshot may be stale); `BEGIN IMMEDIATE`
+    waits out the busy timeout instead. Inside an open transaction, or on PostgreSQL, it adds nothing."""
+    conn = db.conn
+    if not isinstance(conn, sqlite3.Connection) or conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+
+
 def open_db(path: Path | str) -> sqlite_utils.Database:
     """Open (creating if needed) with WAL, so readers never block the writer, and a busy timeout; a
     PostgreSQL URL opens a pooled PostgreSQL store with the same interface."""
@@ -120,7 +140,7 @@ def open_db(path: Path | str) -> sqlite_utils.Database:
     # One connection shared by the event loop and the usage log's writer thread: sqlite3 serializes calls
     # on a connection, and writers take their own lock around transactions.
     db = sqlite_utils.Database(sqlite3.connect(str(path), check_same_thread=False))
+    db.execute("PRAGMA busy_timeout=5000")  # first: switching to WAL may have to wait for another process
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=5000")
     return db

@@ -37,11 +37,14 @@ class SessionStore:
     def __init__(self, db: sqlite_utils.Database, ttl_s: float = SESSION_TTL_S) -> None:
         self.db, self.ttl_s = db, ttl_s
         self._lock = threading.Lock()
-        if "ui_sessions" not in db.table_names():
-            db.table("ui_sessions").create(
-                {"id": str, "admin": int, "key_id": str, "csrf": str, "created": float, "expires": float},
-                pk="id",
-            )
+        from faregate.db import write_transaction  # loaded already: the store was opened there
+
+        with write_transaction(db):  # every worker makes the table at start: one at a time
+            if "ui_sessions" not in db.table_names():
+                db.table("ui_sessions").create(
+                    {"id": str, "admin": int, "key_id": str, "csrf": str, "created": float, "expires": float},
+                    pk="id",
+                )
 
     def open(self, *, admin: bool, key_id: str | None, now: float) -> tuple[str, Session]:
         """A new session: returns its id (for the cookie only) and what the store keeps."""
