@@ -443,6 +443,30 @@ def test_bare_upstream_ids_map_to_models_only_when_unambiguous() -> None:
     assert table.ambiguous_ids["mistral-small"] == ("mistralai/mistral-small", "mistralai/mistral-small-2")
 
 
+def test_an_upstream_id_under_its_provider_names_its_model_in_a_rule_and_a_request() -> None:
+    # LiteLLM's spelling (provider/upstream id), as a migrating user writes it
+    table = build(
+        """
+        providers: {groq: {}, anthropic: {}}
+        routes:
+          default:
+            - name: all
+              use: [groq/llama-3.1-8b, anthropic/claude-haiku]
+        """
+    )
+    (rule,) = table.routes["default"]
+    assert rule.models == ("meta-llama/llama-3.1-8b", "anthropic/claude-haiku")
+    assert table.upstream_ids["groq/llama-3.1-8b"] == "meta-llama/llama-3.1-8b"
+    assert "openai/gpt-4o-mini" not in table.upstream_ids  # a model id stays a model id
+    _, problems = compiled(
+        """
+        providers: {groq: {}}
+        routes: {default: [{name: all, use: [mistral/llama-3.1-8b]}]}
+        """
+    )
+    assert any("unknown model 'mistral/llama-3.1-8b'" in p for p in problems)
+
+
 def test_the_baseline_is_the_cheapest_offering_of_its_model() -> None:
     table = build(SIMPLE, "savings: {baseline: anthropic/claude-haiku}")
     assert table.baseline is not None

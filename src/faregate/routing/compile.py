@@ -65,6 +65,9 @@ def compile_table(
     for o in merged.offerings:
         for uid in (o.upstream_id, *o.aliases):  # a dated snapshot id names its model too
             upstream.setdefault(uid, set()).add(o.model_id)
+            # and so does the id under its provider's name, as LiteLLM configs spell a model
+            upstream.setdefault(f"{o.provider}/{uid}", set()).add(o.model_id)
+    upstream_ids = {u: next(iter(m)) for u, m in upstream.items() if len(m) == 1 and u not in known}
     aliases, alias_problems = _resolve_aliases(spec)
     problems += alias_problems
     for alias in spec.aliases:  # names resolve as aliases first: a model of the same name is unreachable
@@ -81,7 +84,17 @@ def compile_table(
     for route, rules in spec.routes.items():
         routes[route] = tuple(
             _compile_rule(
-                r, known, retired, rejected, declared_providers, every, set(inactive), prefs, order, problems
+                r,
+                known,
+                upstream_ids,
+                retired,
+                rejected,
+                declared_providers,
+                every,
+                set(inactive),
+                prefs,
+                order,
+                problems,
             )
             for r in rules
         )
@@ -101,9 +114,7 @@ def compile_table(
         routes=MappingProxyType(routes),
         aliases=MappingProxyType(aliases),
         models=MappingProxyType(models),
-        upstream_ids=MappingProxyType(
-            {u: next(iter(m)) for u, m in upstream.items() if len(m) == 1 and u not in known}
-        ),
+        upstream_ids=MappingProxyType(upstream_ids),
         ambiguous_ids=MappingProxyType(
             {u: tuple(sorted(m)) for u, m in upstream.items() if len(m) > 1 and u not in known}
         ),
@@ -315,6 +326,7 @@ def _reachability(rules: Sequence[RuleSpec]) -> list[Problem]:
 def _compile_rule(
     r: RuleSpec,
     known: Mapping[str, list[Offering]],
+    upstream_ids: Mapping[str, str],
     retired: Mapping[str, Retirement],
     rejected: Set[str],
     providers: Set[str],
@@ -353,8 +365,8 @@ def _compile_rule(
                     Problem((*r.path, "use"), f"rule '{r.name}': no model in the catalog matches this filter")
                 )
     else:
-        models = r.use
-        for i, m in enumerate(r.use):
+        models = tuple(upstream_ids.get(m, m) for m in r.use)  # an upstream id names its model
+        for i, m in enumerate(models):
             if m not in known:
                 unknown += 1
                 if m not in rejected:
@@ -362,7 +374,7 @@ def _compile_rule(
         wanted = set(models)
         pool = [c for c in channels if c.model_id in wanted]
         if pool:  # with no candidate left, the rule's own warning below says it all
-            for i, m in enumerate(r.use):
+            for i, m in enumerate(models):
                 found += _retired_offerings(r, i, m, known.get(m, ()), retired.get(m))
         if not pool and not unknown and rejected.isdisjoint(models):
             gone = tuple(retired[m] for m in models if m in retired)

@@ -118,7 +118,7 @@ class DecisionTable:
     models: Mapping[
         str, tuple[Channel, ...]
     ]  # pinned model -> channels, cheapest first (order preference first)
-    upstream_ids: Mapping[str, str]  # bare upstream id -> model id, only where unambiguous
+    upstream_ids: Mapping[str, str]  # upstream id, bare or under its provider -> model id, where unambiguous
     channels: Mapping[str, Channel]
     preferences: Preferences
     baseline: Baseline | None
