@@ -22,6 +22,7 @@ from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.files import load_catalog_dir
 from faregate.db import open_db
 from faregate.paths import catalog_dir
+from faregate.pipeline.load import load
 from faregate.pipeline.runtime import Runtime, Sources
 from faregate.secrets import Scrubber
 from faregate.server.app import create_app
@@ -124,3 +125,15 @@ async def test_catalog_sync_errors_are_scrubbed_in_logs_sync_runs_and_admin_answ
     rows = [dict(r) for r in open_db(store).query("select * from sync_runs")]
     assert rows and not any(leaks(json.dumps(r, default=str)) for r in rows)
     assert not any(leaks(r.getMessage()) for r in caplog.records)
+
+
+async def test_a_server_that_loads_its_table_after_opening_its_port_scrubs_the_tables_keys() -> None:
+    # `serve` builds its Runtime with no table and installs it once the port is open.
+    sources = Sources(Path(__file__).parents[2] / "routes.yaml", catalog_dir(), KEYS)
+    loaded = load(sources)[0]
+    assert loaded is not None
+    rt = Runtime(sources, None)
+    rt.add_secrets(ADMIN)
+    rt.install(loaded)
+    assert not leaks(rt.scrubber.scrub(f"upstream said: bad key {KEY}")), rt.scrubber.scrub(KEY)
+    assert ADMIN not in rt.scrubber.scrub(f"admin {ADMIN}")

@@ -50,7 +50,7 @@ class Runtime:
         self.accounts = accounts
         self.prom = PromMetrics(self.health)
         self.extra_secrets: tuple[str, ...] = ()  # e.g. the admin key, set by create_app
-        self.scrubber = self._scrubber()
+        self.scrubber = self._scrubber(loaded)
         inner: Recorder = recorder or (accounts.usage if accounts else MemoryRecorder())
         scrubbed = ScrubbingRecorder(inner, lambda: self.scrubber)
         self.recorder: Recorder = ObservedRecorder(scrubbed, self.prom)
@@ -71,15 +71,20 @@ class Runtime:
         """The first loaded state (and the sources it came from, when they changed since construction,
         as the demo's simulator URLs do): settings of the objects that outlive a reload, then ready."""
         self.sources = sources or self.sources
-        self._configure(loaded)
-        self.holder.current = loaded
-        self.scrubber = self._scrubber()
+        self._swap(loaded)
         self.ready.set()
 
     def failed_to_start(self, why: str) -> None:
         """The first table cannot be built: the requests waiting for it are answered 503 at once."""
         self.start_error = why
         self.ready.set()
+
+    def _swap(self, loaded: Loaded) -> None:
+        """Settings of the objects that outlive a reload, then the loaded state in one assignment, and the
+        scrubber that knows its provider keys."""
+        self._configure(loaded)
+        self.holder.current = loaded
+        self.scrubber = self._scrubber(loaded)
 
     def _configure(self, loaded: Loaded) -> None:
         self.health.cooldown_s = loaded.spec.server.cooldown_s
@@ -92,15 +97,15 @@ class Runtime:
         for w in self.holder.current.warnings:
             log.warning("%s", w)
 
-    def _scrubber(self) -> Scrubber:
-        """Every configured provider key (of active providers), and the extra secrets."""
-        channels = self.holder.current.table.channels.values() if self.ready.is_set() else ()
+    def _scrubber(self, loaded: Loaded | None) -> Scrubber:
+        """Every provider key `loaded` configures (of active providers), and the extra secrets."""
+        channels = loaded.table.channels.values() if loaded is not None else ()
         keys = {ch.api_key for ch in channels if ch.api_key}
         return Scrubber([*keys, *self.extra_secrets])
 
     def add_secrets(self, *secrets: str | None) -> None:
         self.extra_secrets = tuple({*self.extra_secrets, *(s for s in secrets if s)})
-        self.scrubber = self._scrubber()
+        self.scrubber = self._scrubber(getattr(self.holder, "current", None))  # unset while it loads
 
     @classmethod
     def from_sources(cls, sources: Sources, **kw: object) -> tuple[Runtime | None, list[ConfigIssue]]:
@@ -119,10 +124,7 @@ class Runtime:
             if loaded is None:
                 log.warning("reload rejected, old table keeps serving: %s", "; ".join(map(str, issues)))
                 return issues
-            # Settings of the objects that outlive a reload, then the loaded state in one assignment.
-            self._configure(loaded)
-            self.holder.current = loaded
-            self.scrubber = self._scrubber()
+            self._swap(loaded)
             log.info("reloaded routes: generation %d", generation)
             self.log_warnings()
             if self.accounts is not None:
