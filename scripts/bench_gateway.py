@@ -677,6 +677,7 @@ def faregate_command(
 def set_up(mode: str, plan: Plan, procs: Processes, tmp: Path, core0: int | None, core1: int | None) -> Setup:
     py = sys.executable
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAREGATE_")}
+    env["FAREGATE_CACHE_DIR"] = str(tmp / "catalog-cache")  # this run's own: never the user's ~/.cache
     # this checkout's faregate, whatever is installed
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH")) if p)
     up, upstream, base_urls, keys = start_upstream(mode, procs, tmp, core1, env)

@@ -61,10 +61,13 @@ def free_port() -> int:
 
 
 def keyless_env() -> dict[str, str]:
-    """The environment of a newcomer: no provider keys, no faregate settings."""
-    return {
+    """The environment of a newcomer: no provider keys, no faregate settings (but the test run's catalog
+    cache folder, never the user's ~/.cache)."""
+    env = {
         k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("FAREGATE_")
     }
+    env["FAREGATE_CACHE_DIR"] = os.environ["FAREGATE_CACHE_DIR"]
+    return env
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ and the command line (keys) against it."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,7 +52,11 @@ def test_store_modules_on_postgres(
 
 
 def faregate_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PYTHONPATH": str(Path(faregate.__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin"}
+    env = {
+        "PYTHONPATH": str(Path(faregate.__file__).resolve().parents[1]),
+        "PATH": "/usr/bin:/bin",
+        "FAREGATE_CACHE_DIR": os.environ["FAREGATE_CACHE_DIR"],  # the test run's, not ~/.cache
+    }
     return subprocess.run(
         [sys.executable, "-m", "faregate.cli", *args], capture_output=True, text=True, timeout=60, env=env
     )

@@ -128,7 +128,8 @@ def worst_cost(kd: KeyedDemo, model: str, prompt_tokens: int, max_tokens: int) -
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without provider keys or FAREGATE_* settings, plus `extra`. The faregate
+    """This process's environment without provider keys or FAREGATE_* settings (but the test run's own
+    catalog cache folder, never the user's ~/.cache), plus `extra`. The faregate
     this process imported comes first on PYTHONPATH (a relative `PYTHONPATH=src` would not survive the
     subprocess's own working directory, and the installed copy would run instead)."""
     env = {
@@ -136,6 +137,7 @@ def clean_env(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith("FAREGATE_") and not k.endswith(("_API_KEY", "_AUTH_TOKEN"))
     }
+    env["FAREGATE_CACHE_DIR"] = os.environ["FAREGATE_CACHE_DIR"]
     here = str(Path(faregate.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
     return {**env, **extra}

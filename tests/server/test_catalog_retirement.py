@@ -251,6 +251,7 @@ async def test_faregate_serve_restarts_on_the_store_a_sync_left_a_rule_without_c
     port = free_port()
     log = tmp_path / "serve.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAREGATE_")}
+    env["FAREGATE_CACHE_DIR"] = os.environ["FAREGATE_CACHE_DIR"]  # the test run's, not ~/.cache
     args = ["serve", "--config", str(w.routes), "--catalog", str(w.catalog), "--store", str(w.store)]
     with open_log(log) as out:
         process = await asyncio.create_subprocess_exec(

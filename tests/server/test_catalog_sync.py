@@ -468,7 +468,7 @@ def test_cli_sync_uses_routes_yaml_base_urls_and_keys_from_the_environment(
             lambda doc: doc["providers"]["together"].update(base_url=sim.base_url(origin, "together")),
         )
         for name in list(os.environ):
-            if name.endswith("_API_KEY") or name.startswith("FAREGATE_"):
+            if name.endswith("_API_KEY") or (name.startswith("FAREGATE_") and name != "FAREGATE_CACHE_DIR"):
                 monkeypatch.delenv(name)
         monkeypatch.setenv("TOGETHER_API_KEY", "sk-together")
         store = tmp_path / "cli.db"
