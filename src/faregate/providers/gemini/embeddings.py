@@ -17,12 +17,12 @@ from faregate.errors import InvalidRequest
 from faregate.providers.fields import ROUTING_FIELDS
 from faregate.providers.gemini.inbound import as_list, as_object, bare_model, parse_routing
 from faregate.providers.gemini.render import EXTRAS_KEY
+from faregate.providers.gemini.request import EMBED_SETTINGS
 
 SOURCE_API: Final = "gemini"
 MAX_BATCH: Final = 100  # Google's limit on requests per batchEmbedContents
 # Per-request settings a Gemini upstream takes as they are (the others have no such field).
-GEMINI_SETTINGS: Final = ("taskType", "title")
-KNOWN: Final = frozenset({"model", "content", "outputDimensionality", *GEMINI_SETTINGS, *ROUTING_FIELDS})
+KNOWN: Final = frozenset({"model", "content", "outputDimensionality", *EMBED_SETTINGS, *ROUTING_FIELDS})
 
 
 def fail(message: str, param: str) -> InvalidRequest:
@@ -61,9 +61,9 @@ def settings(obj: Mapping[str, Any], where: str) -> tuple[int | None, JSONObject
     """(outputDimensionality, the other fields a Gemini upstream may take: taskType, title, unknown ones)."""
     extra: JSONObject = {}
     for key, value in obj.items():
-        if key in GEMINI_SETTINGS and value is not None and not isinstance(value, str):
+        if key in EMBED_SETTINGS and value is not None and not isinstance(value, str):
             raise fail(f"{where}{key}: Input should be a string", f"{where}{key}")
-        if (key not in KNOWN or key in GEMINI_SETTINGS) and value is not None:
+        if (key not in KNOWN or key in EMBED_SETTINGS) and value is not None:
             extra[key] = value
     return dimensions(obj, where), extra
 

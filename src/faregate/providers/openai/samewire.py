@@ -19,7 +19,7 @@ from typing import Any, Final
 from faregate import jsonio
 from faregate.canonical import FinishReason, JSONObject, Usage
 from faregate.providers.openai.render import EXTRAS_KEY, FINISH_REASONS, ID_PREFIX, render_usage
-from faregate.providers.openai.response import parse_finish_reason, parse_usage
+from faregate.providers.openai.response import _int, parse_finish_reason, parse_usage
 from faregate.providers.openai.thoughts import TEXT_KEYS
 
 # A first message with any of these carries reasoning: the translated path renders it (thoughts).
@@ -139,7 +139,3 @@ def _tool_calls(calls: object) -> list[JSONObject] | None:
             }
         )
     return out
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0

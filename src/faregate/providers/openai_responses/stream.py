@@ -27,7 +27,7 @@ from faregate.canonical import (
 )
 from faregate.providers.errors import protocol_error
 from faregate.providers.openai_responses.reasoning import ORIGIN, SEPARATOR, summary_texts
-from faregate.providers.openai_responses.response import failure_message, finish_reason, parse_usage
+from faregate.providers.openai_responses.response import _int, failure_message, finish_reason, parse_usage
 from faregate.providers.sse import SseEvent
 from faregate.providers.wire import mask_secrets
 
@@ -163,10 +163,6 @@ class ResponsesStreamDecoder:
         if not self.finished:
             raise protocol_error("stream ended before response.completed")
         return []
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _index(data: dict[str, Any]) -> int:
