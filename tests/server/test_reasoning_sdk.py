@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+import openai
 import pytest
 
 from faregate.simulator.behaviour import signed_thought
@@ -219,6 +220,47 @@ async def test_reasoning_exclude_hides_the_text(demo: Demo) -> None:
     assert extra["reasoning"] is None
     (detail,) = extra["reasoning_details"]
     assert detail["text"] == "" and signed_thought(detail["signature"])  # kept to pass back
+
+
+@pytest.mark.parametrize(
+    ("extra_body", "shown"),
+    [
+        ({"reasoning_effort": "low", "include_reasoning": True}, True),
+        ({"reasoning_effort": "low", "include_reasoning": False}, False),
+        ({"include_reasoning": False}, False),  # reasoning: {exclude: true}
+        ({"include_reasoning": True}, True),  # reasoning: {}
+        ({"reasoning": {"effort": "low", "exclude": False}, "include_reasoning": False}, True),
+    ],
+)
+async def test_include_reasoning_is_openrouters_legacy_exclude(
+    demo: Demo, extra_body: dict[str, Any], shown: bool
+) -> None:
+    """OpenRouter's deprecated `include_reasoning` is honoured as its guide maps it (`true`: `reasoning: {}`,
+    `false`: `reasoning: {exclude: true}`), and not reported as a dropped parameter."""
+    async with oai(demo) as c:
+        raw = await c.chat.completions.with_raw_response.create(
+            model=CLAUDE.model, messages=HELLO, max_tokens=4096, extra_body=extra_body
+        )
+    resp = raw.parse()
+    extra = resp.choices[0].message.model_extra or {}
+    (detail,) = extra["reasoning_details"]
+    assert signed_thought(detail["signature"])  # thinking was asked for and happened
+    if shown:
+        assert extra["reasoning"].startswith(CLAUDE.head) and detail["text"] == extra["reasoning"]
+    else:
+        assert extra["reasoning"] is None and detail["text"] == ""
+    assert "thinking" in last_body(demo, CLAUDE)
+    routing = json.loads(raw.text)["x-faregate"]["routing"]
+    assert "include_reasoning" not in routing.get("dropped_params", [])
+
+
+async def test_include_reasoning_must_be_a_boolean(demo: Demo) -> None:
+    async with oai(demo) as c:
+        with pytest.raises(openai.BadRequestError) as e:
+            await c.chat.completions.create(
+                model=CLAUDE.model, messages=HELLO, extra_body={"include_reasoning": "yes"}
+            )
+    assert e.value.body["param"] == "include_reasoning"  # type: ignore[index]
 
 
 async def test_openai_client_reads_reasoning_content_from_an_openai_format_upstream(demo: Demo) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -55,7 +56,7 @@ CANONICAL_FIELDS: Final = frozenset(
     {
         "model", "messages", "tools", "tool_choice", "response_format", "stream", "stream_options",
         "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "user",
-        "top_k", "reasoning_effort", "reasoning",
+        "top_k", "reasoning_effort", "reasoning", "include_reasoning",
     }
 )  # fmt: skip
 
@@ -255,12 +256,21 @@ def parse_stop(value: object) -> tuple[str, ...]:
 
 
 def parse_reasoning(body: Mapping[str, Any]) -> Reasoning | None:
-    """OpenAI's `reasoning_effort`, or OpenRouter's `reasoning` object (which wins when both are sent)."""
+    """OpenAI's `reasoning_effort`, or OpenRouter's `reasoning` object (which wins when both are sent), and
+    OpenRouter's legacy `include_reasoning`: `true` is `reasoning: {}`, `false` is `reasoning: {exclude:
+    true}` (OpenRouter's reasoning-tokens guide); a `reasoning.exclude` the client sent wins over it."""
     reasoning = parse_openrouter(body.get("reasoning"))
     effort = body.get("reasoning_effort")
     if reasoning is None and effort is not None:
         reasoning = Reasoning(effort=parse_effort(effort, "reasoning_effort"))
-    return reasoning
+    include = optional(body, "include_reasoning", "include_reasoning", bool)
+    if include is None:
+        return reasoning
+    if reasoning is None:
+        return Reasoning(include_thoughts=include)
+    if (body.get("reasoning") or {}).get("exclude") is not None:
+        return reasoning
+    return replace(reasoning, include_thoughts=include)
 
 
 def parse_top_k(body: Mapping[str, Any]) -> int | None:
