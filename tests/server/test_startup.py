@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -111,3 +113,50 @@ async def test_a_table_that_cannot_be_built_answers_the_waiting_requests_and_sto
         resp.release()
     with pytest.raises(StartError, match="unknown model 'x/y'"):
         await asyncio.wait_for(s.task, 30)
+
+
+async def test_serve_logs_an_unreachable_auto_route_once_at_load(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A route named `auto` with no alias naming it: `serve` starts, logs `check`'s warning once, and a
+    request for `auto` gets a 404 that says why (a request names an alias, never a route)."""
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "version: 1\nproviders:\n  openai: {api: openai, base_url: https://api.openai.com/v1, api_key_env: "
+        "OPENAI_API_KEY}\nroutes:\n  auto:\n    - name: all\n      use: [openai/gpt-4o-mini]\n"
+    )
+    port, ready, stop = free_port(), asyncio.Event(), asyncio.Event()
+    caplog.set_level(logging.WARNING)
+    task = asyncio.create_task(
+        serve(
+            routes,
+            catalog_dir(),
+            ServeOptions(port=port, watch_interval_s=0),
+            {},
+            demo=True,
+            ready=ready,
+            stop=stop,
+        )
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            for _ in range(300):
+                async with http.get("/readyz") as r:
+                    if r.status == 200:
+                        break
+                await asyncio.sleep(0.05)
+            for _ in range(2):  # requests log nothing more
+                async with http.post("/v1/chat/completions", json=HELLO) as r:
+                    assert r.status == 404
+                    message = (await r.json())["error"]["message"]
+        assert (
+            "'auto' is a route of routes.yaml, but a request names an alias, and no alias names it" in message
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    warned = [rec.getMessage() for rec in caplog.records if "named by no alias" in rec.getMessage()]
+    assert warned == [f"{routes}:5:3: warning: route 'auto' is named by no alias, so no request reaches it: "
+                      "`auto` (and a request without a model) asks for the alias `auto`, not a route; add "
+                      "`aliases: {auto: auto}`"]  # fmt: skip

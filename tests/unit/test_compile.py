@@ -448,6 +448,7 @@ def test_an_upstream_id_under_its_provider_names_its_model_in_a_rule_and_a_reque
     table = build(
         """
         providers: {groq: {}, anthropic: {}}
+        aliases: {auto: default}
         routes:
           default:
             - name: all

@@ -268,3 +268,53 @@ def test_a_missing_file_is_reported(tmp_path: Path, capsys: pytest.CaptureFixtur
     code, out, _ = check(path, capsys)
     assert code == 1
     assert out == [f"{path}:1:1: cannot read: No such file or directory"]
+
+
+ROUTE_ONLY = """\
+version: 1
+providers:
+  acme: {api: openai, base_url: http://127.0.0.1:9/v1}
+models:
+  acme/small: {offerings: {acme: {id: small, input: 0.1, output: 0.2, context: 8000}}}
+routes:
+  auto:
+    - name: all
+      use: [acme/small]
+"""
+
+
+AUTO_WARNING = (
+    "route 'auto' is named by no alias, so no request reaches it: `auto` (and a request without a model) "
+    "asks for the alias `auto`, not a route; add `aliases: {auto: auto}`"
+)
+
+
+@pytest.mark.parametrize(
+    ("aliases", "warned"),
+    [("", True), ("aliases: {auto: auto}\n", False), ("aliases: {cheap: auto}\n", False)],
+)
+def test_a_route_named_auto_that_no_alias_names_is_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], aliases: str, warned: bool
+) -> None:
+    """A request names a model or an alias, never a route (DESIGN "Choosing a channel"): a route named
+    `auto` with no alias naming it is unreachable, and `check` says so (a warning: exit 0, 1 with --strict)."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTE_ONLY + aliases)
+    code, out, _ = check(path, capsys)
+    assert code == 0, out
+    warnings = [line for line in out if ": warning: " in line]
+    assert warnings == ([f"{path}:7:3: warning: {AUTO_WARNING}"] if warned else []), out
+    assert main(["check", "--strict", str(path)]) == (1 if warned else 0)
+
+
+def test_a_route_no_alias_names_other_than_auto_is_a_warning_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTE_ONLY.replace("  auto:", "  spare:") + "aliases: {}\n")
+    code, out, _ = check(path, capsys)
+    assert code == 0
+    assert (
+        f"{path}:7:3: warning: route 'spare' is named by no alias, so no request reaches it; add one, e.g. "
+        "`aliases: {spare: spare}`" in out
+    )

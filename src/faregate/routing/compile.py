@@ -80,6 +80,7 @@ def compile_table(
                     "the route",
                 )
             )
+    problems += _unnamed_routes(spec, aliases, alias_problems)
     routes = {}
     for route, rules in spec.routes.items():
         routes[route] = tuple(
@@ -287,6 +288,31 @@ def _resolve_aliases(spec: RoutesSpec) -> tuple[dict[str, str], list[Problem]]:
                     )
                 )
     return resolved, problems
+
+
+def _unnamed_routes(
+    spec: RoutesSpec, aliases: Mapping[str, str], alias_problems: Sequence[Problem]
+) -> list[Problem]:
+    """Routes no alias names: a request names a model or an alias, never a route (DESIGN "Choosing a
+    channel"), so such a route serves nothing. A warning: it harms no request, and a route kept for later
+    is not a mistake; a route named `auto` is the likely slip (`auto` is the alias a request without a
+    model asks for). Not reported while an alias is broken (that error says what is wrong)."""
+    if any(p.is_error for p in alias_problems):
+        return []
+    named = set(aliases.values())
+    out = []
+    for route in spec.routes:
+        if route in named:
+            continue
+        if route == "auto":
+            why = (
+                "route 'auto' is named by no alias, so no request reaches it: `auto` (and a request without "
+                "a model) asks for the alias `auto`, not a route; add `aliases: {auto: auto}`"
+            )
+        else:
+            why = f"route '{route}' is named by no alias, so no request reaches it; add one, e.g. `aliases: {{{route}: {route}}}`"
+        out.append(warning(("routes", route), why))
+    return out
 
 
 def _reachability(rules: Sequence[RuleSpec]) -> list[Problem]:

@@ -88,8 +88,13 @@ def resolve(table: DecisionTable, model: str, f: Features) -> Candidates:
                 "name one of them",
                 param="model",
             )
+        hint = (
+            f" ('{model}' is a route of routes.yaml, but a request names an alias, and no alias names it)"
+            if model in table.routes
+            else ""
+        )
         raise ModelNotFound(
-            f"The model '{model}' does not exist or is not an alias of this gateway", param="model"
+            f"The model '{model}' does not exist or is not an alias of this gateway{hint}", param="model"
         )
     found = table.by_model.get(model_id)
     if found is None and model_id in table.retired:
