@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 
 from faregate.accounting.prometheus import ObservedRecorder, PromMetrics
@@ -23,8 +24,26 @@ from faregate.routing.health import Health
 from faregate.secrets import Scrubber
 from faregate.state.open import SharedState
 
-__all__ = ["Runtime", "Sources"]
+__all__ = ["RequestIds", "Runtime", "Sources"]
 log = logging.getLogger("faregate.reload")
+
+
+class RequestIds:
+    """Request ids: 128 bits from the OS's CSPRNG as 32 hex digits, like a uuid4's (unpredictable: a stored
+    response is fetched by its id), read 256 ids' worth at a time: one system call per 256 requests."""
+
+    __slots__ = ("_at", "_pool")
+    BATCH = 256
+
+    def __init__(self) -> None:
+        self._pool, self._at = b"", 0
+
+    def new(self) -> str:
+        at = self._at
+        if at >= len(self._pool):
+            self._pool, at = os.urandom(16 * self.BATCH), 0
+        self._at = at + 16
+        return self._pool[at : at + 16].hex()
 
 
 class Runtime:
@@ -61,6 +80,7 @@ class Runtime:
         self.rng = (
             random.Random()
         )  # weighted strategies draw from this (made once: seeding per request is slow)
+        self.ids = RequestIds()
         self.last_issues: list[ConfigIssue] = []
         self.catalog_sync: SyncService | None = None  # set by server/catalog_admin.py while serving
         self.shared: SharedState | None = None  # shared state (Redis), set by server/shared_state.py

@@ -31,12 +31,11 @@ from faregate.server.count import count_handler, render_anthropic_count
 from faregate.server.embeddings import EMBEDDINGS
 from faregate.server.endpoint import wire_route
 from faregate.server.envelope import Route, add_routes, speaks, unserved
-from faregate.server.guard import guard
-from faregate.server.middleware import error_envelope
+from faregate.server.guard import edge
 from faregate.server.optimize import handle_optimize
 from faregate.server.options import ServeOptions
 from faregate.server.shared_state import shared_state
-from faregate.server.startup import healthz, readyz, wait_for_table
+from faregate.server.startup import healthz, readyz
 
 log = logging.getLogger("faregate.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -112,9 +111,7 @@ def route_table() -> list[tuple[str, str, Handler]]:
 
 def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.Application:
     opts = options or ServeOptions()
-    app = web.Application(
-        middlewares=[wait_for_table, error_envelope, guard], client_max_size=opts.max_body_bytes
-    )
+    app = web.Application(middlewares=[edge], client_max_size=opts.max_body_bytes)
     app[RUNTIME] = runtime
     runtime.add_secrets(opts.admin_key)  # scrubbed from whatever is logged, stored or sent
     app[OPTIONS] = opts

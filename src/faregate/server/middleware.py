@@ -44,22 +44,33 @@ async def render_error(request: web.Request, e: FaregateError) -> web.Response:
 
 @web.middleware
 async def error_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The error envelope alone (`guard.edge` does this and the checks in one middleware)."""
     try:
         response = await handler(request)
-    except FaregateError as e:
+    except Exception as e:
+        return await error_response(request, e)
+    return with_request_id(request, response)
+
+
+async def error_response(request: web.Request, e: Exception) -> web.Response:
+    """The answer to what a handler raised, in the route's envelope; re-raises what is not an error (an
+    aiohttp redirect)."""
+    if isinstance(e, FaregateError):
         return await render_error(request, e)
-    except web.HTTPException as e:  # aiohttp's own 404/405/413 get our envelope too
+    if isinstance(e, web.HTTPException):  # aiohttp's own 404/405/413 get our envelope too
         if e.status < 400:
-            raise
+            raise e
         err = from_http_status(e.status, e.reason)
         if "Allow" in e.headers:  # a 405 must say which methods are allowed (RFC 9110)
             err.headers["Allow"] = e.headers["Allow"]
         return await render_error(request, err)
-    except Exception:
-        log.exception("request %s failed", request_id(request))
-        return await render_error(
-            request, FaregateError("internal error: see the server log for this request id")
-        )
+    log.exception("request %s failed", request_id(request), exc_info=e)
+    return await render_error(
+        request, FaregateError("internal error: see the server log for this request id")
+    )
+
+
+def with_request_id(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
     if not response.prepared:
         response.headers["X-Faregate-Request-Id"] = request_id(request)
     return response

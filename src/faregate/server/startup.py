@@ -1,6 +1,7 @@
 """A server that opened its port before its first decision table was built: `/healthz` answers at once
 (`status: loading` until the table is in), `/readyz` is 503 until then, and every other request waits
-for the table, then is served as usual (`serve.py` loads it off the event loop after binding)."""
+for the table, then is served as usual (`serve.py` loads it off the event loop after binding; the edge
+middleware, `guard.py`, asks `before_table` until then)."""
 
 from __future__ import annotations
 
@@ -41,17 +42,16 @@ async def readyz(request: web.Request) -> web.Response:
 EARLY: Final[Mapping[str, Handler]] = MappingProxyType({"/healthz": healthz, "/readyz": readyz})
 
 
-@web.middleware
-async def wait_for_table(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outermost: once the table is in, one check; before, health answers at once and the rest waits."""
+async def before_table(request: web.Request) -> web.StreamResponse | None:
+    """A request that came before the first table is in: health answers at once, the rest waits for the
+    table (then None: served as usual), or is answered 503 when it could not be built."""
     rt = request.app[RUNTIME]
-    if not rt.ready.is_set():
-        early = EARLY.get(request.path)
-        if early is not None and request.method == "GET":
-            return await early(request)
-        await rt.ready.wait()
-        if rt.start_error is not None:  # the table could not be built: the server is stopping
-            return web.json_response(
-                openai_envelope(NotStarted(f"faregate could not start: {rt.start_error}")), status=503
-            )
-    return await handler(request)
+    early = EARLY.get(request.path)
+    if early is not None and request.method == "GET":
+        return await early(request)
+    await rt.ready.wait()
+    if rt.start_error is not None:  # the table could not be built: the server is stopping
+        return web.json_response(
+            openai_envelope(NotStarted(f"faregate could not start: {rt.start_error}")), status=503
+        )
+    return None
