@@ -23,10 +23,11 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
             return early
     try:
         check_cross_site(request)
-        response = preflight_answer(request)  # before authentication: browsers send no credentials on it
-        if response is None:
-            authenticate(request)
-            response = await handler(request)
+        preflight = preflight_answer(request)  # before authentication: browsers send no credentials on it
+        if preflight is not None:
+            return with_request_id(request, preflight)
+        authenticate(request)
+        response = await handler(request)
     except Exception as e:
         return await error_response(request, e)
     return with_request_id(request, response)
