@@ -15,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Values are frozen at run time too in tests (faregate/values.py; FAREGATE_STRICT_VALUES=0 runs them as served)
+# and in every gateway they start: set before faregate is imported.
+os.environ.setdefault("FAREGATE_STRICT_VALUES", "1")
+
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from ruamel.yaml import YAML

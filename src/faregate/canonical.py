@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
+from faregate.values import frozen
+
 JSON: TypeAlias = Any
 JSONObject: TypeAlias = dict[str, Any]
 
@@ -22,12 +24,12 @@ WireApi = Literal["openai", "anthropic", "gemini", "openai-responses"]
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TextPart:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ImagePart:
     """An image, either by URL (`url`), inline (`data_b64` with `media_type`) or by the provider's own
     `file_id` (a Responses upstream's upload, which only such a channel takes: see `ChatRequest.files`).
@@ -41,7 +43,7 @@ class ImagePart:
     source: str | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FilePart:
     """A file for the model to read that is not plain text (a text file becomes a `TextPart`): inline
     (`data_b64` with `media_type`), by URL (`url`, which the provider fetches: faregate never does) or by the
@@ -65,14 +67,14 @@ PDF: str = "application/pdf"
 Part: TypeAlias = TextPart | ImagePart | FilePart
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ToolCall:
     id: str
     name: str
     arguments: str  # JSON text, exactly as the model produced it
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Thought:
     """One piece of the model's reasoning (an Anthropic thinking block, a Gemini thought part, a Responses
     reasoning item, an OpenAI-compatible `reasoning_content`). `signature` is the provider's opaque proof
@@ -92,7 +94,7 @@ def signed_for(thoughts: tuple[Thought, ...], api: WireApi) -> tuple[Thought, ..
     return tuple(t for t in thoughts if t.origin == api and t.signature)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Message:
     """One turn. `role="tool"` carries a tool result for `tool_call_id`; `system` folds in `developer`."""
 
@@ -112,14 +114,14 @@ class Message:
         return "".join(p.text for p in self.content if isinstance(p, TextPart))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Tool:
     name: str
     description: str | None = None
     parameters: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ToolChoice:
     """`auto`, `none`, `required` (any tool), or `tool` with `name` (that one tool)."""
 
@@ -130,7 +132,7 @@ class ToolChoice:
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Reasoning:
     """How hard the model should think: OpenAI's `reasoning_effort`, Anthropic's `thinking` budget,
     Gemini's `thinkingConfig`, OpenRouter's `reasoning`. Either field may be unset; each format renders
@@ -146,7 +148,7 @@ FormatKind = Literal["text", "json_object", "json_schema"]
 JSON_KINDS: frozenset[str] = frozenset({"json_object", "json_schema"})
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@frozen(eq=False)
 class ResponseFormat:
     """The shape the answer must have: plain text, any JSON object, or JSON matching `schema` (with the
     name, strictness and description OpenAI's `json_schema` gives it). An inbound parses it once; each
@@ -210,7 +212,7 @@ class ResponseFormat:
 NAMES_STOP_SEQUENCE: frozenset[WireApi] = frozenset({"anthropic"})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ChatRequest:
     """What the client asked for, whatever format it spoke. Routing fields live in `RoutingRequest`."""
 
@@ -289,7 +291,7 @@ class ChatRequest:
         return self.stop, ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -303,7 +305,7 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Choice:
     """One more answer to the same prompt (OpenAI's `n`), after the response's own first one."""
 
@@ -313,7 +315,7 @@ class Choice:
     logprobs: Mapping[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ChatResponse:
     id: str
     model: str  # the upstream's model id as it answered
@@ -340,7 +342,7 @@ class ChatResponse:
         return "".join(t.text for t in self.thoughts)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EmbeddingRequest:
     model: str | None
     inputs: tuple[str, ...]
@@ -350,7 +352,7 @@ class EmbeddingRequest:
     source_api: WireApi = "openai"  # the client's format: `extra` is in its names
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EmbeddingResponse:
     model: str
     vectors: tuple[tuple[float, ...], ...]
@@ -360,21 +362,21 @@ class EmbeddingResponse:
 # --- stream events: what a decoder yields from an upstream stream, and an encoder writes to a client ---
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Start:
     id: str
     model: str
     usage: Usage | None = None  # the prompt tokens known when the stream starts (Anthropic's message_start)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TextDelta:
     text: str
     choice: int = 0  # which answer (OpenAI's `n`): only OpenAI-format streams have others than 0
     logprobs: tuple[Mapping[str, Any], ...] = ()  # this text's tokens, in OpenAI's `logprobs.content` shape
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReasoningDelta:
     """A fragment of the model's reasoning. A `signature` ends the current thought (Anthropic sends it after
     the thinking text, in `signature_delta`); `redacted` is a whole redacted thought (`signature`: its data).
@@ -387,7 +389,7 @@ class ReasoningDelta:
     redacted: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ToolCallStart:
     index: int  # position of this call among the response's tool calls, from 0
     id: str
@@ -395,14 +397,14 @@ class ToolCallStart:
     choice: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ToolArgsDelta:
     index: int
     arguments: str  # a fragment of the JSON arguments
     choice: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Finish:
     """The last event of a stream: why it stopped, and the usage when the upstream reported it."""
 
@@ -412,7 +414,7 @@ class Finish:
     more: tuple[tuple[int, FinishReason], ...] = ()  # (choice, finish reason) of the choices after 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ProviderEvent:
     """A stream event with no canonical meaning (a Responses upstream's built-in tool items and their
     progress, `response.web_search_call.searching`, the annotations of its text), relayed as is to a client

@@ -20,9 +20,10 @@ provider adapter; `execute` collects them into `AllChannelsFailed`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
+
+from faregate.values import frozen
 
 
 class FaregateError(Exception):
@@ -89,7 +90,7 @@ class RateLimited(FaregateError):
         super().__init__(message, headers={"Retry-After": str(max(1, retry_after_s))})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UpstreamError:
     """One failed attempt, as a provider adapter classified it. Never holds a secret or a raw body."""
 

@@ -1,7 +1,7 @@
 """Imports point one way: config → catalog → routing → providers → accounting → pipeline → server (DESIGN "Layout").
 
 Every module of the package has a rank; it may import only modules of its own rank or a lower one. Leaves
-(canonical, errors, paths, db, settings, jsonio, secrets) import only leaves. On top sit the simulator, the
+(canonical, errors, paths, db, settings, jsonio, secrets, values) import only leaves. On top sit the simulator, the
 audit, the server, the command line and the package's `__init__` (the public surface). Every import
 counts: absolute, relative (`from ..server import keys`), inside functions, and `importlib.import_module`
 / `__import__` with a literal name; only `if TYPE_CHECKING:` blocks are skipped. And the import graph has
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "faregate"
-LEAVES = frozenset({"canonical", "errors", "paths", "db", "settings", "jsonio", "secrets"})
+LEAVES = frozenset({"canonical", "errors", "paths", "db", "settings", "jsonio", "secrets", "values"})
 # Lowest first; a module may import its own rank and those before it.
 RANKS: tuple[frozenset[str], ...] = (
     LEAVES,

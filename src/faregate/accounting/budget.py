@@ -8,15 +8,15 @@ below that the request is refused. Pure arithmetic on `Decimal`: exact, no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 
 from faregate.catalog.model import MILLION, Price
+from faregate.values import frozen
 
 MIN_ANSWER_TOKENS = 16  # the shortest answer worth sending a request for
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AnswerBound:
     """One request's cost shape: the prompt tokens to reserve for, the plan's prices, the answer bound."""
 

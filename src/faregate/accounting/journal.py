@@ -20,11 +20,12 @@ import fcntl
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
+
+from faregate.values import frozen
 
 log = logging.getLogger("faregate.usage")
 ROW: Final = "u"
@@ -101,7 +102,7 @@ def _own(directory: Path, owner: str) -> int:
     return fd
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Orphan:
     """The segments a dead process left, in the order written, and its lock (held while replaying)."""
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from faregate.values import frozen
 
 if TYPE_CHECKING:
     import sqlite_utils  # the store is opened by faregate/db, which imports it (without numpy)
@@ -25,7 +26,7 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ApiKey:
     id: str  # public identifier: shown in lists, logs and the usage log (never the secret)
     label: str

@@ -12,8 +12,9 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
+
+from faregate.values import frozen
 
 WORD: Final = re.compile(r"\w+", re.UNICODE)
 SPACES: Final = re.compile(r"[ \t]+")
@@ -32,7 +33,7 @@ FILLER_WORDS: Final = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Optimized:
     optimized_prompt: str
     original_tokens: int

@@ -6,11 +6,11 @@ price when the provider publishes one (else at the input price), cache writes li
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from faregate.canonical import Usage
 from faregate.catalog.model import MILLION, Price
+from faregate.values import frozen
 
 ZERO = Decimal(0)
 QUANTUM = Decimal("1e-12")
@@ -39,7 +39,7 @@ def cost_usd(price: Price, usage: Usage) -> Decimal:
     return (total / MILLION).quantize(QUANTUM, rounding=ROUND_HALF_EVEN).normalize() + ZERO
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Savings:
     actual_cost: Decimal
     alternative_cost: Decimal  # the baseline model at the same token counts

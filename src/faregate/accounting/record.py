@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, field, replace
 from decimal import Decimal
 from typing import Any, Protocol
 
 from faregate.canonical import Usage
 from faregate.secrets import Scrubber
+from faregate.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Attempt:
     channel: str
     provider: str
@@ -32,7 +33,7 @@ class Attempt:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RequestRecord:
     id: str
     created: float  # unix time

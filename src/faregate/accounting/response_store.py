@@ -15,12 +15,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from faregate import jsonio
 from faregate.canonical import JSONObject
+from faregate.values import frozen
 
 if TYPE_CHECKING:
     import sqlite_utils  # the store is opened by faregate/db, which imports it (without numpy)
@@ -58,7 +58,7 @@ SELECT r.input_items, r.response FROM chain JOIN {TABLE} r ON r.id = chain.id OR
 """
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StoredResponse:
     id: str
     key_id: str | None

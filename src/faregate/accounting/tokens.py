@@ -11,7 +11,6 @@ import hashlib
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from types import MappingProxyType
@@ -20,6 +19,7 @@ from typing import Final, Literal
 import tiktoken
 
 from faregate.canonical import ChatRequest, FilePart, ImagePart, Message, Role, TextPart, Tool
+from faregate.values import frozen
 
 EncodingName = Literal["cl100k_base", "o200k_base"]
 
@@ -48,7 +48,7 @@ _O200K_PAT_STR = "|".join(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EncodingSpec:
     """What tiktoken needs besides the ranks, and the sha256 of the uncompressed `.tiktoken` file."""
 
@@ -222,7 +222,7 @@ def prompt_bound(body_bytes: int, req: ChatRequest) -> int:
     return body_bytes + REPLY_PRIMING + _FRAMING_PER_MESSAGE * len(req.messages) + images + BOUND_SLACK
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Loaded:
     encoding: tiktoken.Encoding
     role_tokens: Mapping[Role, int]

@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
@@ -27,6 +26,7 @@ from faregate import jsonio
 from faregate.accounting.journal import HOLD, PROVISIONAL, ROW, Journal, entry, orphans
 from faregate.accounting.record import Attempt, RequestRecord
 from faregate.canonical import Usage
+from faregate.values import frozen
 
 if TYPE_CHECKING:
     import sqlite_utils  # the store is opened by faregate/db, which imports it (without numpy)
@@ -242,7 +242,7 @@ def from_row(row: dict[str, Any]) -> RequestRecord:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Totals:
     requests: int
     errors: int

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from faregate.values import frozen
 
 SECTIONS = ("unpriced", "drift", "changes", "billing", "routes", "spend")
 DEFAULT_FAIL_ON = ("unpriced", "drift", "billing")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Section:
     name: str
     title: str
@@ -28,7 +30,7 @@ class Section:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AuditResult:
     generated_at: str
     config: str

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from ruamel.yaml import YAML
 
+from faregate.values import frozen
 
-@dataclass(frozen=True, slots=True)
+
+@frozen
 class Shape:
     name: str
     prompt_tokens: int

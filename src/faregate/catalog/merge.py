@@ -6,18 +6,19 @@ Pure: problems come back as `Problem`s (a path inside routes.yaml and a message)
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
 from typing import Literal
 
 from faregate.catalog.model import Catalog, Offering, Price, ProviderInfo
 from faregate.config.load import PathElem
 from faregate.config.model import OfferingPatch, ProviderPatch, RoutesSpec
+from faregate.values import frozen
 
 Severity = Literal["error", "warning"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Problem:
     """An error is a mistake in routes.yaml itself (the file is refused); a warning is what the catalog
     or a sync says about the world (a retirement, a price drift): reported, never a reason to refuse."""
@@ -44,7 +45,7 @@ def retired_text(o: Offering) -> str:
     return f"was retired{on} ({'routes.yaml' if o.retired_by == 'routes.yaml' else 'shipped catalog'})"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Merged:
     providers: Mapping[str, ProviderInfo]  # configured and enabled
     offerings: tuple[Offering, ...]  # of those providers, catalog + declared

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Literal
 
 from faregate.config.model import Api, Listing, Policy
+from faregate.values import frozen
 
 Kind = Literal["chat", "embedding"]
 RetiredBy = Literal["catalog", "sync", "routes.yaml"]  # who took an offering out of routing
 MILLION = Decimal(1_000_000)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Price:
     """USD per 1M tokens. Cache prices default to the input price when a provider publishes none."""
 
@@ -28,7 +29,7 @@ class Price:
         return self.input == 0 and self.output == 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ProviderInfo:
     name: str
     api: Api
@@ -43,7 +44,7 @@ class ProviderInfo:
     params: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Offering:
     """One provider's way to serve one model. `price` None: known but not routable (no price anywhere)."""
 
@@ -70,7 +71,7 @@ class Offering:
         return (self.model_id, self.provider)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Catalog:
     providers: Mapping[str, ProviderInfo] = field(default_factory=lambda: MappingProxyType({}))
     offerings: tuple[Offering, ...] = ()

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -15,6 +15,7 @@ from faregate.catalog.model import Catalog, Offering, Price
 from faregate.catalog.reconcile import OfferingRow, on_caps
 from faregate.catalog.store import CatalogStore
 from faregate.db import open_db, store_exists
+from faregate.values import frozen
 
 if TYPE_CHECKING:
     import sqlite_utils  # the store is opened by faregate/db, which imports it (without numpy)
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 DEFAULT_CONTEXT = 8192  # an added offering whose listing states no context (and no other provider does)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StoreState:
     rows: tuple[OfferingRow, ...]
     prices: Mapping[tuple[str, str], Price]  # current synced prices by (provider, upstream_id)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from types import MappingProxyType
 from typing import Final, Literal
 
 from faregate.catalog.listing.base import ListedModel
 from faregate.catalog.model import Kind, Offering, Price
 from faregate.config.model import Listing
+from faregate.values import frozen
 
 # Who authors the models a first-party provider lists, for `<author>/<upstream id>` model ids.
 AUTHORS: Final[Mapping[str, str]] = MappingProxyType(
@@ -35,7 +36,7 @@ ChangeKind = Literal["added", "price", "context", "caps", "retired", "returned"]
 COUNTED_AS_CHANGED: Final[frozenset[str]] = frozenset({"price", "context", "caps", "returned"})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OfferingRow:
     """A row of the store's `offerings`: what sync saw of (provider, upstream_id). model_id None: unmapped."""
 
@@ -51,7 +52,7 @@ class OfferingRow:
     retired_at: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Change:
     kind: ChangeKind
     upstream_id: str
@@ -60,7 +61,7 @@ class Change:
     new: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SyncDiff:
     rows: tuple[OfferingRow, ...]  # to write, replacing the provider's row of the same upstream id
     prices: Mapping[str, Price]  # upstream id -> price that becomes current (the old interval closes)
@@ -72,7 +73,7 @@ class SyncDiff:
         return sum(1 for c in self.changes if c.kind in kinds)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Elsewhere:
     """An offering of another provider with the same upstream id: names the model, lends its context."""
 

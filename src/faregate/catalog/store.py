@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import MappingProxyType
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from faregate.catalog.model import Price
 from faregate.catalog.reconcile import Change, OfferingRow, SyncDiff, plain
+from faregate.values import frozen
 
 if TYPE_CHECKING:
     import sqlite_utils  # the store is opened by faregate/db, which imports it (without numpy)
@@ -97,7 +97,7 @@ def now_iso(moment: datetime | None = None) -> str:
     return (moment or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PriceRow:
     provider: str
     upstream_id: str
@@ -106,7 +106,7 @@ class PriceRow:
     valid_to: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SyncRun:
     provider: str
     started: str

@@ -27,6 +27,7 @@ from faregate.catalog.store import CatalogStore, SyncRun, now_iso, rows_by_upstr
 from faregate.config.model import Api, Listing
 from faregate.db import open_db
 from faregate.secrets import Scrubber
+from faregate.values import frozen
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -52,7 +53,7 @@ class UnknownSyncProvider(KeyError):
     """Not a provider this gateway syncs (unknown, disabled, or not in catalog.sync_providers)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SyncTarget:
     info: ProviderInfo  # base_url as called (the demo points it at the simulator)
     listing: Listing
@@ -60,7 +61,7 @@ class SyncTarget:
     known: tuple[Offering, ...]  # the provider's offerings as merged now, retired ones included
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SyncSnapshot:
     """What one sync reads from its owner: targets, every offering (to name new models), settings."""
 
@@ -98,7 +99,7 @@ def build_snapshot(
     return SyncSnapshot(MappingProxyType(targets), tuple(offerings), interval_s, timeout_s)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SyncResult:
     run: SyncRun
     changes: tuple[Change, ...] = ()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
@@ -27,6 +26,7 @@ from faregate.config.model import (
     When,
 )
 from faregate.config.validate import schema_issues, valid_part
+from faregate.values import frozen
 
 CAPS = ("tools", "vision", "json", "streaming")
 
@@ -40,7 +40,7 @@ def opt_money(value: Any) -> Decimal | None:
     return None if value is None else money(value)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RoutesRead:
     """routes.yaml read as far as it goes. With schema errors, `spec` is built from the part that
     validated (`doc`, positions kept) so the semantic checks can still run: `complete` is False then,

@@ -7,7 +7,6 @@ walks a JSON-pointer-like path to them. `plain` turns the loaded tree into ordin
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,12 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from faregate.values import frozen
+
 PathElem = str | int
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@frozen(order=True)
 class ConfigIssue:
     """One problem in a config or catalog file; `str()` gives `FILE:LINE:COL: message` (1-based)."""
 
@@ -32,7 +33,7 @@ class ConfigIssue:
         return f"{self.file}:{self.line}:{self.col}: {'warning: ' if self.warning else ''}{self.message}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class YamlDoc:
     file: str
     root: Any  # the ruamel tree (CommentedMap at the top for our files)

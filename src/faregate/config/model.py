@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Literal
 
 from faregate.config.load import PathElem
+from faregate.values import frozen
 
 Api = Literal["openai", "anthropic", "gemini", "openai-responses"]
 Listing = Literal["openai", "anthropic", "gemini", "openrouter", "ollama", "together"]
@@ -24,7 +25,7 @@ Path_ = tuple[PathElem, ...]
 EMPTY_MAP: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ProviderPatch:
     """A provider as routes.yaml states it; unset fields come from the catalog file of the same name."""
 
@@ -39,7 +40,7 @@ class ProviderPatch:
     params: frozenset[str] | None = None  # sampling fields beyond the wire format's own it accepts
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OfferingPatch:
     """An offering as routes.yaml states it, merged over the catalog's (prices USD per 1M tokens)."""
 
@@ -66,7 +67,7 @@ class OfferingPatch:
         return self.upstream_id is not None or self.input is not None or self.output is not None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class When:
     """A rule's conditions; `None` means "not constrained"."""
 
@@ -88,7 +89,7 @@ class When:
 ALWAYS = When()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Selector:
     """`use:` as a filter over the catalog instead of a list of model ids."""
 
@@ -102,7 +103,7 @@ class Selector:
     max_output_price: Decimal | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RuleSpec:
     route: str
     index: int
@@ -114,7 +115,7 @@ class RuleSpec:
     weights: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Preferences:
     """Static preferences from routes.yaml; requests narrow them with the same fields."""
 
@@ -127,7 +128,7 @@ class Preferences:
     max_price_completion: Decimal | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CorsSpec:
     """`server.cors`: the browser origins allowed to call the gateway (none by default)."""
 
@@ -138,7 +139,7 @@ class CorsSpec:
         return "*" in self.origins or origin in self.origins
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServerSpec:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -160,7 +161,7 @@ class ServerSpec:
     cors: CorsSpec = CorsSpec()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RoutesSpec:
     file: str
     auth: Literal["open", "keys"]

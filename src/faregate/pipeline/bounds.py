@@ -5,12 +5,11 @@ Part of the loaded state (`Loaded.bounds`), so a request keeps the limits of the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from faregate.config.model import ServerSpec
+from faregate.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Bounds:
     """Connect and read timeouts (aiohttp's, see `execute.client_timeout`), and the total deadlines and size
     limits the plan walk enforces itself (README "Limits and timeouts")."""

@@ -43,6 +43,7 @@ from faregate.routing.health import Health
 from faregate.routing.plan import Plan
 from faregate.routing.table import Channel
 from faregate.secrets import Scrubber
+from faregate.values import frozen
 
 T = TypeVar("T")
 ERROR_BODY_BYTES = 64 * 1024  # of an upstream's error answer only the envelope's message is kept
@@ -56,7 +57,7 @@ def client_timeout(bounds: Bounds) -> aiohttp.ClientTimeout:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Trace:
     """What a plan walk did, for the record and `x-faregate`: every attempt, the parameters the answering
     channel's format dropped, what the middle-out transform did."""
@@ -69,7 +70,7 @@ class Trace:
 NO_TRACE: Final = Trace()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Executed(Generic[T]):
     """A plan walk that got an answer: the channel, its parsed answer and the walk's trace."""
 

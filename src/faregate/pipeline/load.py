@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -24,9 +24,10 @@ from faregate.db import store_errors
 from faregate.pipeline.bounds import Bounds, bounds_of
 from faregate.routing.compile import compile_table
 from faregate.routing.table import DecisionTable
+from faregate.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Sources:
     """Where the loaded state comes from: re-read on every reload."""
 
@@ -42,7 +43,7 @@ class Sources:
         return tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in paths)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Loaded:
     """Everything a request reads from configuration, swapped as one value: a request takes it once and
     finishes on it (`Runtime.holder.current`)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from faregate.accounting.keys import ApiKey
@@ -24,11 +23,12 @@ from faregate.routing.features import Features
 from faregate.routing.plan import NO_DOCUMENTS, NO_PROVIDER_FILES, Plan, build_plan
 from faregate.routing.preferences import parse_request_preferences
 from faregate.routing.table import DecisionTable
+from faregate.values import frozen
 
 Kind = Literal["chat", "embedding"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Demand:
     """What a parsed request asks of routing and admission."""
 

@@ -6,7 +6,6 @@ request is over, whatever happened, settle its budget reservation and write exac
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -21,9 +20,10 @@ from faregate.pipeline.runtime import Runtime
 from faregate.routing.features import Features
 from faregate.routing.plan import Plan
 from faregate.routing.table import Baseline, Channel
+from faregate.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Exchange:
     """One request's identity: its id, endpoint, the caller's key and app, when it started."""
 
@@ -44,7 +44,7 @@ class Exchange:
         return (self.key.group or None) if self.key else None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Charge:
     """What an answer cost: the channel and usage priced, the baseline's cost, and `extras`, the `cost` and
     `x-faregate` fields the answer carries."""
@@ -56,7 +56,7 @@ class Charge:
     extras: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Ended:
     """How the request ended, for the record: the status the client got, the error, the answer's finish."""
 

@@ -8,7 +8,7 @@ looked up in `registry.py`; stream decoders and encoders are created per respons
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Protocol
 
 from faregate.canonical import (
@@ -25,9 +25,10 @@ from faregate.canonical import (
 )
 from faregate.errors import FaregateError, UpstreamError
 from faregate.providers.sse import SseEvent
+from faregate.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Target:
     """Where and how to call one channel: filled from a routing `Channel` by the server."""
 
@@ -38,7 +39,7 @@ class Target:
     params: frozenset[str] = frozenset()  # sampling fields beyond the format's own the upstream takes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UpstreamCall:
     method: str
     url: str

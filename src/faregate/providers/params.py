@@ -9,13 +9,14 @@ ranges, defaults and small conversions live in its table.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from faregate.canonical import ChatRequest, JSONObject
+from faregate.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Param:
     """Where one canonical field goes in the upstream body, and how."""
 

@@ -13,8 +13,9 @@ buffered further: an upstream cannot make the gateway hold an unbounded event.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Final
+
+from faregate.values import frozen
 
 _EOL: Final = re.compile(rb"[\r\n]")
 DEFAULT_MAX_EVENT_BYTES: Final = 8 * 1024 * 1024
@@ -24,7 +25,7 @@ class SseEventTooLarge(ValueError):
     """One event (or one line) grew past the decoder's bound."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SseEvent:
     data: str
     event: str | None = None

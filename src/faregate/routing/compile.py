@@ -8,7 +8,6 @@ environment comes in as a mapping, problems go out as `Problem`s placed in route
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
-from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
 
@@ -25,9 +24,10 @@ from faregate.routing.table import (
     PlanEntry,
     Retirement,
 )
+from faregate.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Compiled:
     table: DecisionTable
     problems: tuple[Problem, ...]

@@ -5,15 +5,15 @@ What `faregate explain` prints and `POST /admin/explain` returns: the decision t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from faregate.routing.features import Features, explain_when, matches
 from faregate.routing.plan import Plan
 from faregate.routing.table import DecisionTable
+from faregate.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RuleVerdict:
     name: str
     matched: bool

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from faregate.canonical import ChatRequest
 from faregate.config.model import When
+from faregate.values import frozen
 
 EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -178,7 +178,7 @@ def matches(w: When, f: Features) -> bool:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Check:
     condition: str
     ok: bool

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Literal
@@ -33,6 +33,7 @@ from faregate.routing.table import (
     Retirement,
 )
 from faregate.routing.table import PlanEntry as PlanEntry  # re-exported: it belongs to the plan
+from faregate.values import frozen
 
 Kind = Literal["chat", "embedding"]
 NO_HEALTH = NoHealth()
@@ -43,7 +44,7 @@ NO_DOCUMENTS = "no PDF input (an anthropic, gemini or openai-responses channel r
 STABLE = frozenset({"cheapest", "ordered"})  # strategies whose compiled order holds for every request
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Plan:
     requested: str  # what the request named ("auto" when it named nothing)
     pinned: bool  # an explicit model, not an alias

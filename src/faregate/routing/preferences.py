@@ -4,18 +4,18 @@ narrow the static preferences of routes.yaml. Nothing here can widen what routes
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any, Literal
 
 from faregate.config.model import Policy, Preferences
 from faregate.errors import InvalidRequest
+from faregate.values import frozen
 
 Sort = Literal["price", "latency", "throughput"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RequestPreferences:
     order: tuple[str, ...] | None = None
     only: tuple[str, ...] | None = None

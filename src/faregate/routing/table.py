@@ -6,12 +6,13 @@ It is part of the loaded state (`pipeline/load.py::Loaded`), which a reload swap
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal
 from types import MappingProxyType
 
 from faregate.catalog.model import MILLION, Kind, Offering, Price, RetiredBy
 from faregate.config.model import Api, Policy, Preferences, Strategy, When
+from faregate.values import frozen
 
 # Capabilities a channel has by its `api`, never declared. A channel that speaks the Responses API can
 # carry the tools its provider runs (`web_search`, `file_search`, ...).
@@ -29,7 +30,7 @@ API_CAPS: Mapping[Api, frozenset[str]] = MappingProxyType(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Channel:
     """An offering plus the credential used to call it: what routing selects, fails and cools down."""
 
@@ -54,7 +55,7 @@ class Channel:
         return (self.price.input * prompt_tokens + self.price.output * completion_tokens) / MILLION
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PlanEntry:
     """One step of a plan: a channel and why it is there ("rule 'tools' (cheapest) #2")."""
 
@@ -62,7 +63,7 @@ class PlanEntry:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Candidates:
     """What a name resolves to: a rule's or a pinned model's channels, pre-sorted, with their plan
     entries numbered. Made at compile time, so resolving a request's model allocates nothing."""
@@ -77,7 +78,7 @@ class Candidates:
     entries: tuple[PlanEntry, ...] = ()  # `channels` numbered: the plan when a request removes nothing
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Retirement:
     """Why a model has no routable offering left: retired by the catalog, a sync or routes.yaml."""
 
@@ -89,7 +90,7 @@ class Retirement:
     replacement: str | None = None  # the successor the catalog names, if any
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CompiledRule:
     route: str
     index: int
@@ -105,13 +106,13 @@ class CompiledRule:
     retired: tuple[Retirement, ...] = ()  # set when retirements left the rule without a candidate
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Baseline:
     model_id: str
     price: Price
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DecisionTable:
     routes: Mapping[str, tuple[CompiledRule, ...]]
     aliases: Mapping[str, str]  # alias -> route, chains resolved

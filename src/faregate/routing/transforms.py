@@ -11,18 +11,19 @@ a channel whose context already holds the conversation gets it whole.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Final
 
 from faregate.canonical import ChatRequest, Message
 from faregate.errors import InvalidRequest
+from faregate.values import frozen
 
 MIDDLE_OUT: Final = "middle-out"
 KNOWN_TRANSFORMS: Final = frozenset({MIDDLE_OUT})
 Count = Callable[[Sequence[Message]], int]  # prompt tokens of a conversation (with the request's tools)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Fitted:
     messages: tuple[Message, ...]
     removed: int  # messages removed
@@ -125,7 +126,7 @@ def parse_transforms(value: object) -> frozenset[str]:
     return names
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class MiddleOut:
     """middle-out for one request: `fit` gives the request a channel of `context` tokens gets."""
 

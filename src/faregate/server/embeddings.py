@@ -8,7 +8,6 @@ rendered by the job's format (OpenAI's here; Gemini's `:embedContent` in server/
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
@@ -27,6 +26,7 @@ from faregate.routing.plan import Plan
 from faregate.routing.table import Baseline, DecisionTable
 from faregate.server.context import read_json
 from faregate.server.endpoint import Reply, Wire
+from faregate.values import frozen
 
 
 def token_decoder(rt: Runtime) -> Decode:
@@ -38,7 +38,7 @@ def token_decoder(rt: Runtime) -> Decode:
 EmbedRender = Callable[[EmbeddingResponse, str, Usage, JSONObject], JSONObject]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EmbeddingJob:
     """An embeddings request in any client format: `render_with` answers in that format."""
 

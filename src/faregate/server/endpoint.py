@@ -71,12 +71,13 @@ from faregate.routing.transforms import MIDDLE_OUT, MiddleOut, floor_tokens, par
 from faregate.server.appkeys import HTTP, RUNTIME
 from faregate.server.context import begin, json_bytes_response
 from faregate.server.envelope import ErrorBody, Route, speaks
+from faregate.values import frozen
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CLIENT_GONE = 499  # nginx's "client closed request": what the usage log says when nobody got the answer
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Reply:
     """An executed answer made ready to price and render: the answer, its usage, why it ended."""
 
@@ -122,7 +123,7 @@ class Job(Protocol):
 Parse = Callable[[web.Request, Runtime, Exchange], Awaitable[Job]]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Wire:
     """One endpoint's wire functions over the pipeline."""
 
@@ -230,7 +231,7 @@ async def _answer(
 # --- chat: every chat format's job ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ChatJob:
     """A chat request in any client format: `inbound` renders its answer and encodes its stream."""
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from faregate.server.workers import WorkerIdentity
+from faregate.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8080

@@ -15,7 +15,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,7 @@ from faregate.server.middleware import is_loopback
 from faregate.server.options import ServeOptions
 from faregate.server.protocol_log import ProtocolLogger
 from faregate.state.open import state_url
+from faregate.values import frozen
 
 if TYPE_CHECKING:
     from faregate.simulator import Simulator
@@ -44,7 +45,7 @@ SHUTDOWN_TIMEOUT_S = 30.0  # for the handlers in flight
 STOP_DEADLINE_S = SHUTDOWN_TIMEOUT_S + 10.0  # the whole stop, the usage log's last write included
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StartError(Exception):
     issues: tuple[ConfigIssue, ...] = ()
     message: str = ""

@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from faregate.values import frozen
 
 ID_ENV = "FAREGATE_WORKER_ID"
 FILE_ENV = "FAREGATE_WORKERS_FILE"
 SUPERVISOR_ENV = "FAREGATE_SUPERVISOR_PID"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WorkerIdentity:
     id: int = 0
     roster: Path | None = None  # None: not supervised

@@ -12,10 +12,10 @@ import json
 import math
 import re
 import struct
-from dataclasses import dataclass
 from typing import Final, Literal
 
 from faregate.simulator.model import JSON, CountTokens, JSONObject
+from faregate.values import frozen
 
 ToolMode = Literal["auto", "none", "any", "tool"]
 Finish = Literal["stop", "length", "stop_sequence", "tool_call"]
@@ -38,7 +38,7 @@ FILLER: Final = tuple(
 _REPLY_TOKENS = re.compile(r"REPLY_TOKENS=(\d+)")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ToolSpec:
     name: str
     parameters: JSONObject
@@ -83,7 +83,7 @@ def mentioned_tool(tools: tuple[ToolSpec, ...], text: str) -> ToolSpec | None:
     return next((t for t in tools if tool_words(t) & said), None)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Prompt:
     """What any wire format's request says, as far as the simulated model cares."""
 
@@ -103,7 +103,7 @@ class Prompt:
     thinks: bool = False  # the request turned thinking on: the answer starts with a short thought
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ToolCall:
     name: str
     arguments: JSONObject
@@ -113,7 +113,7 @@ class ToolCall:
         return json.dumps(self.arguments, separators=(",", ":"))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Answer:
     text: str
     tool_call: ToolCall | None

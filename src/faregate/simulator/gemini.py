@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -28,6 +28,7 @@ from faregate.simulator.model import (
     json_response,
 )
 from faregate.simulator.streaming import Event, send_events
+from faregate.values import frozen
 
 # Request fields of GenerateContentRequest (proto JSON accepts camelCase and snake_case alike).
 FIELDS: Final = frozenset(
@@ -225,7 +226,7 @@ THINKING_MODELS: Final = ("gemini-2.5", "gemini-3")  # upstream id prefixes that
 SIGNATURE_PREFIX: Final = "c2ltc2ln"  # base64 of "simsig"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Thinking:
     """A thinking model's thought summary (shown under `includeThoughts`) and its signature."""
 

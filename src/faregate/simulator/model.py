@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
 from aiohttp import web
+
+from faregate.values import frozen
 
 JSON: TypeAlias = Any
 JSONObject: TypeAlias = dict[str, Any]
@@ -26,7 +28,7 @@ AUTH_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "proxy
 REDACTED = "<redacted>"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SimModel:
     """One model a simulated provider serves; prices in USD per 1M tokens."""
 
@@ -39,7 +41,7 @@ class SimModel:
     responses_only: bool = False  # served only at /v1/responses (OpenAI's pro models): chat completions 404
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SimProvider:
     """A simulated provider: `api` picks the wire format, `listing` the shape of its model listing."""
 
@@ -52,7 +54,7 @@ class SimProvider:
         return next((m for m in self.models if m.upstream_id == upstream_id), None)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Received:
     """A request as it reached the simulator; credential values are redacted."""
 
@@ -97,7 +99,7 @@ class StreamDropped(Exception):
         self.response = response
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Call:
     """One request to a provider endpoint, with what its handler needs from the simulator."""
 
@@ -124,7 +126,7 @@ class Call:
 Handler: TypeAlias = Callable[[Call], Awaitable[web.StreamResponse]]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Endpoint:
     """A route under a provider: `path` is relative to the provider's base path (`root`: to `/{provider}`).
 
@@ -149,7 +151,7 @@ class Endpoint:
         return "" if rel_path == self.path else None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Wire:
     """What the simulator needs to know about one wire format."""
 

@@ -23,7 +23,7 @@ import base64
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Final
 
 from aiohttp import web
@@ -42,6 +42,7 @@ from faregate.simulator.model import (
 )
 from faregate.simulator.openai import BAD_JSON, STRICT_LISTINGS, TOOL_NAME, find_model, invalid
 from faregate.simulator.streaming import Event, send_events
+from faregate.values import frozen
 
 FIELDS: Final = frozenset(
     {
@@ -226,7 +227,7 @@ def parse_request(body: JSONObject, call: Call, history: list[JSON]) -> Prompt:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Extras:
     """What the Responses model adds to the shared answer: its reasoning item and its web search."""
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from aiohttp import web
 
 from faregate.simulator.model import JSON, Call, StreamDropped, dumps
+from faregate.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Event:
     data: JSON | str  # a str is sent as is (OpenAI's `[DONE]`), anything else as JSON
     name: str | None = None  # the SSE `event:` field (Anthropic names every event)

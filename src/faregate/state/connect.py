@@ -6,10 +6,11 @@ Short timeouts: a request never waits long on a Redis that does not answer (stat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+
+from faregate.values import frozen
 
 # Long enough for a loaded machine opening many connections at once (a burst of concurrent admissions),
 # short enough that a Redis that does not answer costs one request this much before status.py takes over.
@@ -17,7 +18,7 @@ TIMEOUT_S = 2.0
 DEFAULT_PREFIX = "fg:"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RedisTarget:
     url: str  # without faregate's own parameters
     prefix: str

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -22,6 +21,7 @@ from faregate.accounting.keys import ApiKey
 from faregate.db import open_db
 from faregate.server.appkeys import OPTIONS, RUNTIME
 from faregate.ui.sessions import Session, SessionStore
+from faregate.values import frozen
 
 if TYPE_CHECKING:
     import jinja2
@@ -36,7 +36,7 @@ CSP: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UiState:
     sessions: SessionStore
     static_root: Path
@@ -75,7 +75,7 @@ def setup(app: web.Application) -> None:
     app[UI] = UiState(SessionStore(db), static)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Viewer:
     """Who is looking: the admin (sees everything) or a key (sees its own traffic)."""
 

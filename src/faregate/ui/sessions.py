@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from faregate.values import frozen
 
 if TYPE_CHECKING:
     import sqlite_utils  # the store is opened by faregate/db, which imports it (without numpy)
@@ -23,7 +24,7 @@ def _digest(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Session:
     admin: bool
     key_id: str | None  # the faregate key this session was opened with (None: the admin)

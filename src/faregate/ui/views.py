@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -24,6 +24,7 @@ from faregate.catalog.model import Offering, Price
 from faregate.catalog.store import PriceRow
 from faregate.routing.compile import static_exclusion
 from faregate.routing.table import DecisionTable
+from faregate.values import frozen
 
 PERIODS = (1, 7, 30, 90)
 DEFAULT_PERIOD = 30
@@ -77,14 +78,14 @@ def period_of(query: Mapping[str, str]) -> int:
 # --- overview -----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DayPoint:
     day: str  # YYYY-MM-DD (UTC)
     spend: Decimal
     baseline: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TopRow:
     value: str
     requests: int
@@ -92,7 +93,7 @@ class TopRow:
     saved: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Overview:
     days: int
     requests: int
@@ -202,7 +203,7 @@ def _top(rows: Iterable[TopRow]) -> tuple[TopRow, ...]:
 # --- usage log ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UsageFilters:
     key: str = ""
     model: str = ""
@@ -282,7 +283,7 @@ def filter_records(records: Iterable[RequestRecord], f: UsageFilters) -> list[Re
     return sorted(kept, key=lambda r: (r.created, r.id), reverse=True)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Page:
     rows: tuple[RequestRecord, ...]
     page: int
@@ -316,7 +317,7 @@ def saved_of(rec: RequestRecord) -> tuple[Decimal, str]:
 # --- models and prices --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OfferingRow:
     model: str
     provider: str
@@ -404,7 +405,7 @@ def offerings(
 # --- keys ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KeyRow:
     key: ApiKey
     spent: Decimal
@@ -420,7 +421,7 @@ def key_rows(keys: Iterable[ApiKey], spent: Mapping[str, Decimal]) -> list[KeyRo
     return [KeyRow(k, spent.get(k.id, Decimal(0))) for k in ordered]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Limits:
     budget_usd: Decimal | None
     rpm: int | None
@@ -457,7 +458,7 @@ def parse_limits(form: Mapping[str, str]) -> Limits:
 AUDIT_ROWS_SHOWN = 200
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AuditSectionView:
     name: str
     title: str
@@ -490,7 +491,7 @@ def audit_view(result: AuditResult) -> list[AuditSectionView]:
 # --- explain form -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ExplainForm:
     """The routes page's explain form: a message and what the request carries, as an OpenAI chat body."""
 

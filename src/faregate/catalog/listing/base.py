@@ -6,12 +6,13 @@ Parsers are pure: one page of JSON in, models and the next-page cursor out; `fet
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
 from faregate.catalog.model import Kind, Price
+from faregate.values import frozen
 
 JSON: TypeAlias = Any
 Headers: TypeAlias = Callable[[str | None], dict[str, str]]
@@ -22,7 +23,7 @@ class ListingError(Exception):
     """A listing could not be read: HTTP error, timeout, or a body that is not the documented shape."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ListedModel:
     """One model as a provider lists it. None (or no cap) means the listing does not say."""
 
@@ -36,13 +37,13 @@ class ListedModel:
     )  # capabilities the format states, on/off
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Page:
     models: tuple[ListedModel, ...]
     cursor: str | None = None  # where the next page starts; None on the last page
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ListingFormat:
     """One listing API: where its first page is, how it authenticates, how it pages, how a page parses."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
@@ -22,6 +21,7 @@ import faregate.catalog.listing.openrouter as openrouter
 import faregate.catalog.listing.together as together
 from faregate.catalog.listing.base import ListedModel, ListingError, ListingFormat, Page
 from faregate.config.model import Listing
+from faregate.values import frozen
 
 FORMATS: Final[Mapping[Listing, ListingFormat]] = MappingProxyType(
     {
@@ -37,7 +37,7 @@ DEFAULT_MAX_PAGES = 50
 SNIPPET = 200
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Fetched:
     models: tuple[ListedModel, ...]  # in listing order, first occurrence of each id
     pages: int

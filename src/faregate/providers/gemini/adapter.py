@@ -5,8 +5,6 @@ REST API) and `GeminiInbound` for Gemini's own client endpoints (`:generateConte
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import faregate.providers.gemini.errors as errors
 import faregate.providers.gemini.request as request
 import faregate.providers.gemini.response as response
@@ -24,6 +22,7 @@ from faregate.providers.base import StreamDecoder, Target, UpstreamCall
 from faregate.providers.gemini.inbound import parse_request
 from faregate.providers.gemini.render import GeminiStreamEncoder, render_response
 from faregate.providers.gemini.stream import GeminiStreamDecoder
+from faregate.values import frozen
 
 
 class GeminiAdapter:
@@ -59,7 +58,7 @@ class GeminiAdapter:
         return errors.classify_error(status, body)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class GeminiInbound:
     """The `Inbound` for `models/{model}:generateContent` and `:streamGenerateContent`."""
 

@@ -32,6 +32,7 @@ from faregate.providers.openai.embeddings import Decode, is_tokens
 from faregate.providers.openai.inbound import parse_chat as parse_chat_request
 from faregate.providers.openai.render import DONE, EXTRAS_KEY, render_usage
 from faregate.providers.wire import dumps
+from faregate.values import frozen
 
 ID_PREFIX: Final = "cmpl-"
 DEFAULT_MAX_TOKENS: Final = 16  # OpenAI's default for legacy completions
@@ -47,7 +48,7 @@ FINISH_REASONS: Final[Mapping[FinishReason, str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CompletionsRequest:
     chat_body: JSONObject  # the chat-completions body this request stands for
     prompt: str
@@ -151,7 +152,7 @@ def with_dropped(extras: JSONObject, dropped: tuple[str, ...]) -> JSONObject:
     return {**extras, EXTRAS_KEY: {**info, "routing": routing}}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CompletionsInbound:
     """The `Inbound` for `POST /v1/completions`, made per request: it knows the prompt to echo."""
 

@@ -87,6 +87,8 @@ def render_part(part: Part) -> JSONObject:
 def render_content(m: Message, dropped: list[str]) -> str | list[JSONObject] | None:
     """A single text part as a string (what every compatible server accepts), else a list of parts."""
     parts = m.content
+    if len(parts) == 1 and type(parts[0]) is TextPart:
+        return parts[0].text  # the common case, first
     if any(isinstance(p, FilePart) and p.file_id is None and p.data_b64 is None for p in parts):
         dropped.append(f"{m.role} message file_url")
         parts = tuple(p for p in parts if not isinstance(p, FilePart) or p.file_id or p.data_b64)

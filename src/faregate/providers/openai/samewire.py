@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 from faregate import jsonio
@@ -21,12 +20,13 @@ from faregate.canonical import FinishReason, JSONObject, Usage
 from faregate.providers.openai.render import EXTRAS_KEY, FINISH_REASONS, ID_PREFIX, render_usage
 from faregate.providers.openai.response import _int, parse_finish_reason, parse_usage
 from faregate.providers.openai.thoughts import TEXT_KEYS
+from faregate.values import frozen
 
 # A first message with any of these carries reasoning: the translated path renders it (thoughts).
 THOUGHT_KEYS: Final = (*TEXT_KEYS, "reasoning_details")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SameAnswer:
     """An upstream answer read for the same-format path: the client's choices, built already."""
 

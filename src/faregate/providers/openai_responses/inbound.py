@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -41,6 +41,7 @@ from faregate.providers.openai.validate import (
 from faregate.providers.openai_responses.items import parse_items
 from faregate.providers.openai_responses.reasoning import wants_encrypted
 from faregate.routing.transforms import MIDDLE_OUT
+from faregate.values import frozen
 
 SOURCE_API: Final = "openai-responses"
 TOOL_CHOICE_MODES: Final = ("auto", "none", "required")
@@ -71,7 +72,7 @@ UNSUPPORTED: Final[Mapping[str, str]] = MappingProxyType(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ResponsesRequest:
     """One parsed `POST /v1/responses`: the new turn as canonical messages (the stored history of
     `previous_response_id` is prepended by the server), and the Responses-only fields."""

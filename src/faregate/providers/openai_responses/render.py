@@ -47,6 +47,7 @@ from faregate.providers.openai_responses.items import (
 )
 from faregate.providers.openai_responses.reasoning import ORIGIN, reasoning_item, view, view_response
 from faregate.providers.wire import dumps
+from faregate.values import frozen
 
 EXTRAS_KEY: Final = "x-faregate"
 # Why an answer is incomplete, by canonical finish reason (the others complete it).
@@ -58,7 +59,7 @@ NewId = Callable[[str], str]
 OnFinal = Callable[[JSONObject], None]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ResponseMeta:
     id: str  # resp_…
     created_at: int
