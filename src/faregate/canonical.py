@@ -7,10 +7,10 @@ upstream's answer back into a `ChatResponse` or a sequence of `StreamEvent`s.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 from faregate.values import frozen
 
@@ -213,6 +213,38 @@ NAMES_STOP_SEQUENCE: frozenset[WireApi] = frozenset({"anthropic"})
 
 
 @frozen
+class Census:
+    """What a request's messages carry besides text: its images, its files, its images by file id."""
+
+    images: int = 0
+    files: tuple[FilePart, ...] = ()
+    image_files: tuple[ImagePart, ...] = ()  # by the provider's `file_id`: only a Responses upstream
+
+    @classmethod
+    def of(cls, messages: Sequence[Message]) -> Census:
+        parts = [p for m in messages for p in m.content]
+        images = [p for p in parts if isinstance(p, ImagePart)]
+        return cls(
+            len(images),
+            tuple(p for p in parts if isinstance(p, FilePart)),
+            tuple(p for p in images if p.file_id),
+        )
+
+    @property
+    def documents(self) -> bool:
+        """Inline PDFs, which several formats read (`FilePart.pdf`)."""
+        return any(p.pdf for p in self.files)
+
+    @property
+    def provider_files(self) -> bool:
+        """Files by id, by URL, or inline of a type other than PDF; images by file id."""
+        return any(not p.pdf for p in self.files) or bool(self.image_files)
+
+
+PLAIN: Final = Census()
+
+
+@frozen
 class ChatRequest:
     """What the client asked for, whatever format it spoke. Routing fields live in `RoutingRequest`."""
 
@@ -243,35 +275,44 @@ class ChatRequest:
         if fmt is not None and not isinstance(fmt, ResponseFormat):  # given in OpenAI's wire shape
             object.__setattr__(self, "response_format", ResponseFormat.from_openai(fmt))  # type: ignore[arg-type]
 
+    def census(self) -> Census:
+        """What the messages carry besides text, in one pass (`PLAIN` for text only, the common case)."""
+        for m in self.messages:
+            for p in m.content:
+                if type(p) is not TextPart:
+                    return Census.of(self.messages)
+        return PLAIN
+
     @property
     def has_images(self) -> bool:
-        return any(isinstance(p, ImagePart) for m in self.messages for p in m.content)
+        return self.census().images > 0
 
     @property
     def json_mode(self) -> bool:
         return self.response_format is not None and self.response_format.json
 
-    def files(self) -> list[FilePart]:
-        return [p for m in self.messages for p in m.content if isinstance(p, FilePart)]
+    def files(self) -> tuple[FilePart, ...]:
+        return self.census().files
 
-    def image_files(self) -> list[ImagePart]:
+    def image_files(self) -> tuple[ImagePart, ...]:
         """Images by the provider's `file_id`, which only a Responses upstream takes."""
-        return [p for m in self.messages for p in m.content if isinstance(p, ImagePart) and p.file_id]
+        return self.census().image_files
 
     def input_files(self) -> list[FilePart | ImagePart]:
         """What routing places by capability (`has_documents`, `has_provider_files`), named in its errors."""
-        return [*self.files(), *self.image_files()]
+        c = self.census()
+        return [*c.files, *c.image_files]
 
     @property
     def has_documents(self) -> bool:
         """Inline PDFs, which several formats read (`FilePart.pdf`)."""
-        return any(p.pdf for p in self.files())
+        return self.census().documents
 
     @property
     def has_provider_files(self) -> bool:
         """Files only a Responses upstream takes: by id, by URL, or inline of a type other than PDF; images by
         file id."""
-        return any(not p.pdf for p in self.files()) or bool(self.image_files())
+        return self.census().provider_files
 
     @property
     def user_text(self) -> str:

@@ -212,13 +212,8 @@ def prompt_bound(body_bytes: int, req: ChatRequest) -> int:
     images, which are not, are added. Lets a caller skip counting when the bound already settles a rule
     or a context check.
     """
-    images = 0
-    if req.has_images:
-        for m in req.messages:
-            for p in m.content:
-                if isinstance(p, ImagePart):
-                    images += IMAGE_TOKENS_DEFAULT  # the largest estimate an image gets
-    images += FILE_TOKENS_DEFAULT * len(req.files())
+    c = req.census()  # the largest estimate an image gets, and a file's
+    images = IMAGE_TOKENS_DEFAULT * c.images + FILE_TOKENS_DEFAULT * len(c.files)
     return body_bytes + REPLY_PRIMING + _FRAMING_PER_MESSAGE * len(req.messages) + images + BOUND_SLACK
 
 

@@ -133,9 +133,10 @@ def extract_features(
 ) -> Features:
     """`count_tokens` comes from accounting (tiktoken); headers may be any case-insensitive mapping.
     `lazy`: count only when something reads the count (`bound` settles what it can without counting)."""
+    c = req.census()
     if lazy:
         return Features(
-            req.has_images,
+            c.images > 0,
             bool(req.tools),
             req.json_mode,
             req.stream,
@@ -145,11 +146,11 @@ def extract_features(
             bound=bound,
             text=lambda: req.user_text,
             hosted_tools=bool(req.hosted_tools),
-            documents=req.has_documents,
-            provider_files=req.has_provider_files,
+            documents=c.documents,
+            provider_files=c.provider_files,
         )
     return Features(
-        has_images=req.has_images,
+        has_images=c.images > 0,
         has_tools=bool(req.tools),
         json_mode=req.json_mode,
         stream=req.stream,
@@ -158,8 +159,8 @@ def extract_features(
         headers=headers,
         key_group=key_group,
         hosted_tools=bool(req.hosted_tools),
-        documents=req.has_documents,
-        provider_files=req.has_provider_files,
+        documents=c.documents,
+        provider_files=c.provider_files,
     )
 
 
