@@ -71,6 +71,10 @@ async def test_count_tokens_errors_in_anthropics_envelope(demo: Demo) -> None:
             await c.messages.count_tokens(model="no-such/model", messages=HELLO)
         with pytest.raises(anthropic.BadRequestError):
             await c.messages.count_tokens(model="auto", messages=[])
+        only = {"provider": {"only": ["anthropic"]}}
+        with pytest.raises(anthropic.BadRequestError) as empty:  # a plan with no channel: the chat error
+            await c.messages.count_tokens(model="openai/gpt-4o-mini", messages=HELLO, extra_body=only)
+    assert "no channel can serve this request" in empty.value.message
     assert info.value.body["type"] == "error"  # type: ignore[index]
 
 

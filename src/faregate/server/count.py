@@ -14,11 +14,11 @@ from typing import Any
 from aiohttp import web
 
 from faregate.canonical import ChatRequest, JSONObject
-from faregate.pipeline.prepare import no_channel_error
+from faregate.pipeline.prepare import Demand, check_plan, plan_demand
 from faregate.providers.registry import INBOUND
 from faregate.routing.features import extract_features
 from faregate.server.appkeys import RUNTIME
-from faregate.server.context import begin, json_bytes_response, plan_request, read_json
+from faregate.server.context import begin, json_bytes_response, read_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # (token count, what faregate says about it) -> the format's response body
@@ -43,9 +43,9 @@ def count_handler(inbound_name: str, render: Render, *, parse: Parse | None = No
         body = await read_json(request)
         req, routing = inbound.parse_chat(body) if parse is None else parse(request, body)
         f = extract_features(req, rt.counter.count_request, request.headers, ex.key_group)
-        plan = plan_request(request, rt, table, req.model, f, routing, max_tokens=req.max_tokens)
-        if not plan.entries:
-            raise no_channel_error(plan, table, rt)
+        demand = Demand(req.model, f, routing, max_tokens=req.max_tokens, files=req.input_files)
+        plan = plan_demand(rt, table, demand, request.headers)
+        check_plan(plan, table, rt, demand)
         ch = plan.entries[0].channel
         tokens = rt.counter.count_request(replace(req, model=ch.model_id))
         info: dict[str, Any] = {
