@@ -86,28 +86,6 @@ def store_errors() -> tuple[type[Exception], ...]:
 
 
 @contextlib.contextmanager
-def schema_lock(path: Path | str) -> Iterator[None]:
-    """Held while a process makes a SQLite store's tables: the workers and instances that start together on
-    one file take turns, instead of racing to create them (`database is locked`). A PostgreSQL store runs
-    its schema steps under an advisory lock of its own; `:memory:` is private to its process."""
-    if is_postgres(path) or str(path) == ":memory:":
-        yield
-        return
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): one process per store there anyway
-        yield
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(f"{path}.schema.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-@contextlib.contextmanager
 def write_transaction(db: sqlite_utils.Database) -> Iterator[None]:
     """One SQLite transaction that takes the write lock first (`BEGIN IMMEDIATE`), for steps that read and
     then write, such as making a concern's tables (sqlite-utils' `create()` reads the schema before its

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import os
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,7 +16,7 @@ from faregate.accounting.keys import ApiKey, KeyStore, hash_key
 from faregate.accounting.limits import Limits, Ticket
 from faregate.accounting.response_store import ResponseStore
 from faregate.accounting.usage_log import UsageLog
-from faregate.db import is_postgres, open_db, schema_lock
+from faregate.db import is_postgres, open_db
 from faregate.routing.plan import Plan
 from faregate.state.base import LimitState, LocalState
 
@@ -32,14 +36,32 @@ def journal_dir(store: Path | str) -> Path | None:
     return Path(f"{store}.journal")
 
 
+@contextlib.contextmanager
+def replay_turn(journal: Path | None) -> Iterator[None]:
+    """Held while a starting process replays the usage journal that dead processes left (a flock beside
+    it): workers starting together on one store take turns, so none reads a segment that another is
+    replaying and deleting. Tables need no such turn: each concern makes its own in `db.write_transaction`."""
+    if journal is None:
+        yield
+        return
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{journal}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 class Accounts:
     def __init__(self, path: Path | str) -> None:
-        with schema_lock(path):  # processes starting together on one SQLite file make its tables in turn
-            self.db = open_db(path)
-            self.keys = KeyStore(self.db)
+        self.db = open_db(path)
+        self.keys = KeyStore(self.db)
+        journal = journal_dir(path)
+        with replay_turn(journal):
             # The usage log gets its own connection: its writer thread never holds up key lookups.
-            self.usage = UsageLog(open_db(path), journal_dir=journal_dir(path))
-            self.responses = ResponseStore(open_db(path))  # stored Responses API responses, own connection
+            self.usage = UsageLog(open_db(path), journal_dir=journal)
+        self.responses = ResponseStore(open_db(path))  # stored Responses API responses, own connection
         self.limits = Limits(spent_usd=self.usage.spend_by_key())
         self.state: LimitState = LocalState(self.limits)  # or shared (server/shared_state.py)
         self._cache: dict[str, tuple[ApiKey | None, float]] = {}
