@@ -148,7 +148,7 @@ async def test_reasoning_items_from_a_responses_upstream(demo: Demo) -> None:
         dumped = first.model_dump(exclude_none=True)
         reasoning, message = dumped["output"]
         assert reasoning["type"] == "reasoning" and reasoning["id"].startswith("rs_")
-        assert "Echoing the user" in reasoning["summary"][0]["text"]
+        assert "The user said: Hello there" in reasoning["summary"][0]["text"]
         assert reasoning["encrypted_content"].startswith("gAAAAAsim")
         assert first.usage is not None and first.usage.output_tokens_details.reasoning_tokens > 0
         second = await c.responses.create(

@@ -36,10 +36,10 @@ async def test_thought_parts_from_a_gemini_channel_and_back(demo: Demo) -> None:
     assert resp.candidates and resp.candidates[0].content and resp.candidates[0].content.parts
     parts = resp.candidates[0].content.parts
     thought, answer = parts
-    assert thought.thought is True and "Echoing the user" in (thought.text or "")
+    assert thought.thought is True and "The user said: Hello there" in (thought.text or "")
     assert answer.thought is not True and "You said: Hello there" in (answer.text or "")
     assert answer.thought_signature and answer.thought_signature.startswith(b"simsig")
-    assert resp.text is not None and "Echoing" not in resp.text  # the SDK's text is the answer's
+    assert resp.text is not None and "The user said" not in resp.text  # the SDK's text is the answer's
     assert resp.usage_metadata is not None and resp.usage_metadata.thoughts_token_count
     assert gemini_bodies(demo)[0]["generationConfig"]["thinkingConfig"]["includeThoughts"] is True
     history = [
@@ -67,7 +67,7 @@ async def test_streamed_thought_parts(demo: Demo) -> None:
         for p in c.candidates[0].content.parts or ()
     ]
     thoughts = [p.text for p in parts if p.thought]
-    assert thoughts and "Echoing the user" in "".join(t or "" for t in thoughts)
+    assert thoughts and "The user said: Hello there" in "".join(t or "" for t in thoughts)
     assert parts.index(next(p for p in parts if p.thought)) == 0  # the thinking comes first
     signed = [p for p in parts if p.thought_signature]
     assert len(signed) == 1 and not signed[0].thought and signed[0].thought_signature.startswith(b"simsig")  # type: ignore[union-attr]
@@ -113,7 +113,10 @@ async def test_a_responses_client_gets_reasoning_items_from_a_gemini_channel(dem
             store=False,
         )
         reasoning, message = resp.model_dump(exclude_none=True)["output"]
-        assert reasoning["type"] == "reasoning" and "Echoing the user" in reasoning["summary"][0]["text"]
+        assert (
+            reasoning["type"] == "reasoning"
+            and "The user said: Hello there" in reasoning["summary"][0]["text"]
+        )
         assert message["type"] == "message" and "You said: Hello there" in resp.output_text
         # Gemini's signature, sealed with its text into faregate's own encrypted_content
         [carried] = unseal(reasoning["encrypted_content"]) or ()

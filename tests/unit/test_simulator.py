@@ -566,6 +566,47 @@ async def test_same_conversation_costs_the_same_prompt_tokens_in_every_format(
     assert gemini["usageMetadata"]["promptTokenCount"] == expected
 
 
+@pytest.fixture
+async def thinker(aiohttp_client: AiohttpClient) -> TestClient[Any, Any]:
+    """A simulator whose models think in every format: Gemini's 2.5, OpenAI's gpt-5 (Responses)."""
+    google = SimProvider("google", "gemini", "gemini", (chat_model("gemini-2.5-flash", "Gemini 2.5 Flash"),))
+    openai_ = SimProvider("openai", "openai", "openai", (chat_model("gpt-5-mini", "GPT-5 mini"),))
+    rest = [p for p in providers() if p.name not in ("google", "openai")]
+    return await aiohttp_client(Simulator([google, openai_, *rest], count_tokens).create_app())
+
+
+async def test_every_format_thinks_the_same_thought_for_the_same_conversation(
+    thinker: TestClient[Any, Any],
+) -> None:
+    """One thought (behaviour.thinking_text), rendered four ways: OpenAI-compatible `reasoning_content`,
+    Anthropic's thinking block, Gemini's thought part, the Responses reasoning summary."""
+    hello = {"role": "user", "content": "Hello there"}
+    said = "The user said: Hello there. I will answer briefly."
+    chat = await openai_chat(thinker, {"model": "gpt-5-mini", "messages": [hello], "reasoning_effort": "low"})
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    an = {"model": "claude-haiku", "max_tokens": 2048, "messages": [hello], "thinking": thinking}
+    message = await (await anthropic_messages(thinker, an)).json()
+    ge = {
+        "contents": [{"role": "user", "parts": [{"text": "Hello there"}]}],
+        "generationConfig": {"thinkingConfig": {"includeThoughts": True}},
+    }
+    url = "/google/v1beta/models/gemini-2.5-flash:generateContent"
+    gemini = await (await thinker.post(url, json=ge, headers=GEMINI_KEY)).json()
+    body = {"model": "gpt-5-mini", "input": "Hello there", "reasoning": {"summary": "auto"}}
+    responses = await (await thinker.post("/openai/v1/responses", json=body, headers=OPENAI_KEY)).json()
+    assert [
+        chat["choices"][0]["message"]["reasoning_content"],
+        message["content"][0]["thinking"],
+        gemini["candidates"][0]["content"]["parts"][0]["text"],
+        responses["output"][0]["summary"][0]["text"],
+    ] == [
+        f"[simulated openai/gpt-5-mini] {said}",
+        f"[simulated anthropic/claude-haiku] {said}",
+        f"[simulated google/gemini-2.5-flash] {said}",
+        f"[simulated openai/gpt-5-mini] {said}",
+    ]
+
+
 async def test_drop_stream_applies_to_every_wire_format(client: TestClient[Any, Any], sim: Simulator) -> None:
     sim.drop_stream("google", after_events=1)
     url = "/google/v1beta/models/gemini-flash:streamGenerateContent?alt=sse"

@@ -155,7 +155,9 @@ def answer(prompt: Prompt, label: str, count_tokens: CountTokens, choice: int = 
 
 
 def thinking_text(prompt: Prompt, label: str) -> str:
-    """The simulated model's thought: short, and the same for the same conversation."""
+    """The simulated model's thought: short, and the same for the same conversation. Every format's
+    thinking is this text (Anthropic's thinking block, `reasoning_content`, Gemini's thought part, the
+    Responses reasoning summary); each renders, signs and bills it its own way."""
     if prompt.tool_result is not None:
         return f"[simulated {label}] The tool answered; I can reply now."
     tool = pick_tool(prompt)

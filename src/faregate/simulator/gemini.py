@@ -238,15 +238,18 @@ class Thinking:
 NO_THINKING: Final = Thinking()
 
 
-def thinking(body: JSONObject, model: SimModel, prompt: Prompt, answer: Answer, count: Any) -> Thinking:
+def thinking(
+    body: JSONObject, model: SimModel, prompt: Prompt, label: str, answer: Answer, count: Any
+) -> Thinking:
     """A model that thinks, asked `includeThoughts` (and not `thinkingBudget: 0`), shows a thought summary
-    first and signs its answer (the simulated model thinks, as far as usage says, only then)."""
+    (the shared `behaviour.thinking_text`) first and signs its answer (the simulated model thinks, as far as
+    usage says, only then)."""
     config = get(get(body, "generationConfig") or {}, "thinkingConfig") or {}
     if not model.upstream_id.startswith(THINKING_MODELS) or get(config, "thinkingBudget") == 0:
         return NO_THINKING
     if get(config, "includeThoughts") is not True:
         return NO_THINKING
-    text = f"**Echoing the user** The user wrote {prompt.last_user_text[:80]!r}; I will repeat it back."
+    text = behaviour.thinking_text(prompt, label)
     signature = base64.b64encode(b"simsig" + bytes.fromhex(answer.digest[:24])).decode()
     return Thinking(text, signature, count(text))
 
@@ -319,8 +322,9 @@ def render_chunks(answer: Answer, model: SimModel, thought: Thinking = NO_THINKI
 def _answer(call: Call, body: JSONObject, model_id: str, method: str) -> tuple[Answer, SimModel, Thinking]:
     prompt = parse_request(body)
     model = _model(call, model_id, method, "chat")
-    answer = behaviour.answer(prompt, f"{call.provider.name}/{model.upstream_id}", call.count_tokens)
-    return answer, model, thinking(body, model, prompt, answer, call.count_tokens)
+    label = f"{call.provider.name}/{model.upstream_id}"
+    answer = behaviour.answer(prompt, label, call.count_tokens)
+    return answer, model, thinking(body, model, prompt, label, answer, call.count_tokens)
 
 
 async def generate(call: Call, model_id: str) -> web.StreamResponse:

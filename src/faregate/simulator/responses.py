@@ -242,7 +242,11 @@ class Extras:
 NO_EXTRAS: Final = Extras()
 
 
-def reasoning_extras(body: JSONObject, model: SimModel, prompt: Prompt, digest: str, count: Any) -> Extras:
+def reasoning_extras(
+    body: JSONObject, model: SimModel, prompt: Prompt, label: str, digest: str, count: Any
+) -> Extras:
+    """A reasoning model asked for its summary or its encrypted content: the shared thought
+    (`behaviour.thinking_text`) as its reasoning item."""
     raw_reasoning, raw_include = body.get("reasoning"), body.get("include")
     reasoning: JSONObject = raw_reasoning if isinstance(raw_reasoning, dict) else {}
     include: list[Any] = raw_include if isinstance(raw_include, list) else []
@@ -251,9 +255,7 @@ def reasoning_extras(body: JSONObject, model: SimModel, prompt: Prompt, digest: 
     thinks = model.upstream_id.startswith(REASONING_MODELS) and reasoning.get("effort") != "none"
     if not thinks or not (summary or encrypted):
         return NO_EXTRAS
-    text = (
-        f"**Echoing the user** The user wrote {prompt.last_user_text[:80]!r}; I will answer by repeating it."
-    )
+    text = behaviour.thinking_text(prompt, label)
     token = base64.urlsafe_b64encode(bytes.fromhex(digest[:32])).decode()
     return Extras(text, summary, ENCRYPTED_PREFIX + token if encrypted else None, count(text))
 
@@ -477,8 +479,9 @@ async def create(call: Call) -> web.StreamResponse:
     history = _history(call, body.get("previous_response_id"))
     prompt = parse_request(body, call, history)
     model = find_model(call.provider, body, "chat", "v1/responses")
-    answer = behaviour.answer(prompt, f"{call.provider.name}/{model.upstream_id}", call.count_tokens)
-    extras = reasoning_extras(body, model, prompt, answer.digest, call.count_tokens)
+    label = f"{call.provider.name}/{model.upstream_id}"
+    answer = behaviour.answer(prompt, label, call.count_tokens)
+    extras = reasoning_extras(body, model, prompt, label, answer.digest, call.count_tokens)
     query = search_query(body, prompt, answer)
     if query is not None:
         extras, answer = with_search(extras, body, answer, query, call.count_tokens)
