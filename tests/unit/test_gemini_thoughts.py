@@ -4,12 +4,15 @@ thoughts unseal to themselves; an upstream's thought parts fold as its stream do
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from faregate.canonical import Thought, signed_for
+from faregate.canonical import Thought, collect_stream, signed_for
+from faregate.providers.gemini.response import parse_chat_response
+from faregate.providers.gemini.stream import GeminiStreamDecoder
 from faregate.providers.gemini.thoughts import (
     client_parts,
     history_thoughts,
@@ -17,6 +20,7 @@ from faregate.providers.gemini.thoughts import (
     sign_for_upstream,
 )
 from faregate.providers.sealed import seal, unseal
+from faregate.providers.sse import SseEvent
 
 text = st.text(min_size=1, max_size=20)
 signature = st.text("abcdefgh0123", min_size=1, max_size=12)
@@ -62,3 +66,44 @@ def test_an_upstreams_signature_signs_the_thought_just_before_it() -> None:
     assert read_thoughts(parts) == (Thought("hmm", "s1", "gemini"),)
     parts = [{"text": "hmm", "thought": True}, {"text": "Hi"}, {"functionCall": {}, "thoughtSignature": "s2"}]
     assert read_thoughts(parts) == (Thought("hmm"), Thought("", "s2", "gemini"))
+
+
+# Every shape of part an answer may hold: thought parts with text, empty or none, signed or not; answer
+# parts (text, empty text, a function call, nothing Gemini-readable) with or without a signature.
+thought_parts = st.builds(
+    lambda t, s: {"thought": True, **t, **s},
+    st.sampled_from([{"text": "hmm"}, {"text": "more"}, {"text": ""}, {}]),
+    st.sampled_from([{}, {"thoughtSignature": "s1"}, {"thoughtSignature": "s2"}]),
+)
+answer_parts = st.builds(
+    lambda p, s: {**p, **s},
+    st.sampled_from(
+        [{"text": "Hi"}, {"text": ""}, {"functionCall": {"name": "f", "args": {}}}, {"executableCode": {}}]
+    ),
+    st.sampled_from([{}, {"thoughtSignature": "s3"}]),
+)
+
+
+@given(st.lists(st.one_of(thought_parts, answer_parts), min_size=1, max_size=6), st.booleans())
+def test_an_answers_thoughts_are_the_same_plain_and_streamed(parts: list[Any], one_chunk: bool) -> None:
+    """One rule for thought parts and signatures, whichever way the answer came (read_thoughts, and the
+    stream decoder's reasoning deltas as ThoughtFold folds them)."""
+
+    def body(ps: list[Any], finish: bool) -> Any:
+        candidate = {
+            "content": {"role": "model", "parts": ps},
+            **({"finishReason": "STOP"} if finish else {}),
+        }
+        return {"candidates": [candidate], "modelVersion": "gemini-2.5-flash", "responseId": "r1"}
+
+    plain = parse_chat_response(json.dumps(body(parts, True)), thoughts=True)
+    decoder = GeminiStreamDecoder(thoughts=True)
+    chunks = [parts] if one_chunk else [[p] for p in parts]
+    events = [
+        ev
+        for n, chunk in enumerate(chunks, 1)
+        for ev in decoder.feed(SseEvent(json.dumps(body(chunk, n == len(chunks)))))
+    ]
+    streamed = collect_stream([*events, *decoder.close()])
+    assert streamed.thoughts == plain.thoughts
+    assert (streamed.text, streamed.tool_calls) == (plain.text, plain.tool_calls)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from faregate.canonical import (
     Finish,
     JSONObject,
-    ReasoningDelta,
     Start,
     StreamEvent,
     TextDelta,
@@ -31,7 +30,7 @@ from faregate.providers.gemini.response import (
     part_tool_call,
     response_id,
 )
-from faregate.providers.gemini.thoughts import ORIGIN, signature_of
+from faregate.providers.gemini.thoughts import reasoning_delta
 from faregate.providers.sse import SseEvent
 from faregate.providers.wire import load_object
 
@@ -84,15 +83,12 @@ class GeminiStreamDecoder:
         return out
 
     def _part(self, part: JSONObject) -> list[StreamEvent]:
-        signature = signature_of(part) if self.thoughts else None
+        # The plain answer's rule (thoughts.reasoning_delta); a signature on an answer part signs the
+        # reasoning before it, so it goes first.
+        delta = reasoning_delta(part) if self.thoughts else None
+        out: list[StreamEvent] = [] if delta is None else [delta]
         if part.get("thought") is True and self.thoughts:
-            text = part.get("text")
-            text = text if isinstance(text, str) else ""
-            if not (text or signature):
-                return []
-            return [ReasoningDelta(text, signature, origin=ORIGIN if signature else None)]
-        # A signature on an answer part signs the reasoning before it: it goes first.
-        out: list[StreamEvent] = [] if signature is None else [ReasoningDelta("", signature, origin=ORIGIN)]
+            return out
         text = part_text(part)
         if text:
             return [*out, TextDelta(text)]

@@ -4,8 +4,10 @@ A part with `thought: true` is a thought summary (its text; Gemini sends them on
 `thinkingConfig.includeThoughts`). `thoughtSignature`, on any part, is the model's proof of its reasoning,
 which Gemini wants back on the part it came with (Gemini 3 refuses a function call turn without it).
 
-From an upstream's answer: a thought part is a thought with its text (and its signature, if it has one); a
-signature on another part is a thought with no text, or signs the unsigned thought just before it. Sent back
+From an upstream's answer, plain or streamed (one rule: `reasoning_delta`, folded by `ThoughtFold`): thought
+parts are thinking text, one thought until a signature closes it; a signature on any part signs the thinking
+open before it (a thought with no text when none is); answer text or a function call closes an unsigned
+thought, an empty text part does not, and an empty unsigned thought part says nothing. Sent back
 to Gemini: the turn's last own signature on its first `functionCall` part, else on its last text part
 (Gemini does not need the thought texts). To a Gemini client: thought parts with their text, and the
 turn's signatures on one answer part, placed the same way: Gemini's own as is, any other format's signed
@@ -16,10 +18,9 @@ what is read (thought parts and parts with nothing but a signature are the model
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from typing import Final
 
-from faregate.canonical import JSONObject, Thought, WireApi, signed_for
+from faregate.canonical import JSONObject, ReasoningDelta, Thought, ThoughtFold, WireApi, signed_for
 from faregate.providers.sealed import carried, uncarried
 
 ORIGIN: Final[WireApi] = "gemini"
@@ -31,25 +32,37 @@ def signature_of(part: JSONObject) -> str | None:
     return raw if isinstance(raw, str) and raw else None
 
 
+def reasoning_delta(part: JSONObject) -> ReasoningDelta | None:
+    """What an upstream's part says of the reasoning, the one rule of the plain answer and the stream: a
+    thought part is thinking text (with its signature, if signed); a signature on any other part signs the
+    thinking before that part. None: neither (an empty unsigned thought part says nothing)."""
+    signature = signature_of(part)
+    origin = ORIGIN if signature else None
+    if part.get("thought") is True:
+        text = part.get("text")
+        text = text if isinstance(text, str) else ""
+        return ReasoningDelta(text, signature, origin=origin) if text or signature else None
+    return None if signature is None else ReasoningDelta("", signature, origin=origin)
+
+
+def moves_on(part: JSONObject) -> bool:
+    """An answer part that closes an unsigned thought: answer text (not empty) or a function call."""
+    text = part.get("text")
+    return part.get("thought") is not True and (
+        (isinstance(text, str) and text != "") or "functionCall" in part
+    )
+
+
 def read_thoughts(parts: Iterable[JSONObject]) -> tuple[Thought, ...]:
-    """An upstream's answer: thought parts, and the signatures on any part."""
-    out: list[Thought] = []
-    after_thought = False  # the part before was a thought part
+    """An upstream's answer: its parts' reasoning folded as its stream's deltas fold (`ThoughtFold`)."""
+    fold = ThoughtFold()
     for part in parts:
-        signature = signature_of(part)
-        if part.get("thought") is True:
-            text = part.get("text")
-            text = text if isinstance(text, str) else ""
-            out.append(Thought(text, signature, ORIGIN if signature else None))
-            after_thought = True
-            continue
-        last = out[-1] if out else None
-        if signature is not None and after_thought and last is not None and last.signature is None:
-            out[-1] = replace(last, signature=signature, origin=ORIGIN)  # as a stream's deltas fold
-        elif signature is not None:
-            out.append(Thought("", signature, ORIGIN))
-        after_thought = False
-    return tuple(out)
+        delta = reasoning_delta(part)
+        if delta is not None:
+            fold.feed(delta)
+        if moves_on(part):
+            fold.cut()
+    return fold.thoughts()
 
 
 def history_thoughts(parts: Iterable[JSONObject]) -> tuple[Thought, ...]:
