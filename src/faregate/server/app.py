@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Final
 
 import aiohttp
@@ -38,7 +38,6 @@ from faregate.server.shared_state import shared_state
 from faregate.server.startup import healthz, readyz
 
 log = logging.getLogger("faregate.server")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def prometheus_text(request: web.Request) -> web.Response:
@@ -102,11 +101,6 @@ def routes() -> list[Route]:
         for r in table
         for variant in ((r.path,) if r.path.endswith(("+}", "*}")) else (r.path, r.path + "/"))
     ]
-
-
-def route_table() -> list[tuple[str, str, Handler]]:
-    """Every (method, path, handler) the app serves."""
-    return [(r.method, r.path, r.handler) for r in routes()]
 
 
 def create_app(runtime: Runtime, options: ServeOptions | None = None) -> web.Application:
