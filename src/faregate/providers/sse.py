@@ -101,15 +101,32 @@ class SseDecoder:
             lines = (bytes(buf) + head if buf else head).split(b"\n")
             buf.clear()
             buf += chunk[last + 1 :]
-            line = self._line
-            for raw in lines:
-                line(raw, out)
+            self._lines(lines, out)
         else:
             buf += chunk
         self._scan = len(buf)
         if self._data_bytes + len(buf) > self.max_event_bytes:
             raise SseEventTooLarge(f"an event is larger than {self.max_event_bytes} bytes")
         return out
+
+    def _lines(self, lines: list[bytes], out: list[SseEvent]) -> None:
+        """`_line` for each of `lines`, with the two lines LLM streams are made of (`data: ...` and the
+        blank line that dispatches) handled here, without a call each."""
+        limit = self.max_event_bytes
+        for raw in lines:
+            if not raw:
+                data = self._data
+                if data:
+                    out.append(SseEvent(data[0] if len(data) == 1 else "\n".join(data), self._event))
+                    self._data = []
+                self._event, self._data_bytes = None, 0
+            elif raw[:6] == b"data: ":
+                self._data_bytes += len(raw)
+                if self._data_bytes > limit:
+                    raise SseEventTooLarge(f"an event is larger than {limit} bytes")
+                self._data.append(raw[6:].decode("utf-8", "replace"))
+            else:
+                self._line(raw, out)
 
     def close(self) -> list[SseEvent]:
         """End of stream: a final line without its newline is processed; an undispatched event is dropped

@@ -111,6 +111,13 @@ def render_chat(resp: ChatResponse, model: str, usage: Usage, extras: JSONObject
 _OPEN_CHOICE: Final = b'{"index":0,"delta":'
 _CLOSE_CHOICE: Final = b',"logprobs":null,"finish_reason":null}'
 _ROLE_DELTA: Final = b'{"role":"assistant","content":"","refusal":null}'
+# The first choice's last delta, per finish reason: `{"index":0,"delta":{},"logprobs":null,"finish_reason":..}`.
+_END_CHOICE: Final[Mapping[FinishReason, bytes]] = MappingProxyType(
+    {
+        reason: _OPEN_CHOICE + b'{},"logprobs":null,"finish_reason":' + dumps(wire) + b"}"
+        for reason, wire in FINISH_REASONS.items()
+    }
+)
 
 
 @dataclass(slots=True)
@@ -176,6 +183,10 @@ class OpenAIStreamEncoder:
             return self._start() + self._choice_chunk(n, delta, logprobs)
         return self._start() + self._chunk(dumps(delta))
 
+    def text(self, text: str) -> bytes:
+        """A text delta of the first choice, without logprobs (most of a stream): `encode(TextDelta(text))`."""
+        return self._start() + self._chunk(b'{"content":' + dumps(text) + b"}")
+
     def encode(self, ev: StreamEvent) -> bytes:
         match ev:
             case Start():
@@ -184,7 +195,9 @@ class OpenAIStreamEncoder:
                     self._build_head()
                 return self._start()
             case TextDelta():
-                return self._delta(ev.choice, {"content": ev.text}, ev.logprobs)
+                if ev.choice or ev.logprobs:
+                    return self._delta(ev.choice, {"content": ev.text}, ev.logprobs)
+                return self.text(ev.text)
             case ToolCallStart():
                 call = {
                     "index": ev.index,
@@ -221,6 +234,8 @@ class OpenAIStreamEncoder:
         """The finish-reason chunk, then (with `include_usage`, as OpenAI does) a `choices: []` chunk with the
         usage; `x-faregate` rides on the last chunk. Without `include_usage` no empty-choices chunk is sent:
         clients that did not ask for one often read `choices[0]` unguarded."""
+        if not finish.more:  # one choice (most streams): the chunks from constant bytes
+            return self._finish_first(finish, usage, extras)
         reasons = [(0, finish.finish_reason), *finish.more]
         ends: list[JSONObject] = [
             {"index": n, "delta": {}, "logprobs": None, "finish_reason": FINISH_REASONS[reason]}
@@ -233,6 +248,15 @@ class OpenAIStreamEncoder:
         body = b"".join(self._frame([end], {"usage": None}) for end in ends)
         last = self._frame([], {"usage": render_usage(usage, extras), **trailer})
         return self._start() + body + last + DONE
+
+    def _finish_first(self, finish: Finish, usage: Usage, extras: JSONObject) -> bytes:
+        """`finish` for an answer of one choice: what `_frame` writes, from `_head` and constant bytes."""
+        head, end = self._start() + self._head, _END_CHOICE[finish.finish_reason]
+        trailer = b',"x-faregate":' + dumps(extras[EXTRAS_KEY]) if EXTRAS_KEY in extras else b""
+        if not self.include_usage:
+            return head + end + b"]" + trailer + b"}\n\n" + DONE
+        usage_json = dumps(render_usage(usage, extras))
+        return head + end + self._tail + self._head + b'],"usage":' + usage_json + trailer + b"}\n\n" + DONE
 
     def error(self, err: FaregateError) -> bytes:
         return b"data: " + dumps(openai_envelope(err)) + b"\n\n" + DONE

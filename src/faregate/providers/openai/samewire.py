@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from faregate import jsonio
 from faregate.canonical import FinishReason, JSONObject, Usage
 from faregate.providers.openai.render import EXTRAS_KEY, FINISH_REASONS, ID_PREFIX, render_usage
 from faregate.providers.openai.response import _int, parse_finish_reason, parse_usage
-from faregate.providers.openai.thoughts import TEXT_KEYS
+from faregate.providers.openai.thoughts import THOUGHT_KEYS
 from faregate.values import frozen
-
-# A first message with any of these carries reasoning: the translated path renders it (thoughts).
-THOUGHT_KEYS: Final = (*TEXT_KEYS, "reasoning_details")
 
 
 @frozen
@@ -74,7 +71,7 @@ def relay_answer(body: bytes) -> SameAnswer | None:
             return None
         rendered.append(out)
     first = choices[0]["message"]
-    if any(key in first for key in THOUGHT_KEYS):
+    if not THOUGHT_KEYS.isdisjoint(first):  # reasoning: the translated path renders it (thoughts)
         return None
     return SameAnswer(
         rendered, usage, parse_finish_reason(choices[0].get("finish_reason")), _int(data.get("created"))

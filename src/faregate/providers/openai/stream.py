@@ -24,7 +24,7 @@ from faregate.canonical import (
 )
 from faregate.providers.errors import protocol_error
 from faregate.providers.openai.response import arguments_text, parse_finish_reason, parse_usage
-from faregate.providers.openai.thoughts import delta_events
+from faregate.providers.openai.thoughts import THOUGHT_KEYS, delta_events
 from faregate.providers.sse import SseEvent
 from faregate.providers.wire import mask_secrets
 
@@ -48,18 +48,42 @@ class OpenAIStreamDecoder:
             return []
         if ev.data == DONE:
             return self._finish()
-        data = _load_chunk(ev.data)
+        return self.chunk(load_chunk(ev.data))
+
+    def chunk(self, data: Mapping[str, Any]) -> list[StreamEvent]:
+        """The events of one chunk (`load_chunk`'s), before the stream's end."""
         out: list[StreamEvent] = []
-        if not self.started:
-            self.started = True
-            out.append(Start(str(data.get("id") or ""), str(data.get("model") or "")))
-        usage = parse_usage(_usage_of(data))
-        if usage is not None:
-            self.usage = usage
+        start = self.begin(data)
+        if start is not None:
+            out.append(start)
+        self.read_usage(data)
         for choice in data.get("choices") or ():  # vLLM sends `choices: null` with usage
             if isinstance(choice, dict):
                 self._choice(choice, out)
         return out
+
+    def begin(self, data: Mapping[str, Any]) -> Start | None:
+        """`Start` for the stream's first chunk, None for the others."""
+        if self.started:
+            return None
+        self.started = True
+        return Start(str(data.get("id") or ""), str(data.get("model") or ""))
+
+    def read_usage(self, data: Mapping[str, Any]) -> None:
+        """The usage a chunk carries, if any (the last one wins)."""
+        if data.get("usage") is None and "x_groq" not in data:
+            return  # most chunks: nothing to read
+        usage = parse_usage(_usage_of(data))
+        if usage is not None:
+            self.usage = usage
+
+    def ended(self, n: int, reason: object) -> None:
+        """Choice `n` carried a finish reason: for the first one, the answer is complete."""
+        if n == 0:
+            self.finish_reason = parse_finish_reason(reason)
+            self.reason_seen = True
+        else:
+            self.more[n] = parse_finish_reason(reason)
 
     def close(self) -> list[StreamEvent]:
         """EOF. Without `[DONE]` or a `finish_reason` the answer was cut short: `Finish("error")`."""
@@ -80,20 +104,20 @@ class OpenAIStreamDecoder:
         n = n if isinstance(n, int) and n >= 0 else 0
         delta = choice.get("delta")
         if isinstance(delta, dict):
-            out.extend(delta_events(delta, n))
+            if not THOUGHT_KEYS.isdisjoint(delta):
+                out.extend(delta_events(delta, n))
             text = delta.get("content") or delta.get("refusal")
-            tokens = _logprobs_of(choice)
+            tokens = _logprobs_of(choice) if choice.get("logprobs") is not None else ()
             if (isinstance(text, str) and text) or tokens:
                 out.append(TextDelta(text if isinstance(text, str) else "", n, tokens))
-            for position, call in enumerate(delta.get("tool_calls") or ()):
-                if isinstance(call, dict):
-                    self._tool_call(n, position, call, out)
+            calls = delta.get("tool_calls")
+            if calls:
+                for position, call in enumerate(calls):
+                    if isinstance(call, dict):
+                        self._tool_call(n, position, call, out)
         reason = choice.get("finish_reason")
-        if reason is not None and n == 0:
-            self.finish_reason = parse_finish_reason(reason)
-            self.reason_seen = True
-        elif reason is not None:
-            self.more[n] = parse_finish_reason(reason)
+        if reason is not None:
+            self.ended(n, reason)
 
     def _tool_call(self, n: int, position: int, call: Mapping[str, Any], out: list[StreamEvent]) -> None:
         fn = call.get("function")
@@ -127,7 +151,8 @@ def _usage_of(chunk: Mapping[str, Any]) -> object:
     return usage
 
 
-def _load_chunk(data: str) -> Mapping[str, Any]:
+def load_chunk(data: str) -> Mapping[str, Any]:
+    """One event's data as a chunk object; an upstream's error event or malformed data raises."""
     try:
         chunk = jsonio.loads(data)
     except ValueError:

@@ -24,6 +24,8 @@ FORMATS: Final[Mapping[WireApi, str]] = MappingProxyType(
 ORIGINS: Final[Mapping[str, WireApi]] = MappingProxyType({v: k for k, v in FORMATS.items()})
 UNKNOWN_FORMAT: Final = "unknown"
 TEXT_KEYS: Final = ("reasoning_content", "reasoning")  # a message's or a delta's plain reasoning text
+# A message or a delta with any of these carries reasoning (read by `parse_thoughts`, `delta_events`).
+THOUGHT_KEYS: Final = frozenset((*TEXT_KEYS, "reasoning_details"))
 
 
 def plain_text(message: Mapping[str, Any]) -> str:
