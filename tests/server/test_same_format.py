@@ -4,7 +4,7 @@ headers with the path on and with it off; and the answers it leaves to the trans
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 import faregate.pipeline.execute as execute
-from faregate.providers.base import Relay, UpstreamCall
+from faregate.providers.base import UpstreamCall
 from faregate.providers.openai.adapter import OpenAIAdapter
 from faregate.providers.registry import SAME_FORMAT
 from tests.conftest import Demo
@@ -53,15 +53,15 @@ SHOWS: dict[str, Any] = {  # what each answer must show, so the corpus covers wh
 
 
 class Counted:
-    """The same-format relays, counting the answers each took."""
+    """Same-format relays (of answers, or of streams), counting what they took (each result not None)."""
 
-    def __init__(self, relays: dict[Any, Relay]) -> None:
+    def __init__(self, relays: Mapping[Any, Callable[..., Any]]) -> None:
         self.taken = 0
         self.relays = {key: self._counting(relay) for key, relay in relays.items()}
 
-    def _counting(self, relay: Relay) -> Relay:
-        def counted(body: bytes) -> Any:
-            answer = relay(body)
+    def _counting(self, relay: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any) -> Any:
+            answer = relay(*args)
             self.taken += answer is not None
             return answer
 

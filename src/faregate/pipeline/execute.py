@@ -447,6 +447,15 @@ def _through_finish(events: list[StreamEvent]) -> list[StreamEvent]:
     return events
 
 
+# Makes a stream's decoder for the channel being tried and its call: the adapter's own, or a same-format
+# relay (`server/endpoint.py::_stream`).
+DecoderFor = Callable[[Adapter, Channel, UpstreamCall], StreamDecoder]
+
+
+def own_decoder(adapter: Adapter, ch: Channel, call: UpstreamCall) -> StreamDecoder:
+    return adapter.stream_decoder()
+
+
 async def open_stream(
     session: aiohttp.ClientSession,
     plan: Plan,
@@ -454,18 +463,24 @@ async def open_stream(
     bounds: Bounds,
     health: Health,
     fit: Fit | None = None,
+    decoder_for: DecoderFor = own_decoder,
 ) -> OpenStream:
     """Try channels in order until one has sent its first event; nothing has reached the client yet.
     Raises `WalkFailed` when none does."""
     walk = Walk(plan, fit)
     try:
-        return await _open_first(session, walk, req, bounds, health)
+        return await _open_first(session, walk, req, bounds, health, decoder_for)
     except FaregateError as e:  # every channel failed, or one blamed the request
         raise walk.failed(e) from None
 
 
 async def _open_first(
-    session: aiohttp.ClientSession, walk: Walk, req: ChatRequest, bounds: Bounds, health: Health
+    session: aiohttp.ClientSession,
+    walk: Walk,
+    req: ChatRequest,
+    bounds: Bounds,
+    health: Health,
+    decoder_for: DecoderFor,
 ) -> OpenStream:
     loop = asyncio.get_running_loop()
     deadline = walk.start(bounds)
@@ -480,7 +495,7 @@ async def _open_first(
         started, t0 = time.perf_counter(), loop.time()
         when, why = _late(loop, t0, bounds.first_byte_s, walk)
         resp: aiohttp.ClientResponse | None = None
-        sse, decoder = SseDecoder(bounds.max_event_bytes), adapter.stream_decoder()
+        sse, decoder = SseDecoder(bounds.max_event_bytes), decoder_for(adapter, ch, call)
         try:
             async with asyncio.timeout_at(when):
                 resp = await _send(session, call, client_timeout(bounds))

@@ -24,6 +24,7 @@ from faregate.canonical import (
     WireApi,
 )
 from faregate.errors import FaregateError, UpstreamError
+from faregate.providers.reasoning import ThoughtView
 from faregate.providers.sse import SseEvent
 from faregate.values import frozen
 
@@ -126,6 +127,30 @@ class RelayedAnswer(Protocol):
 
 # Upstream answer bytes → the relayed answer, or None when only the translated path can read it.
 Relay = Callable[[bytes], RelayedAnswer | None]
+
+
+class StreamRelay(StreamDecoder, Protocol):
+    """A same-format path for a stream: it decodes the upstream's events (what the pipeline reads) and makes
+    the client's bytes from them as it goes, as the translated path would write them."""
+
+    @property
+    def encoder(self) -> StreamEncoder:
+        """Writes the closing events and errors, in the state the relayed bytes left it."""
+        ...
+
+    @property
+    def text(self) -> list[str]:
+        """What the upstream generated so far (answer, reasoning, tool arguments), for an estimate."""
+        ...
+
+    def take(self) -> bytes:
+        """The client's bytes for the events fed since the last `take`."""
+        ...
+
+
+# (the model the client sees, include_usage, the request id, the client's view of thoughts) → the relay of
+# one stream.
+StreamRelayFor = Callable[[str, bool, str, ThoughtView], StreamRelay]
 
 
 class Inbound(Protocol):

@@ -10,9 +10,10 @@ from typing import Final
 
 from faregate.canonical import WireApi
 from faregate.providers.anthropic import AnthropicAdapter, AnthropicInbound
-from faregate.providers.base import Adapter, Inbound, Relay
+from faregate.providers.base import Adapter, Inbound, Relay, StreamRelayFor
 from faregate.providers.gemini import GeminiAdapter, GeminiInbound
 from faregate.providers.openai import OpenAIAdapter, OpenAIInbound
+from faregate.providers.openai.samestream import same_stream
 from faregate.providers.openai.samewire import relay_answer
 from faregate.providers.openai_responses import ResponsesAdapter
 
@@ -33,6 +34,9 @@ INBOUND: Final[Mapping[str, Inbound]] = MappingProxyType(dict(_INBOUND))
 # Same-format paths, keyed by (client format, upstream `api:`): the answer adjusted, not translated.
 SAME_FORMAT: Final[Mapping[tuple[Inbound, WireApi], Relay]] = MappingProxyType(
     {(INBOUND["openai"], "openai"): relay_answer}
+)
+SAME_FORMAT_STREAMS: Final[Mapping[tuple[Inbound, WireApi], StreamRelayFor]] = MappingProxyType(
+    {(INBOUND["openai"], "openai"): same_stream}
 )
 
 

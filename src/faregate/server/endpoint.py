@@ -30,11 +30,6 @@ from faregate.canonical import (
     ChatResponse,
     Finish,
     JSONObject,
-    ReasoningDelta,
-    Start,
-    StreamEvent,
-    TextDelta,
-    ToolArgsDelta,
     Usage,
 )
 from faregate.errors import FaregateError
@@ -61,9 +56,18 @@ from faregate.pipeline.settle import (
     response_headers,
     settle,
 )
-from faregate.providers.base import Inbound, RelayedAnswer, StreamEncoder
-from faregate.providers.reasoning import ThoughtView, thought_view, view_event, view_thoughts
+from faregate.providers.base import (
+    Adapter,
+    Inbound,
+    RelayedAnswer,
+    StreamDecoder,
+    StreamRelay,
+    UpstreamCall,
+)
+from faregate.providers.reasoning import thought_view, view_thoughts
+from faregate.providers.registry import SAME_FORMAT_STREAMS
 from faregate.providers.stops import StopFilter, apply_stops
+from faregate.providers.translation import Render, Translation, end_of
 from faregate.routing.features import Features, extract_features
 from faregate.routing.plan import Plan
 from faregate.routing.table import Baseline, Channel, DecisionTable
@@ -339,8 +343,22 @@ async def _stream(
 ) -> web.StreamResponse:
     req, plan, f = job.bounded(bound), s.plan, demand.features
     assert plan is not None
+    view = thought_view(req)
+    relays: list[StreamRelay] = []
+
+    def decoder_for(adapter: Adapter, ch: Channel, call: UpstreamCall) -> StreamDecoder:
+        """The same-format relay where the client's format has one to the channel's and faregate applies
+        no stop sequences of its own; else the channel's decoder (then the answer is translated)."""
+        same = SAME_FORMAT_STREAMS.get((job.inbound, adapter.api))
+        if same is None or call.local_stops:
+            return adapter.stream_decoder()
+        relays.append(same(ch.model_id, req.include_usage, ex.id, view))
+        return relays[-1]
+
     try:
-        upstream = await open_stream(request.app[HTTP], plan, req, loaded.bounds, rt.health, demand.fit)
+        upstream = await open_stream(
+            request.app[HTTP], plan, req, loaded.bounds, rt.health, demand.fit, decoder_for
+        )
     except WalkFailed as e:
         s.trace = e.trace
         raise e.error from None
@@ -353,11 +371,16 @@ async def _stream(
             **response_headers(ex, ch, plan, None),
         }
     )
-    encoder = job.inbound.stream_encoder(ch.model_id, req.include_usage, ex.id)
+    render: Render
+    if relays and relays[-1] is upstream.decoder:  # the same-format path: the relay made the bytes
+        relay = relays[-1]
+        encoder, s.text, render = relay.encoder, relay.text, lambda batch: (relay.take(), end_of(batch))
+    else:
+        encoder = job.inbound.stream_encoder(ch.model_id, req.include_usage, ex.id)
+        stops = StopFilter(upstream.local_stops) if upstream.local_stops else None
+        render = Translation(encoder, view, s.text, lambda: f.prompt_tokens, stops).encode
     baseline = loaded.table.baseline
     batches = upstream.batches()
-    stops = StopFilter(upstream.local_stops)
-    view = thought_view(req)
 
     def closing(ev: Finish) -> bytes:
         usage = ev.usage or _estimate(rt, ch, f, "".join(s.text))
@@ -376,9 +399,13 @@ async def _stream(
     try:
         await response.prepare(request)  # from here the status is fixed: failures end the stream instead
         async for batch in batches:
-            if await _relay(
-                response, encoder, [e for raw in batch for e in stops.feed(raw)], s.text, closing, f, view
-            ):
+            data, end = render(batch)
+            # The answer's bytes go out before the closing events are made (priced and journaled): the
+            # first event is never held back by the end of the answer. The closing events end the body.
+            if data:
+                await response.write(data)
+            if end is not None:
+                await response.write_eof(closing(end))
                 break
         else:
             raise _dropped("the upstream closed the stream early")
@@ -410,39 +437,6 @@ async def _stream(
 def _client_gone(request: web.Request) -> bool:
     transport = request.transport
     return transport is None or transport.is_closing()
-
-
-async def _relay(
-    response: web.StreamResponse,
-    encoder: StreamEncoder,
-    events: list[StreamEvent],
-    text: list[str],
-    closing: Callable[[Finish], bytes],
-    f: Features,
-    view: ThoughtView,
-) -> bool:
-    """Write `events` to the client in one write (their reasoning as `view` says); True once the closing
-    events (from `closing`) are written. The answer's bytes go out before the closing events are made
-    (priced and journaled): the first event is never held back by the end of the answer."""
-    out: list[bytes] = []
-    for ev in events:
-        if isinstance(ev, Finish):
-            if out:
-                await response.write(b"".join(out))
-            await response.write(closing(ev))
-            return True
-        if isinstance(ev, Start) and ev.usage is None and encoder.start_usage:
-            ev = replace(ev, usage=Usage(f.prompt_tokens, 0, estimated=True))  # counted so far
-        if isinstance(ev, TextDelta | ReasoningDelta | ToolArgsDelta):
-            # what the upstream generated, for an estimate when it reports no usage (thinking is billed)
-            text.append(ev.arguments if isinstance(ev, ToolArgsDelta) else ev.text)
-        shown = view_event(ev, view)
-        chunk = encoder.encode(shown) if shown is not None else b""
-        if chunk:
-            out.append(chunk)
-    if out:
-        await response.write(b"".join(out))
-    return False
 
 
 def _dropped(message: str) -> FaregateError:
