@@ -82,4 +82,5 @@ def begin(request: web.Request, endpoint: str) -> Exchange:
 
 
 def json_bytes_response(body: Any, headers: dict[str, str]) -> web.Response:
-    return web.Response(body=jsonio.dumps(body), headers=headers, content_type="application/json")
+    headers["Content-Type"] = "application/json"  # as a header: aiohttp parses a `content_type` argument
+    return web.Response(body=jsonio.dumps(body), headers=headers)

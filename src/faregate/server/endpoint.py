@@ -214,7 +214,8 @@ async def _answer(
     plan = plan_demand(rt, table, demand, headers)
     s.plan, s.requested = plan, plan.requested
     check_plan(plan, table, rt, demand)
-    s.ticket = await admit(rt, ex, plan, demand)
+    if ex.key is not None and rt.accounts is not None:  # a key to admit: limits and budget
+        s.ticket = await admit(rt, ex, plan, demand)
     bound = answer_bound(ex.key, s.ticket, demand.max_tokens)
     if demand.stream and isinstance(job, ChatJob):
         return await _stream(request, rt, loaded, ex, job, demand, bound, s)
@@ -285,9 +286,8 @@ class ChatJob:
         if not isinstance(done.answer, ChatResponse):  # the same-format path: the upstream's answer, adjusted
             return Reply(done.answer, done.answer.usage, done.answer.finish_reason)
         resp: ChatResponse = apply_stops(done.answer, done.local_stops)
-        generated = resp.reasoning_text + resp.text + "".join(c.arguments for c in resp.tool_calls)
+        usage = resp.usage or _estimate(rt, done.channel, f, _generated(resp))  # thinking is billed too
         resp = view_thoughts(resp, thought_view(self.req))
-        usage = resp.usage or _estimate(rt, done.channel, f, generated)
         return Reply(resp, usage, resp.finish_reason)
 
     def render(self, reply: Reply, model: str, extras: JSONObject) -> JSONObject:
@@ -321,6 +321,11 @@ def _middle_out(rt: Runtime, req: ChatRequest, f: Features, routing: Mapping[str
         return None
     model, tools = req.model or "", req.tools
     return MiddleOut(lambda messages: rt.counter.count_messages(messages, model, tools), f.prompt_tokens)
+
+
+def _generated(resp: ChatResponse) -> str:
+    """Everything the upstream generated, for an estimate of its usage."""
+    return resp.reasoning_text + resp.text + "".join(c.arguments for c in resp.tool_calls)
 
 
 def _estimate(rt: Runtime, ch: Channel, f: Features, completion_text: str) -> Usage:
