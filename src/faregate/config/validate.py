@@ -5,21 +5,27 @@ from __future__ import annotations
 import copy
 import json
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from faregate.config.load import ConfigIssue, PathElem, YamlDoc, plain
 from faregate.paths import schema_path
 
+if TYPE_CHECKING:  # jsonschema (a tenth of a second to import) loads with the first validation, after the
+    # server's port is open
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
+
 
 @cache
 def validator(name: str) -> Draft202012Validator:
-    """The compiled validator for `schemas/<name>.schema.json` (loaded once per process)."""
+    """The compiled validator for `schemas/<name>.schema.json` (loaded once per process). The shipped
+    schemas are checked against the 2020-12 metaschema by the tests (tests/unit/test_schemas.py), not at
+    every start: that check alone took a third of a second before the port opened."""
+    from jsonschema import Draft202012Validator
+
     schema = json.loads(schema_path(name).read_text(encoding="utf-8"))
-    Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
 
 
@@ -57,6 +63,8 @@ def _closest(alternatives: list[ValidationError]) -> ValidationError:
     """The error of the alternative the user meant: one whose type matched (its errors are inside it),
     e.g. a `use:` list with a bad model id is about the id, not about not being a selector object."""
     inside = [e for e in alternatives if not (e.validator == "type" and not e.relative_path)]
+    from jsonschema.exceptions import best_match
+
     closest: ValidationError = best_match(inside or alternatives)
     return closest
 
