@@ -103,9 +103,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from faregate.paths import catalog_dir, default_routes
     from faregate.server.options import ServeOptions
     from faregate.server.serve import run
-    from faregate.settings import Settings
+    from faregate.settings import Settings, SettingsError
 
-    settings = Settings()
+    try:
+        settings = Settings.read()
+    except SettingsError as e:
+        print(f"faregate: {e}")
+        return 2
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -121,7 +125,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host or settings.host or spec.server.host,
         port=args.port if args.port is not None else (settings.port or spec.server.port),
         auth=settings.auth or spec.auth,
-        admin_key=settings.admin_key.get_secret_value() if settings.admin_key else None,
+        admin_key=settings.admin_key,
         max_body_bytes=spec.server.max_body_bytes,
         state=spec.state,
     )
