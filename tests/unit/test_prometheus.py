@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -87,3 +88,63 @@ def test_a_latency_on_a_bucket_bound_counts_in_that_bucket() -> None:
         if s.name.endswith("_bucket")
     }
     assert buckets["0.005"] == 0 and buckets["0.01"] == 1 and buckets["+Inf"] == 1
+
+
+def reference(records: list[RequestRecord]) -> str:
+    """What prometheus-client's own metrics write for `records`, children made at their first add."""
+    registry = CollectorRegistry(auto_describe=True)
+    requests = Counter(
+        "faregate_requests",
+        "Requests answered",
+        ["endpoint", "provider", "model", "rule", "status"],
+        registry=registry,
+    )
+    errors = Counter(
+        "faregate_errors", "Requests answered with an error", ["endpoint", "status"], registry=registry
+    )
+    latency = Histogram(
+        "faregate_request_latency_seconds",
+        "Request latency",
+        ["endpoint", "provider"],
+        buckets=LATENCY_BUCKETS,
+        registry=registry,
+    )
+    tokens = Counter("faregate_tokens", "Tokens", ["provider", "model", "kind"], registry=registry)
+    cost = Counter("faregate_cost_usd", "Cost in USD", ["provider", "model", "rule"], registry=registry)
+    attempts = Counter(
+        "faregate_upstream_attempts",
+        "Upstream attempts",
+        ["provider", "channel", "outcome"],
+        registry=registry,
+    )
+    for r in records:
+        provider, model, rule = r.provider or "", r.model_id or "", r.rule or ""
+        requests.labels(r.endpoint, provider, model, rule, str(r.status)).inc()
+        if r.status >= 400:
+            errors.labels(r.endpoint, str(r.status)).inc()
+        latency.labels(r.endpoint, provider).observe(r.latency_ms / 1000)
+        if r.usage.prompt_tokens:
+            tokens.labels(provider, model, "prompt").inc(r.usage.prompt_tokens)
+        if r.usage.completion_tokens:
+            tokens.labels(provider, model, "completion").inc(r.usage.completion_tokens)
+        if r.cost_usd:
+            cost.labels(provider, model, rule).inc(float(r.cost_usd))
+        for a in r.attempts:
+            attempts.labels(a.provider, a.channel, a.outcome).inc()
+    return generate_latest(registry).decode()
+
+
+def test_a_child_appears_when_first_added_to_in_the_order_made() -> None:
+    """Requests of one kind that add no tokens or cost at first, then do; failures with no channel."""
+    quiet = replace(record(200, 5.0), usage=Usage(0, 0), cost_usd=Decimal(0))
+    failed = replace(record(502, 1.0), provider=None, model_id=None, usage=Usage(), cost_usd=Decimal(0))
+    other = replace(record(200, 7.0), provider="groq", model_id="meta/llama", usage=Usage(0, 9))
+    records = [quiet, failed, quiet, other, record(200, 3.0), failed, replace(other, usage=Usage(4, 0))]
+    ours = PromMetrics(Health(cooldown_s=1, max_retry_after_s=1))
+    for r in records:
+        ours.observe(r)
+    text = ours.render().decode()
+    ours_lines = "\n".join(line for line in text.splitlines() if "cooldown" not in line)
+    assert without_created(ours_lines) == without_created(reference(records))
+    created = [line.split(" ")[0] for line in text.splitlines() if "_created{" in line]
+    assert created == [line.split(" ")[0] for line in reference(records).splitlines() if "_created{" in line]
