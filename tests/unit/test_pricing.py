@@ -9,7 +9,7 @@ import hypothesis
 import hypothesis.strategies as st
 import pytest
 
-from faregate.accounting.pricing import QUANTUM, cost_usd, savings, usd_number, usd_text
+from faregate.accounting.pricing import QUANTUM, cost_pusd, cost_usd, savings, usd_number, usd_text
 from faregate.canonical import Usage
 from faregate.catalog.model import MILLION, Price
 
@@ -156,3 +156,47 @@ def test_an_answer_without_cache_tokens_costs_what_the_whole_formula_says(
     expected = whole.quantize(QUANTUM).normalize() + D(0)
     got = cost_usd(price, Usage(prompt, completion))
     assert got == expected and str(got) == str(expected)
+
+
+def reference_cost(price: Price, usage: Usage) -> Decimal:
+    """The cost as the whole formula says, in Decimal, rounded half-even to a picodollar."""
+    cached = min(usage.cache_read_tokens, usage.prompt_tokens)
+    written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
+    read = price.input if price.cached_input is None else price.cached_input
+    write = price.input if price.cache_write is None else price.cache_write
+    total = (
+        (usage.prompt_tokens - cached - written) * price.input
+        + cached * read
+        + written * write
+        + usage.completion_tokens * price.output
+    ) / MILLION
+    return total.quantize(QUANTUM).normalize() + D(0)
+
+
+whole = st.decimals(0, 1000, places=6)  # a whole number of picodollars per token: costed in integers
+finer = st.decimals(0, 1000, places=9)  # maybe not: costed in Decimal
+
+
+@hypothesis.given(
+    st.one_of(
+        st.builds(Price, whole, whole, st.none() | whole, st.none() | whole),
+        st.builds(Price, finer, finer, st.none() | finer, st.none() | finer),
+    ),
+    counts,
+    counts,
+    counts,
+    counts,
+)
+def test_every_price_costs_what_the_whole_formula_says(
+    price: Price, prompt: int, completion: int, read: int, write: int
+) -> None:
+    usage = Usage(prompt, completion, read, write)
+    got, expected = cost_usd(price, usage), reference_cost(price, usage)
+    assert got == expected and str(got) == str(expected)
+
+
+def test_whole_picodollar_prices_are_costed_in_integers() -> None:
+    assert SONNET.pusd_per_token == (3_000_000, 15_000_000, 300_000, 3_750_000)
+    assert MINI.pusd_per_token == (150_000, 600_000, 150_000, 150_000)  # no cache prices: the input's
+    assert Price(D("0.123456789"), D(0)).pusd_per_token is None
+    assert cost_pusd(SONNET.pusd_per_token, Usage(1000, 500, 600, 200)) == 9_030_000_000

@@ -24,9 +24,27 @@ class Price:
     output: Decimal
     cached_input: Decimal | None = None
     cache_write: Decimal | None = None
+    # Derived once: (input, output, cache read, cache write) in picodollars (1e-12 USD) per token, None
+    # when one is not a whole number of them. accounting/pricing.py costs answers with these integers.
+    pusd_per_token: tuple[int, int, int, int] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pusd_per_token", _pusd_per_token(self))
 
     def is_free(self) -> bool:
         return self.input == 0 and self.output == 0
+
+
+def _pusd_per_token(p: Price) -> tuple[int, int, int, int] | None:
+    read = p.input if p.cached_input is None else p.cached_input
+    write = p.input if p.cache_write is None else p.cache_write
+    scaled = [d.scaleb(6) for d in (p.input, p.output, read, write)]  # USD per 1M tokens -> pUSD per token
+    if not all(d.is_finite() and d == d.to_integral_value() for d in scaled):
+        return None
+    a, b, c, d = (int(x) for x in scaled)
+    return a, b, c, d
 
 
 @frozen

@@ -11,7 +11,7 @@ from typing import Any
 
 from faregate.accounting.keys import ApiKey
 from faregate.accounting.limits import Ticket
-from faregate.accounting.pricing import cost_usd, savings, usd_number, usd_text
+from faregate.accounting.pricing import cost_usd, savings, usd_text
 from faregate.accounting.record import RequestRecord
 from faregate.canonical import Usage
 from faregate.pipeline.accounts import DEFAULT_MAX_OUTPUT
@@ -80,28 +80,31 @@ def charge(
     savings are measured against (None: nothing, e.g. for embeddings)."""
     cost = cost_usd(ch.price, usage)
     saved = savings(cost, baseline.price if baseline else None, usage)
-    reason = next((e.reason for e in plan.entries if e.channel.id == ch.id), "") if plan else ""
-    extras = {
-        "cost": usd_number(cost),
-        "x-faregate": {
-            "request_id": ex.id,
-            "routing": {
-                "provider": ch.provider,
-                "model": ch.model_id,
-                "channel": ch.id,
-                "route": plan.route if plan else None,
-                "rule": plan.rule if plan else None,
-                "reason": reason,
-                "attempts": [a.as_json() for a in trace.attempts],
-                "transforms": list(trace.transforms),
-                "dropped_params": [*(plan.ignored if plan else ()), *trace.dropped],
-            },
-            "savings": {**saved.as_json(), "baseline": baseline.model_id if baseline else None},
-            **budget_json(ticket),
-            "usage_estimated": usage.estimated,
-            "simulated": rt.simulated,
-        },
+    saved_json: dict[str, Any] = saved.as_json()
+    saved_json["baseline"] = baseline.model_id if baseline else None
+    reason = ""
+    if plan is not None:
+        for e in plan.entries:
+            if e.channel.id == ch.id:
+                reason = e.reason
+                break
+    routing = {
+        "provider": ch.provider,
+        "model": ch.model_id,
+        "channel": ch.id,
+        "route": plan.route if plan else None,
+        "rule": plan.rule if plan else None,
+        "reason": reason,
+        "attempts": [a.as_json() for a in trace.attempts],
+        "transforms": list(trace.transforms),
+        "dropped_params": [*plan.ignored, *trace.dropped] if plan else list(trace.dropped),
     }
+    report: dict[str, Any] = {"request_id": ex.id, "routing": routing, "savings": saved_json}
+    if ticket is not None and ticket.max_tokens is not None:
+        report.update(budget_json(ticket))
+    report["usage_estimated"] = usage.estimated
+    report["simulated"] = rt.simulated
+    extras = {"cost": saved_json["actual_cost"], "x-faregate": report}  # usd_number(cost), made once
     return Charge(ch, usage, cost, saved.alternative_cost, extras)
 
 
@@ -168,7 +171,7 @@ def record(
         latency_ms=round((time.perf_counter() - ex.started) * 1000, 2),
         ttft_ms=None if ttft_ms is None else round(ttft_ms, 2),
         attempts=trace.attempts,
-        plan=tuple(e.channel.id for e in plan.entries) if plan else (),
+        plan=tuple([e.channel.id for e in plan.entries]) if plan else (),
         features={} if features is None else features.as_json(),
         error=ended.error,
         app=ex.app,
