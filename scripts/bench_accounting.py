@@ -158,8 +158,11 @@ def measure(requests: int, repeats: int, profile: bool) -> dict[str, dict[str, f
 
 
 def export(rev: str) -> Path:
-    """`src/` of `rev`, in a temporary directory."""
-    archive = subprocess.run(["git", "archive", rev, "src"], cwd=REPO, check=True, capture_output=True).stdout
+    """`src/` of `rev` with the files it ships (schemas, catalog, routes.yaml), in a temporary directory."""
+    paths = ["src", "schemas", "catalog", "routes.yaml"]
+    archive = subprocess.run(
+        ["git", "archive", rev, *paths], cwd=REPO, check=True, capture_output=True
+    ).stdout
     where = Path(tempfile.mkdtemp(prefix="faregate-bench-rev-"))
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(where, filter="data")
@@ -178,7 +181,10 @@ def run_at(src: Path, requests: int, repeats: int) -> dict[str, dict[str, float]
         "--repeats",
         str(repeats),
     ]
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"measuring {src} failed:\n{done.stderr}")
+    out = done.stdout
     result: dict[str, dict[str, float]] = json.loads(out)
     return result
 

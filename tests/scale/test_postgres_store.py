@@ -76,3 +76,17 @@ def test_keys_through_the_cli_on_postgres(postgres_url: str, tmp_path: Path) -> 
     assert faregate_cli("keys", "revoke", key["id"], "--store", postgres_url).returncode == 0
     (after,) = json.loads(faregate_cli("keys", "list", "--json", "--store", postgres_url).stdout)
     assert after["status"] == "revoked"
+
+
+def test_a_postgresql_store_made_without_the_indexes_gets_them(postgres_url: str) -> None:
+    from faregate.accounting.usage_log import COLUMNS
+
+    db = open_db(postgres_url)
+    db.table("usage").create(dict(COLUMNS), pk="id")
+    UsageLog(db)
+    UsageLog(db)
+    rows = db.query(
+        "select indexname from pg_indexes where tablename = 'usage' and schemaname = current_schema()"
+    )
+    names = {r["indexname"] for r in rows}
+    assert {"idx_usage_key_id_created", "idx_usage_created"} <= names

@@ -11,10 +11,11 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 
 from faregate.accounting import journal
-from faregate.accounting.usage_log import INTERRUPTED, UsageLog
+from faregate.accounting.usage_log import COLUMNS, INTERRUPTED, UsageLog
 from faregate.db import open_db
 from tests.unit.test_usage_log import record
 
@@ -139,3 +140,53 @@ def test_the_journal_of_a_postgresql_store_is_local_and_names_no_password() -> N
     assert journal_dir(url) == where and journal_dir(url + "2") != where
     assert journal_dir("/var/lib/faregate.db") == Path("/var/lib/faregate.db.journal")
     assert journal_dir(":memory:") is None
+
+
+def test_a_journal_of_rows_by_name_is_replayed_too(store: Path) -> None:
+    """A segment as an earlier version wrote it (rows as objects, their JSON columns as text, no header)."""
+    from faregate.accounting.usage_log import to_row
+
+    directory = Path(f"{store}.journal")
+    directory.mkdir()
+    rec = record(7)
+    (directory / "123-abcd.00000000.jsonl").write_bytes(journal.entry(journal.ROW, to_row(rec)))
+    again = restart(store)
+    assert again.recovered == (1, 0) and again.get(rec.id) == rec
+
+
+def test_each_segment_names_the_values_of_its_rows(store: Path) -> None:
+    log = restart(store)
+    log.record(record(1))
+    log.flush()  # a new segment
+    log.hold("req0009", key_id="key_a", reserved_usd=Decimal("1"), created=1.0, endpoint="chat", alias="auto")
+    [segment] = segments(store)
+    header, hold = [orjson.loads(line) for line in segment.read_bytes().splitlines()]
+    assert header == ["c", list(COLUMNS)] and hold[0] == "h"
+    log.close()
+
+
+def test_a_stream_that_ended_as_its_closing_events_said_is_journaled_once(store: Path) -> None:
+    """Its final row differs from the provisional one only in latency: a replay of the provisional one
+    rebuilds the rest, so the final one is not written again; any other difference is."""
+    log = restart(store)
+    log.provisional(record(1, latency_ms=10.0))
+    log.record(record(1, latency_ms=12.5))
+    log.provisional(record(2))
+    log.record(record(2, status=499))
+    [segment] = segments(store)
+    tags = [orjson.loads(line)[0] for line in segment.read_bytes().splitlines()]
+    assert tags == ["c", "p", "p", "u"]
+    crash(log)
+    restart(store)
+    assert rows(store) == {"req0001": (200, "0.000123456789012"), "req0002": (499, "0.000123456789012")}
+
+
+def test_a_provisional_row_outlives_its_segment_until_its_final_row_is_committed(store: Path) -> None:
+    log = restart(store)
+    log.provisional(record(1, latency_ms=10.0))
+    log.record(record(2))
+    assert log.flush() == 1  # seals the segment; the provisional row is carried into the next
+    log.record(record(1, latency_ms=12.5))  # not journaled: the carried provisional row stands for it
+    crash(log)
+    again = restart(store)
+    assert again.recovered == (1, 0) and set(rows(store)) == {"req0001", "req0002"}

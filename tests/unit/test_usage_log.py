@@ -226,3 +226,22 @@ def test_rows_follow_the_column_order_the_insert_names() -> None:
     row = to_row(RequestRecord(id="x", created=1.0, endpoint="chat", requested="auto", status=200))
     assert list(row) == list(COLUMNS)
     assert INSERT.count("?") == len(COLUMNS)
+
+
+def test_a_store_made_without_the_indexes_gets_them(tmp_path: Path) -> None:
+    """A usage table made by an earlier version or by hand, without the indexes its queries need: opening
+    the log makes them (once: a second open changes nothing), and the queries use them."""
+    db = open_db(tmp_path / "store.db")
+    db.table("usage").create(dict(COLUMNS), pk="id")
+    assert [i.origin for i in db.table("usage").indexes] == ["pk"]
+    UsageLog(db)
+    UsageLog(db)
+    made = sorted((i.name, tuple(i.columns)) for i in db.table("usage").indexes if i.origin != "pk")
+    assert made == [("idx_usage_created", ("created",)), ("idx_usage_key_id_created", ("key_id", "created"))]
+    plans = {
+        "key": "select count(*) from usage where created >= ? and key_id = ?",
+        "everyone": "select * from usage where created >= ? order by created",
+    }
+    for sql in plans.values():
+        detail = " ".join(r[3] for r in db.execute(f"explain query plan {sql}", [0.0, "k"][: sql.count("?")]))
+        assert "USING INDEX" in detail or "USING COVERING INDEX" in detail, detail

@@ -9,7 +9,8 @@ keyed by request id, so a replay is idempotent) and deletes them.
 
 Entries are JSON lines `[tag, value]`: `u` a final usage row, `p` a row as it stood when the answer's
 last bytes went out (a stream's closing events), `h` a budget reservation (hold) of a request in flight.
-For each request the last entry counts. Each process writes its own segments, named after an owner id,
+For each request the last entry counts. A journal may open each segment with a `header` entry (the usage
+log's: `c`, the names of its rows' values, which are then lists in that order, not objects). Each process writes its own segments, named after an owner id,
 and holds an advisory lock on its owner file while it runs: a starting process replays only the segments
 of owners nobody holds (dead processes), so several workers can share one store.
 """
@@ -19,12 +20,13 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
 
+from faregate import jsonio
 from faregate.values import frozen
 
 log = logging.getLogger("faregate.usage")
@@ -36,7 +38,14 @@ LOCK_SUFFIX: Final = ".lock"
 
 
 def entry(tag: str, value: Any) -> bytes:
-    return orjson.dumps([tag, value]) + b"\n"
+    """One journal line. Tuples are written as arrays, mappings as objects."""
+    return jsonio.dumps((tag, value), default=_plain) + b"\n"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):  # a read-only mapping (MappingProxyType) of a record
+        return dict(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -46,12 +55,13 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 class Journal:
-    """This process's segments in `directory`. Not thread-safe: the caller serializes `append` and
-    `rotate` (the usage log does, under its buffer lock)."""
+    """This process's segments in `directory`, each opening with `header` (when given). Not thread-safe:
+    the caller serializes `append` and `rotate` (the usage log does, under its buffer lock)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, header: bytes = b"") -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
+        self.header = header
         self.owner = f"{os.getpid()}-{os.urandom(4).hex()}"
         self._lock_fd = _own(directory, self.owner)
         self._seq = 0
@@ -61,14 +71,17 @@ class Journal:
         return self.directory / f"{self.owner}.{seq:08d}{SEGMENT_SUFFIX}"
 
     def _open(self, seq: int) -> int:
-        return os.open(self.segment(seq), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.segment(seq), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        if self.header:
+            write_all(fd, self.header)
+        return fd
 
     def append(self, data: bytes) -> None:
         write_all(self._fd, data)
 
     def rotate(self, carry: bytes) -> Path:
-        """Seal the current segment and continue in a new one that starts with `carry`; returns the sealed
-        segment, to `discard` once what it holds is committed."""
+        """Seal the current segment and continue in a new one that starts with its header and `carry`;
+        returns the sealed segment, to `discard` once what it holds is committed."""
         sealed = self.segment(self._seq)
         self._seq += 1
         fd = self._open(self._seq)

@@ -54,6 +54,8 @@ class KeyStore:
             self._ensure_table()
 
     def _ensure_table(self) -> None:
+        from faregate.db import ensure_indexes
+
         db = self.db
         if "keys" not in db.table_names():
             db.table("keys").create(
@@ -72,7 +74,7 @@ class KeyStore:
                 pk="id",
                 not_null={"hash", "label"},
             )
-            db.table("keys").create_index(["hash"], unique=True)
+        ensure_indexes(db, "keys", ((("hash",), True),))  # every request's key is looked up by hash
 
     def create(
         self,

@@ -110,9 +110,15 @@ class MemoryRecorder:
         return list(self._records.values())
 
 
+def has_errors(rec: RequestRecord) -> bool:
+    """Does the record carry an error message (its own, or an attempt's)?"""
+    return rec.error is not None or any(a.error for a in rec.attempts)
+
+
 def scrub_record(rec: RequestRecord, scrubber: Scrubber) -> RequestRecord:
-    """The record with every error message scrubbed of keys (the upstream's words end up in them)."""
-    if rec.error is None and not any(a.error for a in rec.attempts):
+    """The record with every error message scrubbed of keys (the upstream's words end up in them); the
+    record itself when it carries none."""
+    if not has_errors(rec):
         return rec
     return replace(
         rec,
@@ -128,10 +134,10 @@ class ScrubbingRecorder:
         self.inner, self.scrubber = inner, scrubber
 
     def record(self, rec: RequestRecord) -> None:
-        self.inner.record(scrub_record(rec, self.scrubber()))
+        self.inner.record(scrub_record(rec, self.scrubber()) if has_errors(rec) else rec)
 
     def provisional(self, rec: RequestRecord) -> None:
-        self.inner.provisional(scrub_record(rec, self.scrubber()))
+        self.inner.provisional(scrub_record(rec, self.scrubber()) if has_errors(rec) else rec)
 
     def get(self, request_id: str) -> RequestRecord | None:
         return self.inner.get(request_id)

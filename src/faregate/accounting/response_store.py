@@ -86,10 +86,11 @@ def ensure_table(db: sqlite_utils.Database) -> None:
 
 
 def _ensure_table(db: sqlite_utils.Database) -> None:
+    from faregate.db import ensure_indexes
+
     if TABLE not in db.table_names():
         db.table(TABLE).create(dict(COLUMNS), pk="id")
-        db.table(TABLE).create_index(["key_id", "created"])
-        db.table(TABLE).create_index(["expires"])
+    ensure_indexes(db, TABLE, ((("key_id", "created"), False), (("expires",), False)))
 
 
 def _row(r: StoredResponse) -> tuple[Any, ...]:

@@ -1,8 +1,9 @@
 """The usage log: one row per request, written off the hot path in batches.
 
-`record()` appends to a buffer and, with a journal (`accounting/journal.py`), writes the row to the OS in
-one `write()`; a background task commits batches (in a thread, so the event loop never waits on SQLite);
-`flush()` commits what is pending (on shutdown and on reload). A process killed before a batch is
+`record()` makes the request's row once (`row_of`: its values in `COLUMNS` order), appends it to a buffer
+and, with a journal (`accounting/journal.py`), writes it to the OS in one `write()`; a background task
+commits batches (in a thread, so the event loop never waits on SQLite; the JSON text of the attempts, plan
+and features is made there); `flush()` commits what is pending (on shutdown and on reload). A process killed before a batch is
 committed loses nothing: the next start replays its journal, and charges the reservations of requests it
 left unfinished, so spend and budgets are rebuilt from the store alone. Money is stored as exact decimal
 text and as integer picodollars (1e-12 USD), which SQL can sum without floats.
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from faregate import jsonio
 from faregate.accounting.journal import HOLD, PROVISIONAL, ROW, Journal, entry, orphans
@@ -70,6 +71,9 @@ COLUMNS: Mapping[str, Any] = MappingProxyType(
 )
 
 
+# What the queries below filter and order by: a key's requests since a time (totals, `/v1/metrics`, the
+# dashboard, budgets at start-up), everyone's since a time (the admin's views, the audit). `id` is the key.
+INDEXES: Final = ((("key_id", "created"), False), (("created",), False))
 INSERT = f"INSERT OR REPLACE INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
@@ -92,56 +96,91 @@ def ensure_table(db: sqlite_utils.Database) -> None:
 
 
 def _ensure_table(db: sqlite_utils.Database) -> None:
+    from faregate.db import ensure_indexes
+
     table = db.table("usage")
     if "usage" not in db.table_names():
         table.create(dict(COLUMNS), pk="id")
-        table.create_index(["key_id", "created"])
-        table.create_index(["created"])
-        return
-    have = set(table.columns_dict)
-    for name, kind in COLUMNS.items():
-        if name not in have:
-            table.add_column(name, kind)
+    else:
+        have = set(table.columns_dict)
+        for name, kind in COLUMNS.items():
+            if name not in have:
+                table.add_column(name, kind)
+    ensure_indexes(db, "usage", INDEXES)
+
+
+Row = tuple[Any, ...]  # a row's values in `COLUMNS` order
+HEADER: Final = "c"  # the journal's segment header: the names of the values of its rows, in order
+JSON_AT: Final = tuple(COLUMNS).index("attempts")  # attempts, plan, features: JSON text in the store
+assert tuple(COLUMNS)[JSON_AT : JSON_AT + 3] == ("attempts", "plan", "features")
+LATENCY_AT: Final = tuple(COLUMNS).index("latency_ms")
+
+
+def row_of(r: RequestRecord) -> Row:
+    """The request's row in `COLUMNS` order, made once: its journal line is these values, and the store
+    gets them with the attempts, plan and features as JSON text (`sql_values`, in the writer thread)."""
+    usage, cost, base = r.usage, r.cost_usd, r.baseline_cost_usd
+    return (
+        r.id,
+        r.created,
+        r.key_id,
+        r.endpoint,
+        r.requested,
+        r.route,
+        r.rule,
+        r.model_id,
+        r.provider,
+        r.channel,
+        r.status,
+        1 if r.stream else 0,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_tokens,
+        1 if usage.estimated else 0,
+        format(cost, "f"),
+        to_pusd(cost),
+        format(base, "f"),
+        to_pusd(base),
+        r.latency_ms,
+        r.ttft_ms,
+        [a.as_json() for a in r.attempts],
+        r.plan,
+        r.features,
+        r.error,
+        r.app,
+        r.app_url,
+        r.finish_reason,
+    )
+
+
+def same_but_latency(row: Row, other: Row | None) -> bool:
+    """Do two rows of a request differ in nothing but `latency_ms`?"""
+    at = LATENCY_AT
+    return other is not None and row[:at] == other[:at] and row[at + 1 :] == other[at + 1 :]
+
+
+def sql_values(row: Row) -> Row:
+    """A row as the store takes it: its attempts, plan and features as JSON text (a row replayed from an
+    older journal has them as text already)."""
+    at = JSON_AT
+    return (*row[:at], _json_text(row[at]), _json_text(row[at + 1]), _json_text(row[at + 2]), *row[at + 3 :])
+
+
+def _json_text(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    return jsonio.dumps(value, default=dict).decode()
 
 
 def to_row(r: RequestRecord) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "created": r.created,
-        "key_id": r.key_id,
-        "endpoint": r.endpoint,
-        "alias": r.requested,
-        "route": r.route,
-        "rule": r.rule,
-        "model": r.model_id,
-        "provider": r.provider,
-        "channel": r.channel,
-        "status": r.status,
-        "stream": int(r.stream),
-        "prompt_tokens": r.usage.prompt_tokens,
-        "completion_tokens": r.usage.completion_tokens,
-        "cached_tokens": r.usage.cache_read_tokens,
-        "cache_write_tokens": r.usage.cache_write_tokens,
-        "usage_estimated": int(r.usage.estimated),
-        "cost_usd": format(r.cost_usd, "f"),
-        "cost_pusd": to_pusd(r.cost_usd),
-        "baseline_cost_usd": format(r.baseline_cost_usd, "f"),
-        "baseline_cost_pusd": to_pusd(r.baseline_cost_usd),
-        "latency_ms": r.latency_ms,
-        "ttft_ms": r.ttft_ms,
-        "attempts": jsonio.dumps([a.as_json() for a in r.attempts]).decode(),
-        "plan": jsonio.dumps(list(r.plan)).decode(),
-        "features": jsonio.dumps(dict(r.features)).decode(),
-        "error": r.error,
-        "app": r.app,
-        "app_url": r.app_url,
-        "finish_reason": r.finish_reason,
-    }
+    """The record's row as the store holds it, by column name."""
+    return dict(zip(COLUMNS, sql_values(row_of(r)), strict=True))
 
 
-def row_values(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    """A row (as `to_row` makes it, or as a journal written by another version holds it) in `INSERT` order."""
-    return tuple(row.get(name) for name in COLUMNS)
+def row_values(row: Mapping[str, Any]) -> Row:
+    """A row by column name (a journal of another version's, a charged hold) as the store takes it."""
+    return sql_values(tuple(row.get(name) for name in COLUMNS))
 
 
 INTERRUPTED = (
@@ -182,7 +221,13 @@ def replay_journal(db: sqlite_utils.Database, directory: Path) -> tuple[int, int
     replayed = charged = 0
     for orphan in orphans(directory):
         last: dict[str, tuple[str, Mapping[str, Any]]] = {}
+        names: list[str] = []  # the values' names, from the segment's header
         for tag, value in orphan.entries():
+            if tag == HEADER and isinstance(value, list):
+                names = value
+                continue
+            if isinstance(value, list):  # a row as its values, in the order the header names
+                value = dict(zip(names, value, strict=False))
             if isinstance(value, dict) and isinstance(value.get("id"), str):
                 last[value["id"]] = (tag, value)
         rows = [v for tag, v in last.values() if tag in (ROW, PROVISIONAL)]
@@ -270,7 +315,7 @@ class UsageLog:
         ensure_table(db)
         self.batch_size = batch_size
         self.interval_s = interval_s
-        self._pending: list[tuple[RequestRecord, tuple[Any, ...]]] = []  # records with their rows
+        self._pending: list[tuple[RequestRecord, Row]] = []  # records with their rows
         self._lock = threading.Lock()  # the buffer and the journal, shared with the writer thread
         self._write_lock = threading.Lock()  # one batch write at a time
         self._task: asyncio.Task[None] | None = None
@@ -280,20 +325,28 @@ class UsageLog:
         self._journal_dir = journal_dir
         self._journal: Journal | None = None  # made on the first entry: readers of a store make none
         self._open: dict[str, bytes] = {}  # request id -> its last journal entry, while it is in flight
+        self._provisional: dict[str, Row] = {}  # request id -> its provisional row, until recorded
         self._sealed: list[Path] = []  # journal segments whose rows are being committed
 
     def record(self, rec: RequestRecord) -> None:
-        # The row is made here, on the caller's thread, in small steps: made by the writer thread for a
-        # whole batch, it would hold the GIL for milliseconds and stall the event loop's answers.
-        row = to_row(rec)
-        values = tuple(row.values())
-        line = entry(ROW, row) if self._journal_dir is not None else b""
+        # The row's values are made here, once, and journaled before the answer goes out; what only the
+        # store needs (JSON text of attempts, plan, features) is made by the writer thread. A row that
+        # differs from the provisional one journaled for it in nothing but its latency (a stream that
+        # ended as its closing events said) is not journaled again: a replay of the provisional one
+        # rebuilds every figure but that latency.
+        row = row_of(rec)
+        journaled = self._journal_dir is not None
+        line = b""
+        if journaled and not same_but_latency(row, self._provisional.get(rec.id)):
+            line = entry(ROW, row)
         with self._lock:
-            self._pending.append((rec, values))
+            self._pending.append((rec, row))
             full = len(self._pending) >= self.batch_size
-            if line:
-                self._journaled(line)
+            if journaled:
+                if line:
+                    self._journaled(line)
                 self._open.pop(rec.id, None)
+                self._provisional.pop(rec.id, None)
         if full:
             self._wake.set()
 
@@ -302,10 +355,12 @@ class UsageLog:
         only, for a crash before `record`; `record` supersedes it."""
         if self._journal_dir is None:
             return
-        line = entry(PROVISIONAL, to_row(rec))
+        row = row_of(rec)
+        line = entry(PROVISIONAL, row)
         with self._lock:
             self._journaled(line)
             self._open[rec.id] = line
+            self._provisional[rec.id] = row
 
     def hold(
         self,
@@ -339,7 +394,7 @@ class UsageLog:
         """Append to the journal (under `_lock`), making it on the first entry."""
         if self._journal is None:
             assert self._journal_dir is not None
-            self._journal = Journal(self._journal_dir)
+            self._journal = Journal(self._journal_dir, entry(HEADER, tuple(COLUMNS)))
         self._journal.append(line)
 
     def get(self, request_id: str) -> RequestRecord | None:
@@ -363,8 +418,9 @@ class UsageLog:
             if not batch:
                 return 0
             try:
+                values = [sql_values(row) for _, row in batch]
                 with self.db.conn:  # one transaction; plain executemany (sqlite-utils' per-row work costs)
-                    self.db.conn.executemany(INSERT, [row for _, row in batch])
+                    self.db.conn.executemany(INSERT, values)
             except Exception:
                 log.exception("usage log write failed; %d rows kept for the next try", len(batch))
                 with self._lock:

@@ -12,7 +12,7 @@ import contextlib
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -103,6 +103,19 @@ def write_transaction(db: sqlite_utils.Database) -> Iterator[None]:
         conn.rollback()
         raise
     conn.commit()
+
+
+Index = tuple[Sequence[str], bool]  # an index a table's queries need: its columns, and whether unique
+
+
+def ensure_indexes(db: sqlite_utils.Database, table: str, indexes: Iterable[Index]) -> None:
+    """Make those of `indexes` the table lacks, named as sqlite-utils names them (`idx_usage_created`):
+    a table an earlier version made, or one made by hand, gets the indexes its queries rely on; one that
+    has them is left as it is. Run inside the concern's `write_transaction`; on PostgreSQL the same
+    `CREATE INDEX IF NOT EXISTS` runs under its schema lock (db/postgres.py)."""
+    t = db.table(table)
+    for columns, unique in indexes:
+        t.create_index(list(columns), unique=unique, if_not_exists=True)
 
 
 def open_db(path: Path | str) -> sqlite_utils.Database:
