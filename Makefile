@@ -3,11 +3,15 @@ PY ?= python3
 
 .PHONY: install dev browser demo lint typecheck test check bench
 
+# An editable install compiles no bytecode (a wheel's install does): compile it, so a machine that sets
+# PYTHONDONTWRITEBYTECODE does not compile every module at every start.
 install:
 	$(PY) -m pip install -q -e .
+	$(PY) -m compileall -q src
 
 dev:
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m compileall -q src
 
 demo: install
 	faregate serve --demo

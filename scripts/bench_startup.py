@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_gateway import (
+    compile_bytecode,
     free_port,
     rss_mib,
     wait_healthz,
@@ -96,6 +97,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     results: dict[str, dict[str, Any]] = {}
+    compile_bytecode()
     with tempfile.TemporaryDirectory(prefix="fg-startup-cache-") as cache:
         for name, demo in (("serve (shipped routes.yaml)", False), ("serve --demo", True)):
             runs = [one_run(demo, Path(cache)) for _ in range(args.rounds)]
