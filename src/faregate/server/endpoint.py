@@ -384,7 +384,7 @@ async def _stream(
         encoder = job.inbound.stream_encoder(ch.model_id, req.include_usage, ex.id)
         stops = StopFilter(upstream.local_stops) if upstream.local_stops else None
         render = Translation(encoder, view, s.text, lambda: f.prompt_tokens, stops).encode
-    baseline = loaded.table.baseline
+    baseline = job.baseline(loaded.table)
     batches = upstream.batches()
 
     def closing(ev: Finish) -> bytes:
