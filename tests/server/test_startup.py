@@ -18,6 +18,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+import faregate.config.build as build_module
+import faregate.config.load as config_load
+import faregate.pipeline.load as load_module
 import faregate.server.serve as serve_module
 from faregate.config.load import ConfigIssue
 from faregate.paths import catalog_dir, default_routes
@@ -160,3 +163,48 @@ async def test_serve_logs_an_unreachable_auto_route_once_at_load(
     assert warned == [f"{routes}:5:3: warning: route 'auto' is named by no alias, so no request reaches it: "
                       "`auto` (and a request without a model) asks for the alias `auto`, not a route; add "
                       "`aliases: {auto: auto}`"]  # fmt: skip
+
+
+async def test_a_demo_start_reads_routes_yaml_and_the_catalog_folder_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`serve --demo` reads routes.yaml for its options (the command) and builds the simulator and its
+    first table of that reading and of one reading of the catalog folder."""
+    reads: list[str] = []
+
+    def counting(real: Callable[..., Any], what: str) -> Callable[..., Any]:
+        def read(*args: Any, **kw: Any) -> Any:
+            reads.append(what)
+            return real(*args, **kw)
+
+        return read
+
+    monkeypatch.setattr(build_module, "load_yaml", counting(config_load.load_yaml, "routes.yaml"))
+    for module in (load_module, serve_module):
+        monkeypatch.setattr(module, "load_catalog_dir", counting(module.load_catalog_dir, "catalog"))
+    command_read = build_module.read_routes(default_routes())  # what `faregate serve` does first
+    port, ready, stop = free_port(), asyncio.Event(), asyncio.Event()
+    options = ServeOptions(port=port, watch_interval_s=0)
+    task = asyncio.create_task(
+        serve(
+            default_routes(),
+            catalog_dir(),
+            options,
+            {},
+            demo=True,
+            ready=ready,
+            stop=stop,
+            routes=command_read,
+        )
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        async with (
+            aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http,
+            http.post("/v1/chat/completions", json=HELLO) as r,  # waits for the table
+        ):
+            assert r.status == 200
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    assert reads == ["routes.yaml", "catalog"]

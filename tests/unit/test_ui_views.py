@@ -167,11 +167,12 @@ def test_offerings_say_why_they_are_not_routable() -> None:
     from faregate.catalog.files import load_catalog_dir
     from faregate.catalog.model import Price
     from faregate.catalog.store import PriceRow
+    from faregate.config.build import read_routes
     from faregate.paths import catalog_dir, default_routes
     from faregate.pipeline.load import build_loaded
 
     catalog, _ = load_catalog_dir(catalog_dir())
-    loaded, issues, _ = build_loaded(default_routes(), catalog, {})
+    loaded, issues, _ = build_loaded(read_routes(default_routes()), catalog, {})
     assert loaded is not None, issues
     rows = views.offerings(loaded.merged, loaded.table, {})
     assert len(rows) == len(loaded.merged.offerings)
@@ -179,7 +180,7 @@ def test_offerings_say_why_they_are_not_routable() -> None:
         not r.routable and any("inactive" in w for w in r.why_not) for r in rows if r.price is not None
     )
     env = {var: "x" for p in loaded.merged.providers.values() for var in p.api_key_env}
-    keyed, _, _ = build_loaded(default_routes(), catalog, env)
+    keyed, _, _ = build_loaded(read_routes(default_routes()), catalog, env)
     assert keyed is not None
     first = next(o for o in keyed.merged.offerings if o.price is not None and not o.retired)
     hist = {

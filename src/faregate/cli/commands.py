@@ -99,7 +99,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from faregate.config.build import load_routes
+    from faregate.config.build import read_routes, strict
     from faregate.paths import catalog_dir, default_routes
     from faregate.server.options import ServeOptions
     from faregate.server.serve import run
@@ -116,7 +116,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = config_path(args)
     if args.demo and args.config is None and "FAREGATE_CONFIG" not in os.environ:
         config = default_routes()
-    spec, _, issues = load_routes(config)
+    read = read_routes(config)  # once: the server builds its first table of this reading
+    spec, _, issues = strict(read)
     if spec is None:
         for issue in issues:
             print(issue)
@@ -147,7 +148,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers > 1 and ID_ENV not in os.environ:
         return _supervise(args, workers, config, Path(folder), options, spec, store, env)
     options = replace(options, worker=WorkerIdentity.from_env(os.environ))
-    return run(config, Path(folder), options, env, demo=args.demo, store=store)
+    return run(config, Path(folder), options, env, demo=args.demo, store=store, routes=read)
 
 
 def _supervise(

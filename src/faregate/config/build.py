@@ -64,7 +64,7 @@ class RoutesRead:
 
 
 def load_routes(path: Path) -> tuple[RoutesSpec | None, YamlDoc | None, list[ConfigIssue]]:
-    return _strict(read_routes(path))
+    return strict(read_routes(path))
 
 
 def parse_routes(
@@ -73,10 +73,10 @@ def parse_routes(
     doc, issues = parse_yaml(text, name)
     if doc is None:
         return None, None, issues
-    return _strict(read_doc(doc))
+    return strict(read_doc(doc))
 
 
-def _strict(read: RoutesRead) -> tuple[RoutesSpec | None, YamlDoc | None, list[ConfigIssue]]:
+def strict(read: RoutesRead) -> tuple[RoutesSpec | None, YamlDoc | None, list[ConfigIssue]]:
     """A spec only for a file without errors."""
     ok = read.complete and not read.issues
     return (read.spec if ok else None), read.doc, read.issues

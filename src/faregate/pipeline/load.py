@@ -17,7 +17,7 @@ from types import MappingProxyType
 from faregate.catalog.files import load_catalog_dir
 from faregate.catalog.merge import Merged, merge
 from faregate.catalog.model import Catalog
-from faregate.config.build import read_routes
+from faregate.config.build import RoutesRead, read_routes
 from faregate.config.load import ConfigIssue
 from faregate.config.model import RoutesSpec
 from faregate.db import store_errors
@@ -71,27 +71,47 @@ class LoadedHolder:
             self.current = loaded
 
 
-def load(
-    sources: Sources, *, generation: int = 0
-) -> tuple[Loaded | None, list[ConfigIssue], list[ConfigIssue]]:
-    """(the loaded state or None, errors, warnings): the catalog folder, the store's synced state over it,
-    routes.yaml over both. `base_urls` replaces providers' base URLs after merging (the demo points them
-    at the simulator). Every finding in one run: a broken catalog file still lets routes.yaml be checked."""
-    catalog, issues = load_catalog_dir(sources.catalog_dir)
+@frozen
+class SourcesRead:
+    """The files of `Sources`, read once (a start reads them for its options, the demo's simulator and the
+    first table): routes.yaml parsed, the shipped catalog, and the catalog with the store's synced state
+    over it, with what was wrong in the catalog files or the store."""
+
+    routes: RoutesRead
+    shipped: Catalog
+    catalog: Catalog
+    issues: tuple[ConfigIssue, ...] = ()
+
+
+def read_sources(sources: Sources, routes: RoutesRead | None = None) -> SourcesRead:
+    """Read what `sources` name; `routes`: routes.yaml as the caller has read it already."""
+    shipped, issues = load_catalog_dir(sources.catalog_dir)
+    catalog = shipped
     if sources.store is not None:
         try:
-            catalog = _synced(catalog, sources.store)
+            catalog = _synced(shipped, sources.store)
         except store_errors() as e:
             issues = [*issues, ConfigIssue(str(sources.store), 1, 1, f"cannot read the synced catalog: {e}")]
+    return SourcesRead(routes or read_routes(sources.routes), shipped, catalog, tuple(issues))
+
+
+def load(
+    sources: Sources, *, generation: int = 0, read: SourcesRead | None = None
+) -> tuple[Loaded | None, list[ConfigIssue], list[ConfigIssue]]:
+    """(the loaded state or None, errors, warnings): the catalog folder, the store's synced state over it,
+    routes.yaml over both (`read`: those files as read already, else read now). `base_urls` replaces
+    providers' base URLs after merging (the demo points them at the simulator). Every finding in one run:
+    a broken catalog file still lets routes.yaml be checked."""
+    read = read or read_sources(sources)
     loaded, errors, warnings = build_loaded(
-        sources.routes,
-        catalog,
+        read.routes,
+        read.catalog,
         sources.env,
         generation=generation,
         base_urls=sources.base_urls,
         assume_keys=sources.assume_keys,
     )
-    return (None if issues else loaded), issues + errors, warnings
+    return (None if read.issues else loaded), [*read.issues, *errors], warnings
 
 
 def _synced(catalog: Catalog, store: Path) -> Catalog:
@@ -101,7 +121,7 @@ def _synced(catalog: Catalog, store: Path) -> Catalog:
 
 
 def build_loaded(
-    routes: Path,
+    read: RoutesRead,
     catalog: Catalog,
     env: Mapping[str, str],
     *,
@@ -112,7 +132,6 @@ def build_loaded(
     """Every finding in one run: (the table or None, errors, warnings). With schema errors the semantic
     checks still run over the part of the file that validated; a name whose definition was dropped
     is not reported again where it is used."""
-    read = read_routes(routes)
     if read.spec is None or read.doc is None:
         return None, read.issues, []
     spec, doc = read.spec, read.doc

@@ -26,9 +26,12 @@ import faregate.server.lifeline as lifeline
 import faregate.server.shared_state as shared_state
 from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.files import load_catalog_dir
+from faregate.catalog.merge import merge
+from faregate.catalog.model import Catalog
+from faregate.config.build import RoutesRead
 from faregate.config.load import ConfigIssue
 from faregate.pipeline.accounts import Accounts
-from faregate.pipeline.load import Loaded, load
+from faregate.pipeline.load import Loaded, SourcesRead, load, read_sources
 from faregate.pipeline.runtime import Runtime, Sources
 from faregate.server.app import create_app
 from faregate.server.middleware import is_loopback
@@ -54,16 +57,20 @@ class StartError(Exception):
         return self.message or "\n".join(map(str, self.issues))
 
 
-def demo_simulator(sources: Sources, counter: TokenCounter) -> tuple[Simulator, tuple[str, ...]]:
-    """A simulator serving every provider of the table, with the table's offerings and prices (the shipped
-    catalog's, as if every provider had a key). Imported here: a gateway without `--demo` never loads it."""
+def demo_simulator(
+    sources: Sources, counter: TokenCounter, *, read: SourcesRead | None = None
+) -> tuple[Simulator, tuple[str, ...]]:
+    """A simulator serving every provider of the table, with routes.yaml's offerings and prices over the
+    shipped catalog's (as if every provider had a key); `read`: the sources as read already (a start reads
+    them once, for this and its first table). Imported here: a gateway without `--demo` never loads it."""
     from faregate.simulator import SimModel, SimProvider, Simulator
 
-    loaded, issues, _ = load(replace(sources, store=None, base_urls=None, assume_keys=True))
-    if loaded is None:
-        raise StartError(tuple(issues))
+    read = read or read_sources(replace(sources, store=None))
+    if read.routes.spec is None:
+        raise StartError(tuple(read.routes.issues))
+    merged = merge(read.routes.spec, read.shipped)
     providers = []
-    for name, info in loaded.merged.providers.items():
+    for name, info in merged.providers.items():
         models = tuple(
             SimModel(
                 o.upstream_id,
@@ -74,7 +81,7 @@ def demo_simulator(sources: Sources, counter: TokenCounter) -> tuple[Simulator, 
                 o.price.output,
                 responses_only=o.api == "openai-responses",
             )
-            for o in loaded.merged.offerings
+            for o in merged.offerings
             if o.provider == name and o.price is not None and not o.retired
         )
         providers.append(SimProvider(name, info.api, info.listing or "openai", models))
@@ -82,10 +89,11 @@ def demo_simulator(sources: Sources, counter: TokenCounter) -> tuple[Simulator, 
 
 
 def demo_env(
-    sources: Sources, sim: Simulator, names: tuple[str, ...], origin: str
+    sources: Sources, sim: Simulator, names: tuple[str, ...], origin: str, *, shipped: Catalog | None = None
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Stand-in keys for every provider (the simulator checks they are sent) and simulator base URLs."""
-    catalog, _ = load_catalog_dir(sources.catalog_dir)
+    """Stand-in keys for every provider (the simulator checks they are sent) and simulator base URLs;
+    `shipped`: the shipped catalog as read already."""
+    catalog = shipped or load_catalog_dir(sources.catalog_dir)[0]
     env = {var: f"sim-key-{p.name}" for p in catalog.providers.values() for var in p.api_key_env}
     base_urls = {name: sim.base_url(origin, name) for name in names}
     return env, base_urls
@@ -101,7 +109,9 @@ async def serve(
     store: Path | None = None,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
+    routes: RoutesRead | None = None,
 ) -> None:
+    """`routes`: `config` as the caller has read it already (else it is read with the catalog)."""
     if options.auth == "open" and not is_loopback(options.host):
         raise StartError(
             message=f"auth: open is allowed only on a loopback address, not {options.host}: use auth: keys"
@@ -154,7 +164,9 @@ async def serve(
         ready.set()
     sim_runners: list[web.AppRunner] = []
     failed: list[StartError] = []
-    loading = asyncio.create_task(_load_table(runtime, sources, demo, sim_runners, failed, stop, announce))
+    loading = asyncio.create_task(
+        _load_table(runtime, sources, demo, sim_runners, failed, stop, announce, routes)
+    )
     try:
         await stop.wait()
     finally:
@@ -180,22 +192,24 @@ async def _load_table(
     failed: list[StartError],
     stop: asyncio.Event,
     announce: Callable[[], None],
+    routes: RoutesRead | None,
 ) -> None:
     """Build the first decision table (and, for the demo, the simulator it points at) off the event loop,
     then install it: the requests that came meanwhile go on. A table that cannot be built stops the server
-    (`serve` raises the error once it has shut down)."""
+    (`serve` raises the error once it has shut down). `routes`: routes.yaml as the command read it."""
     loaded: Loaded | None = None
     try:
+        read = await asyncio.to_thread(read_sources, sources, routes)  # once, for the simulator and the table
         if demo:
-            sim, names = await asyncio.to_thread(demo_simulator, sources, runtime.counter)
+            sim, names = await asyncio.to_thread(demo_simulator, sources, runtime.counter, read=read)
             from faregate.simulator import run_simulator
 
             sim_runner, origin = await run_simulator(sim, "127.0.0.1", 0)
             sim_runners.append(sim_runner)
-            keys, base_urls = await asyncio.to_thread(demo_env, sources, sim, names, origin)
+            keys, base_urls = demo_env(sources, sim, names, origin, shipped=read.shipped)
             sources = replace(sources, env={**sources.env, **keys}, base_urls=base_urls)
             log.info("demo: provider simulator on %s (every answer is simulated)", origin)
-        loaded, issues, _ = await asyncio.to_thread(load, sources)
+        loaded, issues, _ = await asyncio.to_thread(load, sources, read=read)
         if loaded is None:
             raise StartError(tuple(issues))
     except StartError as e:
@@ -222,6 +236,7 @@ def run(
     *,
     demo: bool,
     store: Path | None,
+    routes: RoutesRead | None = None,
 ) -> int:
     if not lifeline.tie_to_supervisor(options.worker.supervisor):
         print(f"faregate: worker {options.worker.id}: the supervisor is gone; not starting", file=sys.stderr)
@@ -229,7 +244,9 @@ def run(
     factory = eventloop.uvloop_factory()
     log.info("event loop: %s", eventloop.loop_name(factory))
     try:
-        eventloop.run(serve(config, catalog_dir, options, env, demo=demo, store=store), factory)
+        eventloop.run(
+            serve(config, catalog_dir, options, env, demo=demo, store=store, routes=routes), factory
+        )
     except StartError as e:
         print(f"faregate: cannot start:\n{e}", file=sys.stderr)
         return 1
