@@ -36,9 +36,20 @@ from faregate.server.app import create_app
 from faregate.server.options import ServeOptions
 from faregate.server.serve import demo_env, demo_simulator
 from faregate.simulator import Simulator, run_simulator
+from tests.processes import GatewayProcess
 
 # The parsed-catalog cache of this test run: a folder of its own, never the user's ~/.cache.
 os.environ.setdefault("FAREGATE_CACHE_DIR", tempfile.mkdtemp(prefix="faregate-test-cache-"))
+
+
+@pytest.fixture(autouse=True)
+def reap_gateways() -> Iterator[None]:
+    """Every `faregate serve` a test started (tests/processes.py) is killed with its process group at
+    teardown, passed or failed: no gateway or worker is left serving a port after its test."""
+    try:
+        yield
+    finally:
+        GatewayProcess.reap_all()
 
 
 @pytest.fixture(scope="session")

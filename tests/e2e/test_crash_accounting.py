@@ -19,7 +19,8 @@ import pytest
 
 from faregate.accounting.keys import KeyStore
 from faregate.db import open_db
-from tests.server.accounting_fixtures import PINNED, GatewayProcess, clean_env
+from tests.processes import GatewayProcess, clean_env
+from tests.server.accounting_fixtures import PINNED
 
 pytestmark = pytest.mark.e2e
 
@@ -111,7 +112,7 @@ def stream_cost(raw: bytes) -> Decimal:
 async def start(tmp_path: Path, store: Path, run: int, **env: str) -> tuple[GatewayProcess, str]:
     cwd = tmp_path / f"run{run}"
     cwd.mkdir()
-    gw = GatewayProcess(cwd, store, clean_env(**env))
+    gw = GatewayProcess.demo(cwd, store, clean_env(**env))
     return gw, await gw.ready()
 
 

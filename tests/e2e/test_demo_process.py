@@ -5,15 +5,11 @@ SIGTERM shuts down cleanly."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +17,8 @@ from typing import Any
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
+
+from tests.processes import GatewayProcess, clean_env
 
 pytestmark = pytest.mark.e2e
 
@@ -30,9 +28,8 @@ STOP_LIMIT_S = 10.0
 
 @dataclass
 class Gateway:
-    process: subprocess.Popen[bytes]
+    process: GatewayProcess
     url: str
-    log: Path
 
     def healthz(self) -> dict[str, Any] | None:
         try:
@@ -45,12 +42,12 @@ class Gateway:
     def wait_for(self, condition: Any, what: str, limit_s: float = START_LIMIT_S) -> dict[str, Any]:
         deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"the gateway exited:\n{self.log.read_text()}"
+            assert self.process.proc.poll() is None, f"the gateway exited:\n{self.process.output}"
             health = self.healthz()
             if health is not None and condition(health):
                 return health
             time.sleep(0.05)
-        raise AssertionError(f"{what} within {limit_s} s:\n{self.log.read_text()}")
+        raise AssertionError(f"{what} within {limit_s} s:\n{self.process.output}")
 
 
 def free_port() -> int:
@@ -60,36 +57,16 @@ def free_port() -> int:
         return port
 
 
-def keyless_env() -> dict[str, str]:
-    """The environment of a newcomer: no provider keys, no faregate settings (but the test run's catalog
-    cache folder, never the user's ~/.cache)."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("FAREGATE_")
-    }
-    env["FAREGATE_CACHE_DIR"] = os.environ["FAREGATE_CACHE_DIR"]
-    return env
-
-
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Gateway]:
+def gateway(tmp_path: Path) -> Gateway:
+    """A newcomer's start: an empty folder, no provider keys, no faregate settings (the test run's catalog
+    cache folder, never the user's ~/.cache). Stopped at teardown by `reap_gateways` if still running."""
     port = free_port()
-    log = tmp_path / "gateway.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "faregate.cli", "serve", "--demo", "--port", str(port)],
-            cwd=tmp_path,
-            env=keyless_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    gw = Gateway(process, f"http://127.0.0.1:{port}", log)
-    try:
-        gw.wait_for(lambda h: h["status"] == "ok", "the demo gateway did not answer /healthz")
-        yield gw
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(STOP_LIMIT_S)
+    gw = Gateway(
+        GatewayProcess(tmp_path, clean_env(), ["--demo", "--port", str(port)]), f"http://127.0.0.1:{port}"
+    )
+    gw.wait_for(lambda h: h["status"] == "ok", "the demo gateway did not answer /healthz")
+    return gw
 
 
 def test_the_demo_serves_the_openai_sdk_then_reloads_and_stops(gateway: Gateway) -> None:
@@ -125,12 +102,12 @@ def test_the_demo_serves_the_openai_sdk_then_reloads_and_stops(gateway: Gateway)
     assert last.usage is not None and (last.usage.model_extra or {})["cost"] > 0
     assert (last.model_extra or {})["x-faregate"]["routing"]["model"] == "openai/gpt-4o-mini"
 
-    gateway.process.send_signal(signal.SIGHUP)
+    gateway.process.proc.send_signal(signal.SIGHUP)
     gateway.wait_for(lambda h: h["generation"] == 1, "SIGHUP did not reload the table")
     again = sdk.chat.completions.create(model="auto", messages=hello)
     assert again.choices[0].message.content
 
-    gateway.process.send_signal(signal.SIGTERM)
-    assert gateway.process.wait(STOP_LIMIT_S) == 0, gateway.log.read_text()
-    log = gateway.log.read_text()
+    gateway.process.proc.send_signal(signal.SIGTERM)
+    assert gateway.process.proc.wait(STOP_LIMIT_S) == 0, gateway.process.output
+    log = gateway.process.output
     assert "Traceback" not in log, log

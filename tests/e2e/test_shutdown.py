@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.server.accounting_fixtures import GatewayProcess, clean_env
+from tests.processes import GatewayProcess, clean_env
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +40,7 @@ def body(i: int) -> dict[str, Any]:
 
 async def test_nothing_is_lost_across_sigterm_under_load(tmp_path: Path) -> None:
     store = tmp_path / "tmp.db"
-    gw = GatewayProcess(tmp_path, store, clean_env())
+    gw = GatewayProcess.demo(tmp_path, store, clean_env())
     answered: list[tuple[int, str | None]] = []  # (status, X-Faregate-Request-Id) of every answered request
     unanswered: list[str] = []
     try:

@@ -13,8 +13,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.server.accounting_fixtures import GatewayProcess
-
 REDIS = os.environ.get("FAREGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 POSTGRES = os.environ.get("FAREGATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -34,16 +32,6 @@ def need(name: str, host: str, port: int) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{why}: CI must run the scale-out tests")
     pytest.skip(f"{why} (start it to run the scale-out tests)")
-
-
-@pytest.fixture(autouse=True)
-def reap_gateways() -> Iterator[None]:
-    """Every gateway a test started is killed with its process group at teardown, passed or failed: no
-    worker is left serving a port after its test."""
-    try:
-        yield
-    finally:
-        GatewayProcess.reap_all()
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from typing import Any
 import aiohttp
 
 import faregate
-from tests.server.accounting_fixtures import ADMIN_KEY, GatewayProcess, clean_env
+from tests.processes import GatewayProcess, clean_env
+from tests.server.accounting_fixtures import ADMIN_KEY
 
 
 class Fleet:
@@ -27,7 +28,7 @@ class Fleet:
     def add(self, name: str) -> GatewayProcess:
         cwd = self.root / name
         cwd.mkdir(parents=True, exist_ok=True)
-        gw = GatewayProcess(cwd, Path(self.store), self.env, extra_args=self.extra_args)
+        gw = GatewayProcess.demo(cwd, Path(self.store), self.env, extra_args=self.extra_args)
         self.members.append(gw)
         return gw
 

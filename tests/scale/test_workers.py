@@ -24,8 +24,9 @@ import pytest
 import faregate
 from faregate.accounting.keys import KeyStore
 from faregate.db import open_db
+from tests.processes import clean_env
 from tests.scale.fleet import Fleet, get, post
-from tests.server.accounting_fixtures import ADMIN_KEY, chat_body, clean_env
+from tests.server.accounting_fixtures import ADMIN_KEY, chat_body
 
 pytestmark = pytest.mark.e2e
 WORKERS = 2

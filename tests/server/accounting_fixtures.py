@@ -6,25 +6,16 @@ file, so the usage log's batch writer runs in the app's cleanup context as it do
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-import faregate
 from faregate.accounting.keys import ApiKey
 from faregate.accounting.tokens import TokenCounter
 from faregate.catalog.model import MILLION
@@ -125,76 +116,3 @@ def worst_cost(kd: KeyedDemo, model: str, prompt_tokens: int, max_tokens: int) -
     table = kd.demo.runtime.holder.current.table
     prices = [c.price for c in table.channels.values() if c.model_id == model and c.api_key]
     return max((p.input * prompt_tokens + p.output * max_tokens) / MILLION for p in prices)
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without provider keys or FAREGATE_* settings (but the test run's own
-    catalog cache folder, never the user's ~/.cache), plus `extra`. The faregate
-    this process imported comes first on PYTHONPATH (a relative `PYTHONPATH=src` would not survive the
-    subprocess's own working directory, and the installed copy would run instead)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("FAREGATE_") and not k.endswith(("_API_KEY", "_AUTH_TOKEN"))
-    }
-    env["FAREGATE_CACHE_DIR"] = os.environ["FAREGATE_CACHE_DIR"]
-    here = str(Path(faregate.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
-    return {**env, **extra}
-
-
-class GatewayProcess:
-    """`faregate serve --demo --port 0` as a subprocess, its stdout and stderr going to files in `cwd`.
-
-    It leads a process group of its own, which its workers (`--workers N`) join: `stop` kills the group,
-    so no worker outlives a test, even one whose supervisor was killed first; `reap_all` stops every one
-    started (a fixture's teardown, whatever the test did)."""
-
-    started: ClassVar[list[GatewayProcess]] = []
-
-    def __init__(
-        self, cwd: Path, store: Path, env: dict[str, str], *, extra_args: tuple[str, ...] = ()
-    ) -> None:
-        self.stdout_path, self.stderr_path = cwd / "stdout.txt", cwd / "stderr.txt"
-        argv = [sys.executable, "-m", "faregate.cli", "serve", "--demo", "--port", "0", "--store", str(store)]
-        argv += extra_args
-        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen(
-                argv, cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True
-            )
-        GatewayProcess.started.append(self)
-        self.url = ""
-
-    @property
-    def output(self) -> str:
-        return self.stdout_path.read_text(errors="replace") + self.stderr_path.read_text(errors="replace")
-
-    async def ready(self, timeout_s: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = re.search(r"serving on (http://[\d.]+:\d+)", self.stdout_path.read_text(errors="replace"))
-            if found:
-                self.url = found.group(1)
-                return self.url
-            if self.proc.poll() is not None:
-                raise AssertionError(f"faregate exited with {self.proc.returncode}:\n{self.output}")
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"faregate did not start within {timeout_s} s:\n{self.output}")
-
-    def sim_origin(self) -> str:
-        found = re.search(r"simulator on (http://[\d.]+:\d+)", self.output)
-        assert found, self.output
-        return found.group(1)
-
-    def stop(self) -> None:
-        """SIGKILL to the whole group: the process and whatever workers are left of it."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-
-    @classmethod
-    def reap_all(cls) -> None:
-        while cls.started:
-            cls.started.pop().stop()

@@ -7,12 +7,8 @@ works, and a later sync that lists the model again brings it back."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
-import socket
-import sys
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +28,7 @@ from faregate.server.options import ServeOptions
 from faregate.server.serve import demo_env, demo_simulator
 from faregate.simulator import SimModel, Simulator, run_simulator
 from tests.conftest import edit_routes
+from tests.processes import GatewayProcess, clean_env
 
 GONE = "qwen/qwen3.5-9b"  # in the shipped catalog at together only
 GONE_ID = "Qwen/Qwen3.5-9B"
@@ -248,63 +245,19 @@ async def test_faregate_serve_restarts_on_the_store_a_sync_left_a_rule_without_c
         assert (await g.call("POST", "/admin/catalog/sync"))[0] == 200
     finally:
         await stop(g)
-    port = free_port()
-    log = tmp_path / "serve.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FAREGATE_")}
-    env["FAREGATE_CACHE_DIR"] = os.environ["FAREGATE_CACHE_DIR"]  # the test run's, not ~/.cache
-    args = ["serve", "--config", str(w.routes), "--catalog", str(w.catalog), "--store", str(w.store)]
-    with open_log(log) as out:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "faregate.cli", *args, "--port", str(port), env=env, stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as http:
-            await wait_healthy(http, url, process, log)
-            body = {"model": "auto", "messages": [{"role": "user", "content": "Hello there"}]}
-            async with http.post(f"{url}/v1/chat/completions", json=body) as r:
-                assert r.status == 200, await r.text()
-            async with http.post(f"{url}/v1/chat/completions", json=body, headers=GONE_HEADERS) as r:
-                assert r.status == 404 and (await r.json())["error"]["code"] == "model_retired"
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), STOP_S) == 0, read(log)
-        text = read(log)
-        assert f"WARNING faregate.reload: {w.routes}:" in text and "rule 'only-gone'" in text, text
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    args = ["--config", str(w.routes), "--catalog", str(w.catalog), "--store", str(w.store), "--port", "0"]
+    gw = GatewayProcess(tmp_path, clean_env(**w.sources.env), args)  # stopped at teardown if it is still up
+    url = await gw.ready()
+    async with aiohttp.ClientSession() as http:
+        body = {"model": "auto", "messages": [{"role": "user", "content": "Hello there"}]}
+        async with http.post(f"{url}/v1/chat/completions", json=body) as r:
+            assert r.status == 200, await r.text()
+        async with http.post(f"{url}/v1/chat/completions", json=body, headers=GONE_HEADERS) as r:
+            assert r.status == 404 and (await r.json())["error"]["code"] == "model_retired"
+    gw.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(gw.proc.wait, STOP_S) == 0, gw.output
+    text = gw.output
+    assert f"WARNING faregate.reload: {w.routes}:" in text and "rule 'only-gone'" in text, text
 
 
 STOP_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def open_log(path: Path) -> Any:
-    return path.open("wb")
-
-
-def read(path: Path) -> str:
-    return path.read_text()
-
-
-async def wait_healthy(
-    http: aiohttp.ClientSession, url: str, process: asyncio.subprocess.Process, log: Path
-) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.returncode is None, f"the gateway exited:\n{read(log)}"
-        try:
-            async with http.get(f"{url}/healthz") as r:
-                if r.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no /healthz within 30 s:\n{read(log)}")

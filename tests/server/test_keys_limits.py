@@ -35,14 +35,13 @@ from faregate.providers.registry import INBOUND
 from faregate.server.options import ServeOptions
 from faregate.server.serve import StartError, serve
 from tests.conftest import set_server
+from tests.processes import GatewayProcess, clean_env
 from tests.server.accounting_fixtures import (
     ADMIN_KEY,
     PINNED,
-    GatewayProcess,
     KeyedDemo,
     auth_headers,
     chat_body,
-    clean_env,
     start_keyed_demo,
     worst_cost,
 )
@@ -772,7 +771,7 @@ async def test_no_secret_in_a_served_process_output(
     secret = capsys.readouterr().out.strip().splitlines()[-1]
     wrong = "fg_" + "Z" * 43
     env = clean_env(FAREGATE_AUTH="keys", FAREGATE_ADMIN_KEY=ADMIN_KEY, FAREGATE_LOG_LEVEL="DEBUG")
-    gw = GatewayProcess(tmp_path, store, env)
+    gw = GatewayProcess.demo(tmp_path, store, env)
     answers: list[str] = []
     try:
         url = await gw.ready()

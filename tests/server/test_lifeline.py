@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from tests.server.accounting_fixtures import clean_env
+from tests.processes import clean_env
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
