@@ -47,6 +47,11 @@ class GatewayProcess:
     def __init__(self, cwd: Path, env: dict[str, str], args: Sequence[str]) -> None:
         self.stdout_path, self.stderr_path = cwd / "stdout.txt", cwd / "stderr.txt"
         argv = [sys.executable, "-m", "faregate.cli", "serve", *args]
+        # Its temporary files (a supervisor's roster folder, which SIGKILL leaves behind) in the test's
+        # folder, not in the machine's /tmp, unless the test says where.
+        tmp = cwd / "tmp"
+        tmp.mkdir(exist_ok=True)
+        env = {"TMPDIR": str(tmp), **env}
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.proc = subprocess.Popen(
                 argv, cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True

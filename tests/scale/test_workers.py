@@ -24,7 +24,7 @@ import pytest
 import faregate
 from faregate.accounting.keys import KeyStore
 from faregate.db import open_db
-from tests.processes import clean_env
+from tests.processes import GatewayProcess, clean_env
 from tests.scale.fleet import Fleet, get, post
 from tests.server.accounting_fixtures import ADMIN_KEY, chat_body
 
@@ -234,3 +234,28 @@ def test_more_than_one_worker_with_in_process_state_and_limited_keys_is_refused(
     proc = subprocess.run([*argv, "--workers", "2"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "in-process state" in proc.stderr and "state: redis://" in proc.stderr, proc.stderr
+
+
+async def test_the_supervisor_removes_its_roster_folder_and_those_dead_supervisors_left(
+    tmp_path: Path,
+) -> None:
+    """At exit the supervisor's roster folder goes; one a supervisor killed outright left goes at the next
+    start (its owner's pid is dead), a live supervisor's stays. TMPDIR keeps this test's folders apart."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    exited = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await exited.wait()  # a pid no process has now
+    left = tmp / f"faregate-workers-{exited.pid}-x1y2"
+    left.mkdir()
+    (left / "workers.json").write_text('{"workers": []}')
+    live = tmp / f"faregate-workers-{os.getpid()}-z3w4"  # this test's pid: alive
+    live.mkdir()
+    args = ["--demo", "--no-store", "--port", "0", "--workers", str(WORKERS)]
+    gw = GatewayProcess(tmp_path, clean_env(TMPDIR=str(tmp)), args)
+    await gw.ready(60)
+    assert not left.exists() and live.exists()
+    [own] = [f for f in tmp.glob("faregate-workers-*") if f != live]
+    assert own.name.startswith(f"faregate-workers-{gw.proc.pid}-") and (own / "workers.json").exists()
+    gw.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(gw.proc.wait, 60) == 0, gw.output
+    assert not own.exists() and live.exists()

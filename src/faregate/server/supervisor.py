@@ -6,30 +6,34 @@ worker finishes its requests and writes its usage log before it exits), and keep
 Each worker is this same command run again with `--workers 1` on the chosen port, so it is an ordinary
 `serve` that binds with SO_REUSEPORT; the kernel spreads new connections over the workers. With
 `--port 0` the supervisor picks the port by binding it (with SO_REUSEPORT, never listening) and keeps it
-held while the workers run.
+held while the workers run. The roster is a file in a temporary folder named after the supervisor's pid,
+removed at exit; one that a supervisor killed outright leaves is removed by the next supervisor to start.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from faregate.server.workers import FILE_ENV, ID_ENV, SUPERVISOR_ENV, write_roster
+from faregate.server.workers import FILE_ENV, ID_ENV, SUPERVISOR_ENV, read_roster, write_roster
 
 log = logging.getLogger("faregate.supervisor")
 POLL_S = 0.1
 STOP_TIMEOUT_S = 45.0  # the workers' own shutdown timeout (30 s) and their usage log's last write
 BACKOFF_MAX_S = 5.0  # a worker that keeps dying at start is restarted at most this often
+ROSTER_PREFIX = "faregate-workers-"  # the roster's temporary folder: faregate-workers-{supervisor pid}-...
+ROSTER_FILE = "workers.json"
 
 
 def worker_count(text: str) -> int:
@@ -151,16 +155,56 @@ class Supervisor:
         return worst
 
 
+def roster_owner(folder: Path) -> int | None:
+    """The supervisor a roster folder is of: the pid in its name (`faregate-workers-PID-...`), or, in a
+    folder named before names carried it, the one its roster gives; None when neither says."""
+    head, sep, _ = folder.name.removeprefix(ROSTER_PREFIX).partition("-")
+    if sep and head.isdigit():
+        return int(head)
+    pid = read_roster(folder / ROSTER_FILE).get("supervisor")
+    return pid if isinstance(pid, int) else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_rosters(tmp: Path, alive: Callable[[int], bool] = pid_alive) -> list[Path]:
+    """Remove the roster folders in `tmp` (this user's) of supervisors that died without removing their
+    own (SIGKILL, a crash); the folders of live ones, and any this cannot tell the owner of, stay."""
+    removed = []
+    for folder in sorted(tmp.glob(f"{ROSTER_PREFIX}*")):
+        try:
+            mine = folder.is_dir() and not folder.is_symlink() and folder.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        owner = roster_owner(folder) if mine else None
+        if owner is not None and owner != os.getpid() and not alive(owner):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def supervise(argv: Sequence[str], count: int, host: str, port: int, env: Mapping[str, str]) -> int:
-    """Run `count` workers of `argv` (which must carry `--port {port}` last or be completed here)."""
+    """Run `count` workers of `argv` (which must carry `--port {port}` last or be completed here). The
+    roster lives in a temporary folder, removed at exit; a start removes those dead supervisors left."""
     try:
         held = hold_port(host, port)
     except OSError as e:
         print(f"faregate: cannot start: {host}:{port}: {e}", file=sys.stderr)
         return 1
     chosen = held.getsockname()[1]
-    with tempfile.TemporaryDirectory(prefix="faregate-workers-") as tmp:
-        sup = Supervisor([*argv, "--port", str(chosen)], count, env, Path(tmp) / "workers.json")
+    tmp_root = Path(tempfile.gettempdir())
+    for folder in sweep_rosters(tmp_root):
+        log.info("removed %s: its supervisor is gone", folder)
+    with tempfile.TemporaryDirectory(prefix=f"{ROSTER_PREFIX}{os.getpid()}-", dir=tmp_root) as tmp:
+        sup = Supervisor([*argv, "--port", str(chosen)], count, env, Path(tmp) / ROSTER_FILE)
         print(f"faregate: supervisor {os.getpid()}: {count} workers on http://{host}:{chosen}", flush=True)
         try:
             return sup.run()
