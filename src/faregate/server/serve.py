@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 import faregate.server.eventloop as eventloop
+import faregate.server.heap as heap
 import faregate.server.lifeline as lifeline
 import faregate.server.shared_state as shared_state
 from faregate.accounting.tokens import TokenCounter
@@ -222,6 +223,7 @@ async def _load_table(
         stop.set()
         return
     runtime.install(loaded, sources)
+    log.debug("froze %d start-up objects out of the collector's reach", heap.freeze_startup())
     for provider, why in loaded.table.inactive.items():
         log.warning("provider %s inactive: %s", provider, why)
     runtime.log_warnings()
