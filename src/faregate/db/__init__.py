@@ -132,6 +132,9 @@ def open_db(path: Path | str) -> sqlite_utils.Database:
     # on a connection, and writers take their own lock around transactions.
     db = sqlite_utils.Database(sqlite3.connect(str(path), check_same_thread=False))
     db.execute("PRAGMA busy_timeout=5000")  # first: switching to WAL may have to wait for another process
-    db.execute("PRAGMA journal_mode=WAL")
+    # WAL is a property of the file: switch only a store not in it yet. Asking again needs a lock that a
+    # busy store (the usage log committing, a sync writing) can hold past the timeout: "database is locked".
+    if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     return db
