@@ -382,3 +382,29 @@ async def test_the_simulator_streams_n_choices_with_logprobs(demo: Demo) -> None
                 tokens[c.index] += "".join(t.token for t in c.logprobs.content)
     assert text[0] and text[1] and text[0] != text[1]
     assert tokens == text
+
+
+async def test_require_parameters_keeps_only_channels_that_take_every_parameter(demo: Demo) -> None:
+    """OpenRouter's `require_parameters`: Anthropic's API has no `seed`, so its channel is skipped (OpenRouter,
+    OpenAI's format, takes it); without it the order wins and `seed` is dropped and reported."""
+    model = "anthropic/claude-haiku-4.5"
+    strict = {"provider": {"order": ["Anthropic", "OpenRouter"], "require_parameters": True}}
+    _, body = await create(demo, model=model, seed=7, extra_body=strict)
+    routing = body["x-faregate"]["routing"]
+    assert routing["provider"] == "openrouter" and "seed" not in routing["dropped_params"]
+    assert upstream_bodies(demo)[-1]["seed"] == 7
+    _, body = await create(demo, model=model, seed=7, extra_body={"provider": {"order": ["Anthropic"]}})
+    routing = body["x-faregate"]["routing"]
+    assert routing["provider"] == "anthropic" and "seed" in routing["dropped_params"]
+
+
+async def test_require_parameters_with_no_channel_taking_a_parameter_is_a_400_naming_it(demo: Demo) -> None:
+    sent = len(upstream_bodies(demo))
+    prefs = {"provider": {"only": ["Anthropic"], "require_parameters": True}, "min_p": 0.1}
+    async with client(demo) as c:
+        with pytest.raises(openai.BadRequestError) as e:
+            await c.chat.completions.create(
+                model="anthropic/claude-haiku-4.5", messages=HELLO, extra_body=prefs
+            )
+    assert "does not take 'min_p' (require_parameters)" in e.value.message
+    assert len(upstream_bodies(demo)) == sent  # never reached an upstream

@@ -16,9 +16,11 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from faregate.canonical import ChatRequest, Message, Reasoning, TextPart
 from faregate.config.model import Preferences
 from faregate.errors import InvalidRequest, ModelNotFound
-from faregate.routing.features import Features
+from faregate.providers.parameters import lacks
+from faregate.routing.features import Features, extract_features
 from faregate.routing.plan import Plan, build_plan
 from faregate.routing.preferences import RequestPreferences, parse_request_preferences
 from faregate.routing.table import Channel
@@ -710,3 +712,78 @@ def test_openrouter_auto_and_variants() -> None:
     free = build_plan(TABLE, "meta-llama/llama-3.1-8b:free", HI)
     assert all(e.channel.price.is_free() for e in free.entries)
     assert all(why for _, why in free.skipped)
+
+
+# -- require_parameters: every parameter a channel would drop ---------------------------------------------
+
+
+def asking(**fields: Any) -> Features:
+    """The features of a one-turn chat request that sets `fields` (canonical ones by name, the rest extra)."""
+    canonical = {k: fields.pop(k) for k in list(fields) if k in ("top_k", "reasoning", "user", "source_api")}
+    req = ChatRequest(model=None, messages=(Message("user", (TextPart("hi"),)),), extra=fields, **canonical)
+    return extract_features(req, lambda _: 8)
+
+
+@pytest.mark.parametrize(
+    ("model", "f", "skipped", "lacked"),
+    [
+        # OpenAI's sampling fields: Anthropic has none of them
+        ("anthropic/claude-haiku", asking(seed=7), "anthropic:claude-haiku", "seed"),
+        ("anthropic/claude-haiku", asking(logit_bias={"1": 2}), "anthropic:claude-haiku", "logit_bias"),
+        (
+            "anthropic/claude-haiku",
+            asking(logprobs=True, top_logprobs=2),
+            "anthropic:claude-haiku",
+            "logprobs",
+        ),
+        (
+            "anthropic/claude-haiku",
+            asking(frequency_penalty=0.5),
+            "anthropic:claude-haiku",
+            "frequency_penalty",
+        ),
+        # OpenRouter's: only where the provider declares them (OpenAI's API takes none)
+        ("openai/gpt-4o-mini", asking(top_k=40), "openai:gpt-4o-mini", "top_k"),
+        ("openai/gpt-4o-mini", asking(min_p=0.1), "openai:gpt-4o-mini", "min_p"),
+        ("openai/gpt-4o-mini", asking(repetition_penalty=1.1), "openai:gpt-4o-mini", "repetition_penalty"),
+        # a reasoning request: only to models that reason
+        ("openai/gpt-4o-mini", asking(reasoning=Reasoning(effort="low")), "openai:gpt-4o-mini", "reasoning"),
+        # a field no format maps reaches only the client's own format, as sent
+        ("anthropic/claude-haiku", asking(service_tier="flex"), "anthropic:claude-haiku", "service_tier"),
+    ],
+)
+def test_require_parameters_skips_a_channel_that_would_drop_a_parameter(
+    model: str, f: Features, skipped: str, lacked: str
+) -> None:
+    loose = build_plan(TABLE, model, f, lacks=lacks)
+    strict = build_plan(TABLE, model, f, prefs(require_parameters=True), lacks=lacks)
+    assert skipped in plan_ids(loose)  # without require_parameters the field is dropped and reported
+    assert skipped not in plan_ids(strict)
+    assert (skipped, f"does not take '{lacked}' (require_parameters)") in strict.skipped
+    assert set(plan_ids(strict)) == set(plan_ids(loose)) - {skipped} - {c for c, _ in strict.skipped}
+
+
+def test_require_parameters_keeps_the_channels_that_take_every_parameter() -> None:
+    f = asking(seed=7, top_p=0.9, user="u1", service_tier="default")
+    plan = build_plan(TABLE, "anthropic/claude-haiku", f, prefs(require_parameters=True), lacks=lacks)
+    # OpenRouter speaks OpenAI's format: it takes seed, and service_tier as sent
+    assert plan_ids(plan) == ["openrouter:anthropic/claude-haiku"]
+    plain = build_plan(TABLE, "anthropic/claude-haiku", asking(), prefs(require_parameters=True), lacks=lacks)
+    assert len(plain.entries) == len(build_plan(TABLE, "anthropic/claude-haiku", asking()).entries)
+    off = asking(reasoning=Reasoning(effort="none"))  # thinking turned off asks nothing of a channel
+    assert build_plan(TABLE, "openai/gpt-4o-mini", off, prefs(require_parameters=True), lacks=lacks).entries
+
+
+def test_require_parameters_reads_another_formats_names_as_chat_parameters() -> None:
+    """A Gemini client's `generationConfig.seed` is OpenAI's `seed`: an OpenAI-format channel takes it, an
+    Anthropic one does not; its `safetySettings` only a Gemini channel takes."""
+    seed = asking(source_api="gemini", **{"generationConfig.seed": 7})
+    plan = build_plan(TABLE, "anthropic/claude-haiku", seed, prefs(require_parameters=True), lacks=lacks)
+    assert plan_ids(plan) == ["openrouter:anthropic/claude-haiku"]
+    assert (
+        "anthropic:claude-haiku",
+        "does not take 'generationConfig.seed' (require_parameters)",
+    ) in plan.skipped
+    safety = asking(source_api="gemini", safetySettings=[])
+    plan = build_plan(TABLE, "anthropic/claude-haiku", safety, prefs(require_parameters=True), lacks=lacks)
+    assert plan.entries == ()

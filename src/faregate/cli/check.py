@@ -72,6 +72,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     counter = TokenCounter()
     f = extract_features(req, counter.count_request, headers, args.key_group)
     from faregate.errors import FaregateError, ModelRetired
+    from faregate.providers.parameters import lacks
     from faregate.routing.plan import Plan
 
     try:
@@ -88,6 +89,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             prefs,
             header_model=headers.get("faregate-model"),
             header_provider=headers.get("faregate-provider"),
+            lacks=lacks,
         )
     except ModelRetired as e:  # still explained: the rules, their warnings, and the 404 it gets
         retired: ModelRetired | None = e

@@ -19,6 +19,7 @@ from faregate.pipeline.accounts import DEFAULT_MAX_OUTPUT
 from faregate.pipeline.execute import Fit
 from faregate.pipeline.runtime import Runtime
 from faregate.pipeline.settle import Exchange
+from faregate.providers.parameters import lacks
 from faregate.routing.features import Features
 from faregate.routing.plan import NO_DOCUMENTS, NO_PROVIDER_FILES, Plan, build_plan
 from faregate.routing.preferences import parse_request_preferences
@@ -72,6 +73,7 @@ def plan_for(
         rng=rt.rng,
         max_tokens=max_tokens,
         fit_tokens=fit_tokens,
+        lacks=lacks,
     )
 
 

@@ -5,11 +5,32 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from faregate.canonical import ChatRequest
+from faregate.canonical import ChatRequest, WireApi
 from faregate.config.model import When
 from faregate.values import frozen
 
 EMPTY: Mapping[str, str] = MappingProxyType({})
+NO_PARAMETERS: tuple[str, ...] = ()
+
+
+def request_parameters(req: ChatRequest) -> tuple[str, ...]:
+    """The parameters `req` sets (what `provider.require_parameters` weighs): chat-completions names for its
+    canonical fields (OpenRouter's `supported_parameters` vocabulary), the client's own names for the
+    fields of its format (`extra`). A text `response_format` and thinking turned off ask for nothing."""
+    r = req.reasoning
+    canonical = (
+        ("max_tokens", req.max_tokens is not None),
+        ("temperature", req.temperature is not None),
+        ("top_p", req.top_p is not None),
+        ("stop", bool(req.stop)),
+        ("user", req.user is not None),
+        ("top_k", req.top_k is not None),
+        ("tools", bool(req.tools)),
+        ("tool_choice", req.tool_choice is not None),
+        ("response_format", req.json_mode),
+        ("reasoning", r is not None and r.effort != "none"),
+    )
+    return tuple(name for name, used in canonical if used) + tuple(req.extra)
 
 
 class Features:
@@ -20,6 +41,8 @@ class Features:
     __slots__ = (
         "_bound",
         "_count",
+        "_parameters",
+        "_params",
         "_text",
         "_tokens",
         "_user_text",
@@ -31,6 +54,7 @@ class Features:
         "json_mode",
         "key_group",
         "provider_files",
+        "source_api",
         "stream",
     )
 
@@ -51,6 +75,8 @@ class Features:
         hosted_tools: bool = False,
         documents: bool = False,
         provider_files: bool = False,
+        parameters: Callable[[], tuple[str, ...]] | None = None,
+        source_api: WireApi = "openai",
     ) -> None:
         self.has_images, self.has_tools, self.json_mode, self.stream = (
             has_images,
@@ -67,6 +93,19 @@ class Features:
         self._count = count
         self._tokens: int | None = None if count is not None else prompt_tokens
         self._bound = bound if count is not None else None
+        self._params = parameters
+        self._parameters: tuple[str, ...] | None = None if parameters is not None else NO_PARAMETERS
+        self.source_api = source_api  # the client's format: the names its own fields go by
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The request's parameters (`request_parameters`), listed on first read: only
+        `provider.require_parameters` asks."""
+        names = self._parameters
+        if names is None:
+            assert self._params is not None
+            names = self._parameters = self._params()
+        return names
 
     @property
     def prompt_tokens(self) -> int:
@@ -148,6 +187,8 @@ def extract_features(
             hosted_tools=bool(req.hosted_tools),
             documents=c.documents,
             provider_files=c.provider_files,
+            parameters=lambda: request_parameters(req),
+            source_api=req.source_api,
         )
     return Features(
         has_images=c.images > 0,
@@ -161,6 +202,8 @@ def extract_features(
         hosted_tools=bool(req.hosted_tools),
         documents=c.documents,
         provider_files=c.provider_files,
+        parameters=lambda: request_parameters(req),
+        source_api=req.source_api,
     )
 
 

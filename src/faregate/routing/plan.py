@@ -9,7 +9,7 @@ then narrow the plan, never widen it. Pure: health and randomness come in as arg
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from types import MappingProxyType
@@ -42,6 +42,9 @@ NO_CAPS: frozenset[str] = frozenset()
 NO_PROVIDER_FILES = "input files by id or URL need an api: openai-responses channel"
 NO_DOCUMENTS = "no PDF input (an anthropic, gemini or openai-responses channel reads PDFs)"
 STABLE = frozenset({"cheapest", "ordered"})  # strategies whose compiled order holds for every request
+# The first of the request's parameters a channel would not carry, or None (`provider.require_parameters`):
+# the wire formats know what they carry, so the caller passes it in (`providers/parameters.py::lacks`).
+Lacks = Callable[[Channel, Features], str | None]
 
 
 @frozen
@@ -134,9 +137,11 @@ def build_plan(
     rng: random.Random | None = None,
     max_tokens: int | None = None,
     fit_tokens: int | None = None,
+    lacks: Lacks | None = None,
 ) -> Plan:
     """`fit_tokens`: the prompt tokens a channel's context must hold when fewer than the prompt's (the
-    middle-out transform shortens the conversation per channel); rules still see the whole prompt."""
+    middle-out transform shortens the conversation per channel); rules still see the whole prompt.
+    `lacks`: under `require_parameters`, the parameter of the request a channel would not carry."""
     # `models` without `model` is the model list (OpenRouter): its first entry is the model.
     requested = header_model or model or (prefs.models[0] if prefs.models else "auto")
     name, variant = model_variant(table, requested)
@@ -151,6 +156,7 @@ def build_plan(
     # request narrowed them. `need`, `min_context`: the request's hard requirements, computed once.
     recheck = _narrower(effective, table.preferences)
     need = _needs(f, prefs.require_parameters)
+    lacking = lacks if prefs.require_parameters else None
     answer = max_tokens or 0
     # enough for any channel this large: no count needed for it (middle-out may fit a shorter prompt)
     fit = f.ceiling if fit_tokens is None else min(fit_tokens, f.ceiling)
@@ -182,10 +188,14 @@ def build_plan(
                 and not (recheck and static_exclusion(c, effective))
                 and not cooling(c.id, now)
                 and (not free_only or c.price.is_free())
+                and (lacking is None or lacking(c, f) is None)
             ):
                 kept.append(c)
             else:  # the slow path, for the reason only
                 why = _unusable(c, kind, fit, f, effective, prefs.require_parameters, health, now, max_tokens)
+                if why is None and lacking is not None:
+                    missing = lacking(c, f)
+                    why = f"does not take '{missing}' (require_parameters)" if missing else None
                 skipped.append((c.id, why or "not free (:free)"))
         filtered = len(kept) < len(cands.channels)
         if not filtered and not prefix and keep_order and cands.strategy in STABLE:

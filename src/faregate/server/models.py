@@ -15,7 +15,7 @@ from aiohttp import web
 
 from faregate.catalog.model import MILLION, Offering
 from faregate.errors import ModelNotFound
-from faregate.providers.registry import adapter_for
+from faregate.providers.parameters import carried_parameters
 from faregate.routing.table import Channel, DecisionTable
 from faregate.server.appkeys import RUNTIME
 
@@ -73,24 +73,16 @@ def unpriced_by_model(table: DecisionTable) -> dict[str, list[Offering]]:
     return out
 
 
-TOOL_PARAMETERS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
 EMBEDDING_PARAMETERS = ("dimensions", "encoding_format", "user")
 
 
 def supported_parameters(channels: tuple[Channel, ...]) -> list[str]:
     """The request fields at least one of the model's channels carries (OpenRouter's meaning): what each
-    channel's wire format maps for that model, less tools and JSON mode where the offering lacks them."""
+    channel's wire format maps for that model, less tools and JSON mode where the offering lacks them (the
+    same sets `provider.require_parameters` holds a request to)."""
     if all(c.kind == "embedding" for c in channels):
         return list(EMBEDDING_PARAMETERS)
-    params: set[str] = set()
-    for c in channels:
-        carried = set(adapter_for(c.api).parameters(c.upstream_id, c.params))
-        if "tools" not in c.caps:
-            carried -= TOOL_PARAMETERS
-        if "json" not in c.caps:
-            carried.discard("response_format")
-        params |= carried
-    return sorted(params)
+    return sorted(set().union(*(carried_parameters(c) for c in channels)))
 
 
 def model_entry(

@@ -48,11 +48,12 @@ GENERATION_PARAMS: Final[Mapping[str, Param]] = MappingProxyType(
 )
 # Gemini models that think and take `thinkingConfig` (2.0 and older answer 400 to it).
 THINKING_PREFIXES: Final = ("gemini-2.5", "gemini-3", "gemini-flash", "gemini-pro")
-# Chat-completions fields that reach a Gemini model (as generationConfig, tools, thinkingConfig).
+# Chat-completions fields that reach a Gemini model (as generationConfig, tools, thinkingConfig; `seed` and
+# the penalties through `fields.py::SAMPLING`).
 PARAMETERS: Final = frozenset(
     {
         "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "stop", "stream",
-        "tools", "tool_choice", "response_format",
+        "tools", "tool_choice", "response_format", "seed", "presence_penalty", "frequency_penalty",
     }
 )  # fmt: skip
 
