@@ -10,15 +10,27 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+import anthropic
 import openai
 import pytest
 
+from faregate.providers.reasoning import BUDGETS
 from faregate.simulator.behaviour import signed_thought
 from tests.conftest import Demo
-from tests.server.translation_helpers import UPSTREAMS, anth, anthropic_tool, last_body, oai, openai_tool
+from tests.server.translation_helpers import (
+    UPSTREAMS,
+    Upstream,
+    anth,
+    anthropic_tool,
+    last_body,
+    oai,
+    openai_tool,
+)
 
 CLAUDE: Final = UPSTREAMS["anthropic"]
 REASONER: Final = "openai/gpt-6-luna"  # an OpenAI-format reasoning model: takes reasoning_effort
+LUNA: Final = Upstream("openai", REASONER, "openai", "gpt-6-luna")
+ON_OPENAI: Final = {"Faregate-Provider": "openai"}
 HELLO: Any = [{"role": "user", "content": "Hello there"}]
 THINKING: Any = {"type": "enabled", "budget_tokens": 2048}
 WEATHER: Any = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -168,6 +180,54 @@ async def test_a_thought_from_another_upstream_never_reaches_claude(demo: Demo) 
     assert [b["type"] for b in sent["messages"][1]["content"]] == ["tool_use"]
     assert "thinking" not in sent
     assert any(d.startswith("reasoning (") for d in body["x-faregate"]["routing"]["dropped_params"])
+
+
+@pytest.mark.parametrize(("effort", "canonical"), [("low", "low"), ("medium", "medium"), ("max", "high")])
+async def test_anthropic_clients_adaptive_effort_reaches_every_upstream(
+    demo: Demo, effort: str, canonical: str
+) -> None:
+    """Adaptive thinking with Anthropic's `output_config.effort` (what Claude Code sends): Claude gets both as
+    sent, an OpenAI reasoning model the effort as `reasoning_effort`, Gemini as a thinking budget (`max`,
+    beyond the canonical scale, stands for `high` there and is reported as not carried)."""
+    kw: Any = {
+        "max_tokens": 4096,
+        "messages": HELLO,
+        "thinking": {"type": "adaptive"},
+        "extra_body": {"output_config": {"effort": effort}},
+    }
+    async with anth(demo) as c:
+        await c.messages.create(model=CLAUDE.model, **kw)
+        sent = last_body(demo, CLAUDE)
+        assert sent["thinking"] == {"type": "adaptive"} and sent["output_config"] == {"effort": effort}
+        raw = await c.messages.with_raw_response.create(model=REASONER, extra_headers=ON_OPENAI, **kw)
+        assert last_body(demo, LUNA)["reasoning_effort"] == canonical
+        dropped = json.loads(raw.http_response.text)["x-faregate"]["routing"]["dropped_params"]
+        assert ("output_config" in dropped) == (effort == "max")
+        gemini = UPSTREAMS["gemini"]
+        await c.messages.create(model=gemini.model, **kw)
+        config = last_body(demo, gemini)["generationConfig"]["thinkingConfig"]
+        assert config["thinkingBudget"] == BUDGETS[canonical]  # type: ignore[index]
+
+
+async def test_anthropic_effort_without_thinking_is_anthropics_own(demo: Demo) -> None:
+    """Without thinking, `output_config.effort` steers Claude's whole answer, not a reasoning request: Claude
+    gets it, an OpenAI model no `reasoning_effort` (and `dropped_params` says so)."""
+    kw: Any = {"max_tokens": 256, "messages": HELLO, "extra_body": {"output_config": {"effort": "low"}}}
+    async with anth(demo) as c:
+        await c.messages.create(model=CLAUDE.model, **kw)
+        assert last_body(demo, CLAUDE)["output_config"] == {"effort": "low"}
+        assert "thinking" not in last_body(demo, CLAUDE)
+        raw = await c.messages.with_raw_response.create(model=REASONER, extra_headers=ON_OPENAI, **kw)
+    assert "reasoning_effort" not in last_body(demo, LUNA)
+    assert "output_config" in json.loads(raw.http_response.text)["x-faregate"]["routing"]["dropped_params"]
+
+
+async def test_anthropic_effort_must_be_one_anthropic_documents(demo: Demo) -> None:
+    kw: Any = {"thinking": {"type": "adaptive"}, "extra_body": {"output_config": {"effort": "extreme"}}}
+    async with anth(demo) as c:
+        with pytest.raises(anthropic.BadRequestError) as e:
+            await c.messages.create(model=REASONER, max_tokens=256, messages=HELLO, **kw)
+    assert "output_config.effort: must be one of low, medium, high, xhigh, max" in e.value.message
 
 
 # -- OpenAI clients --------------------------------------------------------------------------------------

@@ -109,6 +109,26 @@ def parse_anthropic_thinking(value: Any) -> Reasoning | None:
     raise InvalidRequest("thinking.type: must be one of enabled, adaptive, disabled", param="thinking.type")
 
 
+# Anthropic's effort parameter (`output_config.effort`, which steers adaptive thinking) on the canonical
+# scale, and back: `xhigh` and `max` are beyond OpenAI's highest effort, so they stand for `high` elsewhere.
+ANTHROPIC_EFFORTS: Final[Mapping[str, ReasoningEffort]] = MappingProxyType(
+    {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+)
+ANTHROPIC_EFFORT_NAMES: Final[Mapping[ReasoningEffort, str]] = MappingProxyType(
+    {"minimal": "low", "low": "low", "medium": "medium", "high": "high"}
+)
+
+
+def parse_anthropic_effort(value: object) -> ReasoningEffort:
+    effort = ANTHROPIC_EFFORTS.get(value) if isinstance(value, str) else None
+    if effort is None:
+        raise InvalidRequest(
+            f"output_config.effort: must be one of {', '.join(ANTHROPIC_EFFORTS)}",
+            param="output_config.effort",
+        )
+    return effort
+
+
 def parse_gemini_thinking(value: Any) -> Reasoning | None:
     """Gemini's `thinkingConfig: {thinkingBudget, thinkingLevel, includeThoughts}` (-1: dynamic)."""
     if value is None:

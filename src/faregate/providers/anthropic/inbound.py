@@ -8,6 +8,7 @@ Validation raises `InvalidRequest` with `param` as a dotted path (`messages.0.co
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, Final, Literal, TypeAlias
 
@@ -17,6 +18,7 @@ from faregate.canonical import (
     JSONObject,
     Message,
     Part,
+    Reasoning,
     ResponseFormat,
     TextPart,
     Thought,
@@ -29,7 +31,11 @@ from faregate.providers.anthropic.response import compact_json
 from faregate.providers.anthropic.thoughts import BLOCKS as THINKING_BLOCKS
 from faregate.providers.anthropic.thoughts import parse_block as parse_thought
 from faregate.providers.fields import ROUTING_FIELDS, check_routing
-from faregate.providers.reasoning import parse_anthropic_thinking
+from faregate.providers.reasoning import (
+    ANTHROPIC_EFFORT_NAMES,
+    parse_anthropic_effort,
+    parse_anthropic_thinking,
+)
 
 IMAGE_MEDIA_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 TOOL_CHOICE_MODES: Final[Mapping[str, Literal["auto", "none", "required", "tool"]]] = MappingProxyType(
@@ -287,6 +293,26 @@ def parse_output_format(body: Mapping[str, Any], extra: dict[str, Any]) -> Respo
     return ResponseFormat("json_schema", "output", dict(schema))
 
 
+def adaptive_effort(reasoning: Reasoning | None, extra: dict[str, Any]) -> Reasoning | None:
+    """Adaptive thinking steered by Anthropic's `output_config.effort`: that effort is the canonical one, so
+    another format's upstream gets it as its own effort or budget. One of the canonical scale leaves
+    `output_config` (the Anthropic renderer writes it back); `xhigh` or `max` stays there, sent as it is."""
+    config = extra.get("output_config")
+    adaptive = reasoning is not None and reasoning.effort is None and reasoning.budget_tokens is None
+    if not adaptive or not isinstance(config, dict) or config.get("effort") is None:
+        return reasoning
+    assert reasoning is not None
+    value = config["effort"]
+    effort = parse_anthropic_effort(value)
+    if ANTHROPIC_EFFORT_NAMES.get(effort) == value:
+        rest = {k: v for k, v in config.items() if k != "effort"}
+        if rest:
+            extra["output_config"] = rest
+        else:
+            del extra["output_config"]
+    return replace(reasoning, effort=effort)
+
+
 def parse_routing(body: Mapping[str, Any]) -> JSONObject:
     """faregate's own fields: consumed here, never forwarded. Only their top-level type is checked."""
     routing: JSONObject = {}
@@ -316,6 +342,7 @@ def parse_request(raw: object) -> tuple[ChatRequest, JSONObject]:
     }
     user = parse_metadata(body.get("metadata"), extra)
     response_format = parse_output_format(body, extra)
+    reasoning = adaptive_effort(parse_anthropic_thinking(body.get("thinking")), extra)
     choice, serial = parse_tool_choice(body.get("tool_choice"))
     if serial:
         extra["parallel_tool_calls"] = False  # OpenAI's name; each adapter maps it to its own field
@@ -336,7 +363,7 @@ def parse_request(raw: object) -> tuple[ChatRequest, JSONObject]:
         stop=parse_stop(body.get("stop_sequences")),
         user=user,
         top_k=get_int(body, "top_k", 0),
-        reasoning=parse_anthropic_thinking(body.get("thinking")),
+        reasoning=reasoning,
         response_format=response_format,
         source_api="anthropic",
         extra=MappingProxyType(extra),

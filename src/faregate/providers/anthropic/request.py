@@ -29,7 +29,14 @@ from faregate.providers.anthropic.response import parse_arguments
 from faregate.providers.anthropic.thoughts import upstream_blocks
 from faregate.providers.fields import forwardable
 from faregate.providers.params import Param, apply_params, merge_extra
-from faregate.providers.reasoning import BUDGETS, MIN_ANTHROPIC_BUDGET, budget_of, in_family, with_reasoning
+from faregate.providers.reasoning import (
+    ANTHROPIC_EFFORT_NAMES,
+    BUDGETS,
+    MIN_ANTHROPIC_BUDGET,
+    budget_of,
+    in_family,
+    with_reasoning,
+)
 from faregate.providers.wire import split_data_url
 
 DEFAULT_MAX_TOKENS: Final = 4096  # Anthropic requires max_tokens; used when neither request nor offering says
@@ -117,14 +124,19 @@ def render_thinking(body: JSONObject, req: ChatRequest, upstream_id: str, droppe
     if refused is not None:
         dropped.append(f"reasoning ({refused})")
         return
-    budget = budget_of(req.reasoning)
     if req.source_api == "anthropic":  # the client's own setting, as it sent it
+        budget, effort = req.reasoning.budget_tokens, req.reasoning.effort
         body["thinking"] = (
             {"type": "adaptive"} if budget is None else {"type": "enabled", "budget_tokens": budget}
         )
         if not req.reasoning.include_thoughts:
             body["thinking"]["display"] = "omitted"
+        sent = req.extra.get("output_config")
+        if effort is not None and not (isinstance(sent, Mapping) and "effort" in sent):
+            # the adaptive thinking's `output_config.effort` the inbound read (`adaptive_effort`)
+            body.setdefault("output_config", {})["effort"] = ANTHROPIC_EFFORT_NAMES[effort]
         return
+    budget = budget_of(req.reasoning)
     budget = min(BUDGETS["medium"] if budget is None else budget, body["max_tokens"] - 1)
     if budget < MIN_ANTHROPIC_BUDGET:
         dropped.append("reasoning (max_tokens leaves no room for a thinking budget)")
