@@ -16,6 +16,7 @@ from aiohttp import web
 import faregate.ui.views as views
 from faregate.accounting.record import RequestRecord
 from faregate.accounting.usage_log import Totals, days_ago
+from faregate.accounting.usage_pages import UsagePage, UsageQuery, filter_choices, read_page
 from faregate.pipeline.accounts import Accounts
 from faregate.server.appkeys import RUNTIME
 from faregate.ui.plumbing import Viewer, page, render
@@ -54,15 +55,20 @@ async def overview_live(request: web.Request, viewer: Viewer) -> web.StreamRespo
     return render(request, "_overview_live.html", viewer=viewer, ov=ov)
 
 
+def _usage_page(accounts: Accounts, q: UsageQuery, page: int) -> tuple[UsagePage, dict[str, list[str]]]:
+    """One page of the usage log and the filter lists, each a query: no more rows are read than shown."""
+    return read_page(accounts.usage, q, page, views.PAGE_SIZE), filter_choices(accounts.usage, q)
+
+
 async def _usage(request: web.Request, viewer: Viewer) -> dict[str, object] | None:
     accounts = _accounts(request)
     if accounts is None:
         return None
     f = views.UsageFilters.parse(request.query)
-    since = views.parse_moment(f.since) or 0.0
-    _, records = await asyncio.to_thread(_read, accounts, viewer, since)
-    kept = views.filter_records(records, f)
-    return {"filters": f, "page": views.page_of(kept, f.page), "choices": views.choices(records)}
+    page, choices = await asyncio.to_thread(
+        _usage_page, accounts, views.usage_query(f, viewer.key_id, viewer.admin), f.page
+    )
+    return {"filters": f, "page": page, "choices": choices}
 
 
 @page()

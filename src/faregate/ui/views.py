@@ -17,6 +17,7 @@ from typing import Any
 from faregate.accounting.keys import ApiKey
 from faregate.accounting.record import RequestRecord
 from faregate.accounting.usage_log import Totals
+from faregate.accounting.usage_pages import UsageQuery
 from faregate.audit import checks
 from faregate.audit.model import AuditResult
 from faregate.catalog.merge import Merged, retired_text
@@ -256,56 +257,20 @@ def parse_moment(text: str, *, end: bool = False) -> float | None:
     return moment.timestamp()
 
 
-def _status_ok(status: int, wanted: str) -> bool:
-    if not wanted:
-        return True
-    if wanted == "ok":
-        return status < 400
-    if wanted == "error":
-        return status >= 400
-    return str(status) == wanted
-
-
-def filter_records(records: Iterable[RequestRecord], f: UsageFilters) -> list[RequestRecord]:
-    """The records the filters keep, newest first."""
-    since, until = parse_moment(f.since), parse_moment(f.until, end=True)
-    kept = [
-        r
-        for r in records
-        if (not f.key or (r.key_id or "(anonymous)") == f.key)
-        and (not f.model or r.model_id == f.model)
-        and (not f.provider or r.provider == f.provider)
-        and (not f.rule or r.rule == f.rule)
-        and _status_ok(r.status, f.status)
-        and (since is None or r.created >= since)
-        and (until is None or r.created < until)
-    ]
-    return sorted(kept, key=lambda r: (r.created, r.id), reverse=True)
-
-
-@frozen
-class Page:
-    rows: tuple[RequestRecord, ...]
-    page: int
-    pages: int
-    total: int
-
-
-def page_of(records: Sequence[RequestRecord], page: int, size: int = PAGE_SIZE) -> Page:
-    pages = max(1, -(-len(records) // size))
-    page = min(max(1, page), pages)
-    return Page(tuple(records[(page - 1) * size : page * size]), page, pages, len(records))
-
-
-def choices(records: Iterable[RequestRecord]) -> dict[str, list[str]]:
-    """Every value a filter can take in these records (for the filter form's lists)."""
-    seen: dict[str, set[str]] = {"key": set(), "model": set(), "provider": set(), "rule": set()}
-    for r in records:
-        seen["key"].add(r.key_id or "(anonymous)")
-        for name, value in (("model", r.model_id), ("provider", r.provider), ("rule", r.rule)):
-            if value:
-                seen[name].add(value)
-    return {k: sorted(v) for k, v in seen.items()}
+def usage_query(f: UsageFilters, key_id: str | None, admin: bool) -> UsageQuery:
+    """The filters as the usage log's query, over what the viewer may see: the admin every key's rows, a
+    key only its own (`key_id`)."""
+    return UsageQuery(
+        key_id=key_id,
+        all_keys=admin and key_id is None,
+        key=f.key,
+        model=f.model,
+        provider=f.provider,
+        rule=f.rule,
+        status=f.status,
+        since=parse_moment(f.since),
+        until=parse_moment(f.until, end=True),
+    )
 
 
 def saved_of(rec: RequestRecord) -> tuple[Decimal, str]:
