@@ -287,7 +287,6 @@ async def test_reasoning_exclude_hides_the_text(demo: Demo) -> None:
     [
         ({"reasoning_effort": "low", "include_reasoning": True}, True),
         ({"reasoning_effort": "low", "include_reasoning": False}, False),
-        ({"include_reasoning": False}, False),  # reasoning: {exclude: true}
         ({"include_reasoning": True}, True),  # reasoning: {}
         ({"reasoning": {"effort": "low", "exclude": False}, "include_reasoning": False}, True),
     ],
@@ -296,7 +295,7 @@ async def test_include_reasoning_is_openrouters_legacy_exclude(
     demo: Demo, extra_body: dict[str, Any], shown: bool
 ) -> None:
     """OpenRouter's deprecated `include_reasoning` is honoured as its guide maps it (`true`: `reasoning: {}`,
-    `false`: `reasoning: {exclude: true}`), and not reported as a dropped parameter."""
+    `false` with a reasoning request: `exclude: true`), and not reported as a dropped parameter."""
     async with oai(demo) as c:
         raw = await c.chat.completions.with_raw_response.create(
             model=CLAUDE.model, messages=HELLO, max_tokens=4096, extra_body=extra_body
@@ -310,6 +309,25 @@ async def test_include_reasoning_is_openrouters_legacy_exclude(
     else:
         assert extra["reasoning"] is None and detail["text"] == ""
     assert "thinking" in last_body(demo, CLAUDE)
+    routing = json.loads(raw.text)["x-faregate"]["routing"]
+    assert "include_reasoning" not in routing.get("dropped_params", [])
+
+
+async def test_include_reasoning_false_alone_asks_for_no_thinking(demo: Demo) -> None:
+    """A client that says it wants no reasoning gets none: no thinking budget is sent (and billed), its
+    temperature reaches Claude, and no reasoning comes back."""
+    async with oai(demo) as c:
+        raw = await c.chat.completions.with_raw_response.create(
+            model=CLAUDE.model,
+            messages=HELLO,
+            max_tokens=4000,
+            temperature=0.2,
+            extra_body={"include_reasoning": False},
+        )
+    extra = raw.parse().choices[0].message.model_extra or {}
+    assert not extra.get("reasoning") and not extra.get("reasoning_details")
+    sent = last_body(demo, CLAUDE)
+    assert "thinking" not in sent and sent["temperature"] == 0.2
     routing = json.loads(raw.text)["x-faregate"]["routing"]
     assert "include_reasoning" not in routing.get("dropped_params", [])
 

@@ -257,8 +257,11 @@ def parse_stop(value: object) -> tuple[str, ...]:
 
 def parse_reasoning(body: Mapping[str, Any]) -> Reasoning | None:
     """OpenAI's `reasoning_effort`, or OpenRouter's `reasoning` object (which wins when both are sent), and
-    OpenRouter's legacy `include_reasoning`: `true` is `reasoning: {}`, `false` is `reasoning: {exclude:
-    true}` (OpenRouter's reasoning-tokens guide); a `reasoning.exclude` the client sent wins over it."""
+    OpenRouter's legacy `include_reasoning`: `true` is `reasoning: {}` (OpenRouter's reasoning-tokens
+    guide); `false` hides the reasoning of a request that asks for some (`exclude: true`), and alone asks
+    for none: it never turns thinking on (a client that says it wants no reasoning would otherwise get a
+    thinking budget billed on a model that thinks only when asked). A `reasoning.exclude` the client sent
+    wins over it."""
     reasoning = parse_openrouter(body.get("reasoning"))
     effort = body.get("reasoning_effort")
     if reasoning is None and effort is not None:
@@ -267,7 +270,7 @@ def parse_reasoning(body: Mapping[str, Any]) -> Reasoning | None:
     if include is None:
         return reasoning
     if reasoning is None:
-        return Reasoning(include_thoughts=include)
+        return Reasoning() if include else None
     if (body.get("reasoning") or {}).get("exclude") is not None:
         return reasoning
     return replace(reasoning, include_thoughts=include)
