@@ -4,11 +4,11 @@ a started stream breaks. Nothing of the walk is left on an object for the caller
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
-import aiohttp
 import pytest
 
 from faregate.canonical import ChatRequest, Message, TextPart
@@ -19,6 +19,7 @@ from faregate.pipeline.execute import Executed, StreamFailed, WalkFailed, call_c
 from faregate.routing.health import Health
 from faregate.routing.plan import Plan, PlanEntry
 from faregate.routing.table import Channel
+from faregate.upstream.client import UpstreamClient
 from tests.server.fake_upstream import FakeUpstream
 
 REQ = ChatRequest(messages=(Message("user", (TextPart("hi"),)),), model="fake/model")
@@ -48,6 +49,15 @@ def plan_of(*channels: Channel) -> Plan:
     return Plan("fake/model", True, None, None, entries, ())
 
 
+@contextlib.asynccontextmanager
+async def upstream_client() -> AsyncIterator[UpstreamClient]:
+    client = UpstreamClient()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
     up = await FakeUpstream().start()
@@ -58,7 +68,7 @@ async def upstream() -> AsyncIterator[FakeUpstream]:
 
 
 async def test_an_answer_is_a_frozen_value_with_its_trace(upstream: FakeUpstream) -> None:
-    async with aiohttp.ClientSession() as http:
+    async with upstream_client() as http:
         done = await call_chat(http, plan_of(channel(1, upstream.base_url)), REQ, BOUNDS, Health())
     assert isinstance(done, Executed) and done.channel.id == "fake1:model"
     assert [(a.channel, a.status, a.outcome) for a in done.trace.attempts] == [("fake1:model", 200, "ok")]
@@ -69,7 +79,7 @@ async def test_an_answer_is_a_frozen_value_with_its_trace(upstream: FakeUpstream
 async def test_a_failed_walk_carries_every_attempt(upstream: FakeUpstream) -> None:
     upstream.mode = "status:500"
     plan = plan_of(channel(1, upstream.base_url), channel(2, upstream.base_url))
-    async with aiohttp.ClientSession() as http:
+    async with upstream_client() as http:
         with pytest.raises(WalkFailed) as failed:
             await call_chat(http, plan, REQ, BOUNDS, Health())
     assert isinstance(failed.value.error, AllChannelsFailed) and failed.value.error.status == 502
@@ -81,7 +91,7 @@ async def test_a_failed_walk_carries_every_attempt(upstream: FakeUpstream) -> No
 
 async def test_a_request_the_upstream_refuses_carries_its_attempt(upstream: FakeUpstream) -> None:
     upstream.mode = "status:400"
-    async with aiohttp.ClientSession() as http:
+    async with upstream_client() as http:
         with pytest.raises(WalkFailed) as failed:
             await open_stream(http, plan_of(channel(1, upstream.base_url)), REQ, BOUNDS, Health())
     assert isinstance(failed.value.error, UpstreamRequestError) and failed.value.error.status == 400
@@ -91,7 +101,7 @@ async def test_a_request_the_upstream_refuses_carries_its_attempt(upstream: Fake
 async def test_a_broken_stream_carries_the_amended_trace(upstream: FakeUpstream) -> None:
     upstream.mode = "close_mid_stream"
     req = dataclasses.replace(REQ, stream=True)
-    async with aiohttp.ClientSession() as http:
+    async with upstream_client() as http:
         opened = await open_stream(http, plan_of(channel(1, upstream.base_url)), req, BOUNDS, Health())
         first = opened.trace
         assert [a.outcome for a in first.attempts] == ["ok"]

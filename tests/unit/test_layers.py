@@ -25,6 +25,7 @@ LEAVES = frozenset({"canonical", "errors", "paths", "db", "settings", "jsonio", 
 # Lowest first; a module may import its own rank and those before it.
 RANKS: tuple[frozenset[str], ...] = (
     LEAVES,
+    frozenset({"upstream"}),  # faregate's HTTP/1.1 client for the hot path: only leaves below it
     frozenset({"config"}),
     frozenset({"catalog"}),
     frozenset({"routing"}),

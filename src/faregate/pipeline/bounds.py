@@ -11,8 +11,8 @@ from faregate.values import frozen
 
 @frozen
 class Bounds:
-    """Connect and read timeouts (aiohttp's, see `execute.client_timeout`), and the total deadlines and size
-    limits the plan walk enforces itself (README "Limits and timeouts")."""
+    """Connect and read timeouts (the upstream client's, `faregate.upstream`), and the total deadlines and
+    size limits the plan walk enforces itself (README "Limits and timeouts")."""
 
     connect_s: float | None = None
     read_s: float | None = 60.0  # between two chunks

@@ -14,13 +14,10 @@ body or of one SSE event. An upstream that drips a byte a second cannot hold a r
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Final, Generic, TypeVar
-
-import aiohttp
 
 from faregate.accounting.record import Attempt
 from faregate.canonical import (
@@ -43,18 +40,13 @@ from faregate.routing.health import Health
 from faregate.routing.plan import Plan
 from faregate.routing.table import Channel
 from faregate.secrets import Scrubber
+from faregate.upstream.client import UpstreamClient
+from faregate.upstream.connection import Response
+from faregate.upstream.errors import BodyCutShort, ClientError, ConnectFailed, ProtocolError
 from faregate.values import frozen
 
 T = TypeVar("T")
 ERROR_BODY_BYTES = 64 * 1024  # of an upstream's error answer only the envelope's message is kept
-
-
-@functools.lru_cache(maxsize=8)
-def client_timeout(bounds: Bounds) -> aiohttp.ClientTimeout:
-    """aiohttp's part of the bounds: connect, and read between chunks (made once per loaded state)."""
-    return aiohttp.ClientTimeout(
-        total=None, connect=bounds.connect_s, sock_connect=bounds.connect_s, sock_read=bounds.read_s
-    )
 
 
 @frozen
@@ -200,31 +192,36 @@ def _transport_error(e: BaseException, waited_for: str = "") -> UpstreamError:
         return UpstreamError("timeout", f"timed out{waited_for}")
     if isinstance(e, BodyTooLarge):
         return UpstreamError("protocol", str(e))
-    if isinstance(e, aiohttp.ClientConnectorError):
+    if isinstance(e, ConnectFailed):
         return UpstreamError(
             "connect", f"cannot connect ({e.os_error.strerror or type(e.os_error).__name__})"
         )
-    if isinstance(e, aiohttp.ClientPayloadError):
+    if isinstance(e, BodyCutShort):
         return UpstreamError("protocol", "the response body was cut short")
+    if isinstance(e, ProtocolError):
+        return UpstreamError("protocol", f"malformed response ({e})")
     return UpstreamError("connect", f"connection failed ({type(e).__name__})")
 
 
-async def _send(
-    session: aiohttp.ClientSession, call: UpstreamCall, timeouts: aiohttp.ClientTimeout
-) -> aiohttp.ClientResponse:
-    return await session.request(
-        call.method, call.url, headers=call.headers, data=call.body, timeout=timeouts
+async def _send(client: UpstreamClient, call: UpstreamCall, bounds: Bounds) -> Response:
+    return await client.request(
+        call.method,
+        call.url,
+        call.headers,
+        call.body,
+        connect_timeout_s=bounds.connect_s,
+        read_timeout_s=bounds.read_s,
     )
 
 
-async def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: bool = False) -> bytes:
+async def read_bounded(resp: Response, limit: int, *, truncate: bool = False) -> bytes:
     """The body, at most `limit` bytes (decompressed). Larger: `BodyTooLarge`, or cut when `truncate`."""
     declared = resp.content_length
     if declared is not None and declared > limit and not truncate:
         raise BodyTooLarge(f"response body of {declared} bytes is over the limit of {limit}")
     buf = bytearray()
     while True:
-        chunk = await resp.content.readany()
+        chunk = await resp.readany()
         if not chunk:
             return bytes(buf)
         buf += chunk
@@ -234,7 +231,7 @@ async def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: bo
             raise BodyTooLarge(f"response body is over the limit of {limit} bytes")
 
 
-def _status_error(adapter: Adapter, resp: aiohttp.ClientResponse, body: bytes) -> UpstreamError:
+def _status_error(adapter: Adapter, resp: Response, body: bytes) -> UpstreamError:
     err = adapter.classify_error(resp.status, body)
     ra = retry_after_seconds(resp.headers.get("Retry-After"), time.time())
     return replace(err, retry_after_s=ra) if ra is not None else err
@@ -250,7 +247,7 @@ def _late(loop: asyncio.AbstractEventLoop, started: float, limit_s: float, walk:
 
 
 async def call_once(
-    session: aiohttp.ClientSession,
+    client: UpstreamClient,
     walk: Walk,
     bounds: Bounds,
     health: Health,
@@ -260,14 +257,14 @@ async def call_once(
     """The plan walk for a non-streamed call: `build` the upstream request, `parse` a 2xx answer. Raises
     `WalkFailed` when no channel answers."""
     try:
-        ch, parsed = await _walk_once(session, walk, bounds, health, build, parse)
+        ch, parsed = await _walk_once(client, walk, bounds, health, build, parse)
     except FaregateError as e:  # every channel failed, or one blamed the request
         raise walk.failed(e) from None
     return Executed(ch, parsed, walk.trace(), walk.local_stops)
 
 
 async def _walk_once(
-    session: aiohttp.ClientSession,
+    client: UpstreamClient,
     walk: Walk,
     bounds: Bounds,
     health: Health,
@@ -288,7 +285,7 @@ async def _walk_once(
         when, why = _late(loop, t0, bounds.first_byte_s, walk)
         try:
             async with asyncio.timeout_at(when) as cm:
-                async with await _send(session, call, client_timeout(bounds)) as resp:
+                async with await _send(client, call, bounds) as resp:
                     when, why = _late(loop, t0, bounds.total_s, walk)
                     cm.reschedule(when)
                     status = resp.status
@@ -297,7 +294,7 @@ async def _walk_once(
                         err = _status_error(adapter, resp, body)
                     else:
                         body = await read_bounded(resp, bounds.max_response_bytes)
-        except (TimeoutError, aiohttp.ClientError, BodyTooLarge) as e:
+        except (TimeoutError, ClientError, BodyTooLarge) as e:
             walk.out_of_time = loop.time() >= deadline
             walk.fail(ch, _transport_error(e, why), started, health)
             continue
@@ -315,7 +312,7 @@ async def _walk_once(
 
 
 async def call_chat(
-    session: aiohttp.ClientSession,
+    client: UpstreamClient,
     plan: Plan,
     req: ChatRequest,
     bounds: Bounds,
@@ -332,7 +329,7 @@ async def call_chat(
         return (relay(body) if relay is not None else None) or a.parse_chat_response(body)
 
     return await call_once(
-        session,
+        client,
         walk,
         bounds,
         health,
@@ -342,14 +339,14 @@ async def call_chat(
 
 
 async def call_embeddings(
-    session: aiohttp.ClientSession,
+    client: UpstreamClient,
     plan: Plan,
     req: EmbeddingRequest,
     bounds: Bounds,
     health: Health,
 ) -> Executed[EmbeddingResponse]:
     return await call_once(
-        session,
+        client,
         Walk(plan),
         bounds,
         health,
@@ -364,7 +361,7 @@ class OpenStream:
     the walk's so far; a stream that breaks raises `StreamFailed` with the trace amended."""
 
     channel: Channel
-    response: aiohttp.ClientResponse
+    response: Response
     sse: SseDecoder
     decoder: StreamDecoder
     first: list[StreamEvent]
@@ -404,7 +401,7 @@ class OpenStream:
     async def _rest(self) -> AsyncGenerator[list[StreamEvent], None]:
         loop = asyncio.get_running_loop()
         idle = self.bounds.stream_idle_s
-        read = self.response.content.readany
+        read = self.response.readany
         try:
             while True:
                 when = loop.time() + idle
@@ -426,7 +423,7 @@ class OpenStream:
                 yield events
         except TimeoutError as e:
             raise self._broke(_transport_error(e, late)) from None
-        except aiohttp.ClientError as e:
+        except ClientError as e:
             raise self._broke(_transport_error(e)) from None
         except MALFORMED as e:  # a decoder's StreamError, malformed data, an oversized event
             raise self._broke(decoder_error(e)) from None
@@ -457,7 +454,7 @@ def own_decoder(adapter: Adapter, ch: Channel, call: UpstreamCall) -> StreamDeco
 
 
 async def open_stream(
-    session: aiohttp.ClientSession,
+    client: UpstreamClient,
     plan: Plan,
     req: ChatRequest,
     bounds: Bounds,
@@ -469,13 +466,13 @@ async def open_stream(
     Raises `WalkFailed` when none does."""
     walk = Walk(plan, fit)
     try:
-        return await _open_first(session, walk, req, bounds, health, decoder_for)
+        return await _open_first(client, walk, req, bounds, health, decoder_for)
     except FaregateError as e:  # every channel failed, or one blamed the request
         raise walk.failed(e) from None
 
 
 async def _open_first(
-    session: aiohttp.ClientSession,
+    client: UpstreamClient,
     walk: Walk,
     req: ChatRequest,
     bounds: Bounds,
@@ -494,17 +491,17 @@ async def _open_first(
         walk.dropped, walk.local_stops = call.dropped, call.local_stops
         started, t0 = time.perf_counter(), loop.time()
         when, why = _late(loop, t0, bounds.first_byte_s, walk)
-        resp: aiohttp.ClientResponse | None = None
+        resp: Response | None = None
         sse, decoder = SseDecoder(bounds.max_event_bytes), decoder_for(adapter, ch, call)
         try:
             async with asyncio.timeout_at(when):
-                resp = await _send(session, call, client_timeout(bounds))
+                resp = await _send(client, call, bounds)
                 if resp.status >= 300:
                     body = await read_bounded(resp, ERROR_BODY_BYTES, truncate=True)
                     err = _status_error(adapter, resp, body)
                 else:
                     first = await _first_events(resp, sse, decoder)
-        except (TimeoutError, aiohttp.ClientError, BodyTooLarge) as e:
+        except (TimeoutError, ClientError, BodyTooLarge) as e:
             if resp is not None:
                 resp.release()
             walk.out_of_time = loop.time() >= deadline
@@ -526,12 +523,10 @@ async def _open_first(
     raise walk.exhausted()
 
 
-async def _first_events(
-    resp: aiohttp.ClientResponse, sse: SseDecoder, decoder: StreamDecoder
-) -> list[StreamEvent]:
+async def _first_events(resp: Response, sse: SseDecoder, decoder: StreamDecoder) -> list[StreamEvent]:
     events: list[StreamEvent] = []
     while not events:
-        chunk = await resp.content.readany()
+        chunk = await resp.readany()
         if not chunk:
             for s in sse.close():
                 events += decoder.feed(s)

@@ -23,7 +23,7 @@ import faregate.server.responses as responses
 import faregate.server.usage as usage
 import faregate.ui as ui
 from faregate.pipeline.runtime import Runtime
-from faregate.server.appkeys import HTTP, OPTIONS, RUNTIME
+from faregate.server.appkeys import HTTP, OPTIONS, RUNTIME, UPSTREAM
 from faregate.server.chat import CHAT, MESSAGES
 from faregate.server.completions import COMPLETIONS
 from faregate.server.cors import add_cors_headers
@@ -36,6 +36,7 @@ from faregate.server.optimize import handle_optimize
 from faregate.server.options import ServeOptions
 from faregate.server.shared_state import shared_state
 from faregate.server.startup import healthz, readyz
+from faregate.upstream.client import UpstreamClient
 
 log = logging.getLogger("faregate.server")
 
@@ -133,14 +134,19 @@ async def usage_writer(app: web.Application) -> AsyncIterator[None]:
 
 
 async def http_session(app: web.Application) -> AsyncIterator[None]:
-    """One pooled client session for every upstream call."""
+    """The upstream clients: faregate's own for chat and embeddings calls (the hot path), one pooled
+    aiohttp session for the rest (catalog sync)."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
     # No cookie jar: a cookie one upstream sets must never ride along on another caller's request.
     async with aiohttp.ClientSession(
         connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True, trust_env=False
     ) as session:
         app[HTTP] = session
-        yield
+        app[UPSTREAM] = upstream = UpstreamClient()
+        try:
+            yield
+        finally:
+            await upstream.close()
 
 
 async def watch_files(app: web.Application) -> AsyncIterator[None]:

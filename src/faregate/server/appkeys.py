@@ -9,8 +9,10 @@ from aiohttp import web
 from faregate.accounting.keys import ApiKey
 from faregate.pipeline.runtime import Runtime
 from faregate.server.options import ServeOptions
+from faregate.upstream.client import UpstreamClient
 
-HTTP = web.AppKey("http", aiohttp.ClientSession)
+HTTP = web.AppKey("http", aiohttp.ClientSession)  # catalog sync and everything off the hot path
+UPSTREAM = web.AppKey("upstream", UpstreamClient)  # chat and embeddings calls (faregate/upstream)
 RUNTIME = web.AppKey("runtime", Runtime)
 OPTIONS = web.AppKey("options", ServeOptions)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-import aiohttp
 from aiohttp import web
 
 from faregate.canonical import EmbeddingRequest, EmbeddingResponse, JSONObject, Usage
@@ -26,6 +25,7 @@ from faregate.routing.plan import Plan
 from faregate.routing.table import Baseline, DecisionTable
 from faregate.server.context import read_json
 from faregate.server.endpoint import Reply, Wire
+from faregate.upstream.client import UpstreamClient
 from faregate.values import frozen
 
 
@@ -63,14 +63,14 @@ class EmbeddingJob:
 
     async def execute(
         self,
-        http: aiohttp.ClientSession,
+        upstream: UpstreamClient,
         rt: Runtime,
         bounds: Bounds,
         plan: Plan,
         demand: Demand,
         bound: int | None,
     ) -> Executed[EmbeddingResponse]:
-        return await call_embeddings(http, plan, self.req, bounds, rt.health)
+        return await call_embeddings(upstream, plan, self.req, bounds, rt.health)
 
     def reply(self, rt: Runtime, done: Executed[Any], f: Features) -> Reply:
         resp: EmbeddingResponse = done.answer

@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-import aiohttp
 from aiohttp import web
 
 from faregate.accounting.limits import Ticket
@@ -72,9 +71,10 @@ from faregate.routing.features import Features, extract_features
 from faregate.routing.plan import Plan
 from faregate.routing.table import Baseline, Channel, DecisionTable
 from faregate.routing.transforms import MIDDLE_OUT, MiddleOut, floor_tokens, parse_transforms
-from faregate.server.appkeys import HTTP, RUNTIME
+from faregate.server.appkeys import RUNTIME, UPSTREAM
 from faregate.server.context import begin, json_bytes_response
 from faregate.server.envelope import ErrorBody, Route, speaks
+from faregate.upstream.client import UpstreamClient
 from faregate.values import frozen
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -107,7 +107,7 @@ class Job(Protocol):
 
     async def execute(
         self,
-        http: aiohttp.ClientSession,
+        upstream: UpstreamClient,
         rt: Runtime,
         bounds: Bounds,
         plan: Plan,
@@ -220,7 +220,7 @@ async def _answer(
     if demand.stream and isinstance(job, ChatJob):
         return await _stream(request, rt, loaded, ex, job, demand, bound, s)
     try:
-        done = await job.execute(request.app[HTTP], rt, loaded.bounds, plan, demand, bound)
+        done = await job.execute(request.app[UPSTREAM], rt, loaded.bounds, plan, demand, bound)
     except WalkFailed as e:
         s.trace = e.trace
         raise e.error from None
@@ -273,14 +273,16 @@ class ChatJob:
 
     async def execute(
         self,
-        http: aiohttp.ClientSession,
+        upstream: UpstreamClient,
         rt: Runtime,
         bounds: Bounds,
         plan: Plan,
         demand: Demand,
         bound: int | None,
     ) -> Executed[ChatResponse | RelayedAnswer]:
-        return await call_chat(http, plan, self.bounded(bound), bounds, rt.health, demand.fit, self.inbound)
+        return await call_chat(
+            upstream, plan, self.bounded(bound), bounds, rt.health, demand.fit, self.inbound
+        )
 
     def reply(self, rt: Runtime, done: Executed[Any], f: Features) -> Reply:
         if not isinstance(done.answer, ChatResponse):  # the same-format path: the upstream's answer, adjusted
@@ -362,7 +364,7 @@ async def _stream(
 
     try:
         upstream = await open_stream(
-            request.app[HTTP], plan, req, loaded.bounds, rt.health, demand.fit, decoder_for
+            request.app[UPSTREAM], plan, req, loaded.bounds, rt.health, demand.fit, decoder_for
         )
     except WalkFailed as e:
         s.trace = e.trace
