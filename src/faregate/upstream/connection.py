@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable
-from typing import Self
+from typing import Self, cast
 
 from faregate.upstream.decode import ContentDecoder, decoder_for
 from faregate.upstream.errors import ClientError, ReadTimeout, ServerDisconnected
@@ -42,8 +42,7 @@ class Connection(asyncio.Protocol):
     # --- asyncio.Protocol ---
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio.Transport subclasses
         sock = transport.get_extra_info("socket")
         if sock is not None:  # small requests and SSE events go out at once, not after Nagle's delay
             with contextlib.suppress(OSError):

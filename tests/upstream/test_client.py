@@ -1,6 +1,7 @@
 """faregate.upstream's client against servers on 127.0.0.1: an aiohttp server, raw asyncio servers that
 misbehave (close mid-body, odd chunk splits, close-delimited bodies, `Connection: close`, idle closes, a
-huge head, silence), and a TLS server with a certificate made here. Connection reuse is counted."""
+huge head, silence), and a TLS server with a certificate made here. Connection reuse is counted. Every
+test runs on asyncio's loop and on uvloop (conftest.py)."""
 
 from __future__ import annotations
 
