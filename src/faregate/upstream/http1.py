@@ -101,14 +101,19 @@ class Headers(Mapping[str, str]):
     """A response's headers, read-only and case-insensitive: `get(name)` is the first value, as aiohttp's
     `CIMultiDictProxy` gives it, `getall(name)` every one in order. Names iterate lower-cased."""
 
-    __slots__ = ("_first", "_pairs")
+    __slots__ = ("_first", "_pairs", "_repeated")
 
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
         self._pairs = tuple(pairs)
         first: dict[str, str] = {}
+        repeated: set[str] = set()
         for name, value in pairs:
-            first.setdefault(name.lower(), value)
-        self._first = first
+            key = name.lower()
+            if key in first:
+                repeated.add(key)
+            else:
+                first[key] = value
+        self._first, self._repeated = first, repeated
 
     def __getitem__(self, name: str) -> str:
         return self._first[name.lower()]
@@ -124,6 +129,9 @@ class Headers(Mapping[str, str]):
 
     def getall(self, name: str) -> list[str]:
         key = name.lower()
+        if key not in self._repeated:  # the usual case: a name sent once, or not at all
+            value = self._first.get(key)
+            return [] if value is None else [value]
         return [v for n, v in self._pairs if n.lower() == key]
 
     def __repr__(self) -> str:
