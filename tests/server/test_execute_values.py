@@ -15,11 +15,27 @@ from faregate.canonical import ChatRequest, Message, TextPart
 from faregate.catalog.model import Price
 from faregate.errors import AllChannelsFailed, UpstreamRequestError
 from faregate.pipeline.bounds import Bounds
-from faregate.pipeline.execute import Executed, StreamFailed, WalkFailed, call_chat, open_stream
+from faregate.pipeline.execute import (
+    Executed,
+    StreamFailed,
+    WalkFailed,
+    _transport_error,
+    call_chat,
+    open_stream,
+)
 from faregate.routing.health import Health
 from faregate.routing.plan import Plan, PlanEntry
 from faregate.routing.table import Channel
 from faregate.upstream.client import UpstreamClient
+from faregate.upstream.errors import (
+    BadRequest,
+    BodyCutShort,
+    ConnectFailed,
+    ConnectTimeout,
+    ProtocolError,
+    ReadTimeout,
+    ServerDisconnected,
+)
 from tests.server.fake_upstream import FakeUpstream
 
 REQ = ChatRequest(messages=(Message("user", (TextPart("hi"),)),), model="fake/model")
@@ -65,6 +81,35 @@ async def upstream() -> AsyncIterator[FakeUpstream]:
         yield up
     finally:
         await up.stop()
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "message"),
+    [
+        (
+            ConnectFailed("http://h", ConnectionRefusedError(111, "Connection refused")),
+            "connect",
+            "cannot connect (Connection refused)",
+        ),
+        (ConnectTimeout("no connection"), "timeout", "timed out (no answer within 1s)"),
+        (ReadTimeout("no data"), "timeout", "timed out (no answer within 1s)"),
+        (BodyCutShort("closed"), "protocol", "the response body was cut short"),
+        (
+            ProtocolError("a response head over 65536 bytes"),
+            "protocol",
+            "malformed response (a response head over 65536 bytes)",
+        ),
+        (ServerDisconnected("closed"), "connect", "connection failed (ServerDisconnected)"),
+        (
+            BadRequest("a CR or LF in the request header 'Authorization'"),
+            "connect",
+            "request not sent (a CR or LF in the request header 'Authorization')",
+        ),
+    ],
+)
+def test_the_upstream_clients_errors_map_to_attempt_errors(error: Exception, kind: str, message: str) -> None:
+    err = _transport_error(error, " (no answer within 1s)")
+    assert (err.kind, err.message, err.retryable) == (kind, message, True)
 
 
 async def test_an_answer_is_a_frozen_value_with_its_trace(upstream: FakeUpstream) -> None:

@@ -42,7 +42,7 @@ from faregate.routing.table import Channel
 from faregate.secrets import Scrubber
 from faregate.upstream.client import UpstreamClient
 from faregate.upstream.connection import Response
-from faregate.upstream.errors import BodyCutShort, ClientError, ConnectFailed, ProtocolError
+from faregate.upstream.errors import BadRequest, BodyCutShort, ClientError, ConnectFailed, ProtocolError
 from faregate.values import frozen
 
 T = TypeVar("T")
@@ -200,6 +200,8 @@ def _transport_error(e: BaseException, waited_for: str = "") -> UpstreamError:
         return UpstreamError("protocol", "the response body was cut short")
     if isinstance(e, ProtocolError):
         return UpstreamError("protocol", f"malformed response ({e})")
+    if isinstance(e, BadRequest):  # e.g. a key with a trailing newline: named by header, never by value
+        return UpstreamError("connect", f"request not sent ({e})")
     return UpstreamError("connect", f"connection failed ({type(e).__name__})")
 
 

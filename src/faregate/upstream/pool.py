@@ -66,6 +66,7 @@ class Pool:
         self._keepalive_s = keepalive_s
         self._idle: dict[Origin, list[Connection]] = {}
         self._sweep: asyncio.TimerHandle | None = None
+        self._closed = False
         self.opened = 0  # connections made so far (a test counts reuse with it)
 
     def take(self, origin: Origin) -> Connection | None:
@@ -79,6 +80,9 @@ class Pool:
 
     def put(self, conn: Connection) -> None:
         """A connection whose response was read to its end, kept alive for the next request."""
+        if self._closed:
+            conn.close()
+            return
         loop = asyncio.get_running_loop()
         idle = self._idle.setdefault(conn.origin, [])
         if len(idle) >= MAX_IDLE_PER_ORIGIN:
@@ -140,6 +144,7 @@ class Pool:
         return self._ssl
 
     def close(self) -> None:
+        self._closed = True
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
