@@ -28,6 +28,7 @@ from faregate.upstream.errors import (
     ReadTimeout,
     ServerDisconnected,
 )
+from faregate.upstream.pool import Pool
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 JSON = {"Content-Type": "application/json"}
@@ -445,7 +446,7 @@ async def test_https_sends_sni_offers_http11_and_verifies_the_certificate(
     trusting.set_alpn_protocols(["http/1.1"])
     async with RawServer(handler, server_ctx) as server:
         url = server.url(host="localhost", scheme="https")
-        client = UpstreamClient(trusting)
+        client = UpstreamClient(Pool(trusting))
         try:
             assert await body_of(client, url) == b"secure"
             assert await body_of(client, url) == b"secure"

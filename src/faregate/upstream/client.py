@@ -6,24 +6,19 @@ upstream's answer), no HTTP/2. Made and closed with the app (`server/app.py`), p
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Mapping
 
 from faregate.upstream.connection import Response
 from faregate.upstream.errors import ClientError
 from faregate.upstream.http1 import render_request, split_url
-from faregate.upstream.pool import DNS_TTL_S, KEEPALIVE_S, Pool
+from faregate.upstream.pool import Pool
 
 
 class UpstreamClient:
-    def __init__(
-        self,
-        ssl_context: ssl.SSLContext | None = None,
-        *,
-        dns_ttl_s: float = DNS_TTL_S,
-        keepalive_s: float = KEEPALIVE_S,
-    ) -> None:
-        self._pool = Pool(ssl_context, dns_ttl_s=dns_ttl_s, keepalive_s=keepalive_s)
+    """Requests over `pool` (by default: the system's trust store, DNS kept 5 minutes, 15 s keep-alive)."""
+
+    def __init__(self, pool: Pool | None = None) -> None:
+        self._pool = pool or Pool()
         self._closed = False
 
     @property

@@ -258,13 +258,9 @@ class ResponseParser:
                 out.append(data[pos:] if pos else data)
                 pos = end
             elif state == _SIZE:
-                eol = data.find(b"\r\n", pos + self._seen, pos + MAX_CHUNK_LINE_BYTES + 2)
+                eol = self._find(data, pos, b"\r\n", MAX_CHUNK_LINE_BYTES, "a chunk-size line")
                 if eol < 0:
-                    if end - pos > MAX_CHUNK_LINE_BYTES:
-                        raise ProtocolError(f"a chunk-size line over {MAX_CHUNK_LINE_BYTES} bytes")
-                    self._seen = max(0, end - pos - 1)
                     break
-                self._seen = 0
                 self._remaining = parse_chunk_size(data[pos:eol])
                 pos = eol + 2
                 state = _CHUNK if self._remaining else _TRAILERS
@@ -280,23 +276,15 @@ class ResponseParser:
                     pos += 2
                     state = _DONE
                     continue
-                eot = data.find(b"\r\n\r\n", pos + self._seen, pos + MAX_HEAD_BYTES + 4)
+                eot = self._find(data, pos, b"\r\n\r\n", MAX_HEAD_BYTES, "the trailers")
                 if eot < 0:
-                    if end - pos > MAX_HEAD_BYTES:
-                        raise ProtocolError(f"trailers over {MAX_HEAD_BYTES} bytes")
-                    self._seen = max(0, end - pos - 3)
                     break
-                self._seen = 0
                 pos = eot + 4  # trailers are read and dropped: nothing faregate uses comes in them
                 state = _DONE
             else:  # _HEAD
-                eoh = data.find(b"\r\n\r\n", pos + self._seen, pos + MAX_HEAD_BYTES + 4)
+                eoh = self._find(data, pos, b"\r\n\r\n", MAX_HEAD_BYTES, "a response head")
                 if eoh < 0:
-                    if end - pos > MAX_HEAD_BYTES:
-                        raise ProtocolError(f"a response head over {MAX_HEAD_BYTES} bytes")
-                    self._seen = max(0, end - pos - 3)
                     break
-                self._seen = 0
                 head = parse_head(data[pos:eoh], no_body=self._no_body)
                 pos = eoh + 4
                 if head.status < 200:
@@ -315,6 +303,18 @@ class ResponseParser:
         elif pos < end:
             self._buf = data[pos:]
         return out
+
+    def _find(self, data: bytes, pos: int, sep: bytes, limit: int, what: str) -> int:
+        """Where `sep` starts after `pos`, within `limit` bytes; -1 to wait for more bytes (the ones
+        searched are not searched again); a part longer than `limit` is a `ProtocolError`."""
+        at = data.find(sep, pos + self._seen, pos + limit + len(sep))
+        if at >= 0:
+            self._seen = 0
+            return at
+        if len(data) - pos > limit:
+            raise ProtocolError(f"{what} over {limit} bytes")
+        self._seen = max(0, len(data) - pos - len(sep) + 1)
+        return -1
 
     def feed_eof(self) -> None:
         """The server closed the connection: the end of a close-delimited body, else an error."""
