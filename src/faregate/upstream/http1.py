@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 from urllib.parse import quote, urlsplit
 
 from faregate.upstream.errors import BadRequest, BodyCutShort, ProtocolError, ServerDisconnected
+from faregate.values import frozen
 
 MAX_HEAD_BYTES: Final = 64 * 1024  # status line and headers (and, separately, the trailers)
 MAX_HEADERS: Final = 256
@@ -30,7 +30,7 @@ NO_BODY_STATUSES: Final = frozenset({204, 304})
 SAFE_TARGET: Final = "/?&=:;,@!$'()*+-._~%"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Origin:
     """Where a request goes: a pool of connections is kept per origin."""
 
@@ -147,7 +147,7 @@ class Framing(Enum):
     CLOSE = "close"  # read until the server closes the connection
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ResponseHead:
     version: str  # "1.1" or "1.0"
     status: int
